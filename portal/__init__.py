@@ -1,0 +1,56 @@
+"""Samtale: video consultations for clinics, law firms and courts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_babel import lazy_gettext
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the portal: settings, extensions, blueprints, error pages, CLI."""
+    from portal import cli, database, errorpages, i18n, templating
+    from portal.accounts import auth
+    from portal.accounts.views import bp as accounts_bp
+    from portal.admin.views import bp as admin_bp
+    from portal.api import init_app as init_api
+    from portal.appointments.views import bp as appointments_bp
+    from portal.config import load_secret_key, settings
+    from portal.extensions import csrf, db, limiter, login_manager, migrate
+    from portal.join.views import bp as join_bp
+    from portal.views import bp as home_bp
+
+    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
+                instance_relative_config=True)
+    instance = Path(app.instance_path)
+    app.config.update(settings(instance))
+    if test_config:
+        app.config.update(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_secret_key(instance)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        instance.mkdir(parents=True, exist_ok=True)
+
+    database.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
+                     compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = lazy_gettext("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
+    csrf.init_app(app)
+    limiter.init_app(app)
+    i18n.init_app(app)
+    templating.init_app(app)
+    app.before_request(auth.enforce_password_change)
+
+    for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp):
+        app.register_blueprint(blueprint)
+    init_api(app)
+    errorpages.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in, passwords, API tokens."""

@@ -1,0 +1,53 @@
+"""Who is asking: session loading for Flask-Login and the role checks views use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from flask import abort, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from portal.extensions import db, login_manager
+from portal.models import User
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Endpoints a user who must change their password may still reach.
+_OPEN_WHILE_CHANGING = {"accounts.password", "accounts.logout", "static", "i18n.switch_language"}
+
+
+@login_manager.user_loader
+def load_user(session_id: str) -> User | None:
+    """The user for a session id "<id>.<epoch>", or None if the session is stale."""
+    user_id, _, epoch = session_id.partition(".")
+    if not user_id.isdigit() or not epoch.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.is_disabled or user.session_epoch != int(epoch):
+        return None
+    return user
+
+
+def admin_required(view: Callable[P, R]) -> Callable[P, R]:
+    """Signed-in administrators only; anyone else signed in gets 403."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(wrapper)
+
+
+def enforce_password_change() -> ResponseReturnValue | None:
+    """Before every request: a user with a one-time password goes to choose their own."""
+    if (current_user.is_authenticated and current_user.must_change_password
+            and request.endpoint not in _OPEN_WHILE_CHANGING
+            and not (request.endpoint or "").startswith("api.")):
+        return redirect(url_for("accounts.password"))
+    return None

@@ -1,0 +1,182 @@
+"""Account operations. Each one that changes state writes its audit event."""
+
+from __future__ import annotations
+
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from portal.audit import services as audit
+from portal.errors import Conflict, DomainError
+from portal.extensions import db
+from portal.models import ApiToken, Role, User, utcnow
+from portal.tokens import hash_token, new_token
+
+MIN_PASSWORD_LENGTH = 12
+API_TOKEN_PREFIX = "smt_"
+
+_hasher = PasswordHasher()
+# Verified against for unknown e-mail addresses, so a miss costs as long as a hit.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise DomainError(
+            _("The password must be at least %(n)d characters long.", n=MIN_PASSWORD_LENGTH),
+            field="password",
+        )
+
+
+def generate_password() -> str:
+    """A one-time password for a new or reset account (about 100 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def create_user(email: str, name: str, role: Role, password: str | None = None) -> tuple[User, str]:
+    """Create a staff account. Without a password a one-time one is made; either way the user
+    must choose their own at first sign-in. Returns the user and the one-time password."""
+    email = normalise_email(email)
+    name = name.strip()
+    if not name:
+        raise DomainError(_("A name is required."), field="name")
+    if user_by_email(email) is not None:
+        raise Conflict(_("An account with this e-mail address exists already."))
+    one_time = password or generate_password()
+    check_password_strength(one_time)
+    user = User(
+        email=email,
+        name=name,
+        role=role,
+        password_hash=_hasher.hash(one_time),
+        must_change_password=True,
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", object_type="user", object_id=user.id,
+                 details={"role": role.value})
+    return user, one_time
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user if the password is right and the account enabled; audits the attempt."""
+    user = user_by_email(email)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        ok = user is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or user.is_disabled:
+        reason = "disabled" if ok and user is not None else "bad_credentials"
+        audit.record("auth.login_failed", object_type="user",
+                     object_id=user.id if user else None, details={"reason": reason})
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    audit.record("auth.login", object_type="user", object_id=user.id,
+                 actor=audit.Actor("user", str(user.id)))
+    return user
+
+
+def record_logout(user: User) -> None:
+    audit.record("auth.logout", object_type="user", object_id=user.id)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """The user's own change: needs the current password. Ends the user's other sessions."""
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError) as exc:
+        raise DomainError(_("The current password is wrong."), field="current") from exc
+    check_password_strength(new)
+    if new == current:
+        raise DomainError(_("Choose a password different from the current one."), field="new")
+    user.password_hash = _hasher.hash(new)
+    user.must_change_password = False
+    user.session_epoch += 1
+    audit.record("user.password_changed", object_type="user", object_id=user.id)
+
+
+def reset_password(user: User) -> str:
+    """An administrator's reset: a one-time password, and every session of the user ends."""
+    one_time = generate_password()
+    user.password_hash = _hasher.hash(one_time)
+    user.must_change_password = True
+    user.session_epoch += 1
+    audit.record("user.password_reset", object_type="user", object_id=user.id)
+    return one_time
+
+
+def set_disabled(user: User, disabled: bool, *, by: User | None = None) -> None:
+    """Disable (ends every session, stops sign-in and API tokens) or enable an account."""
+    if by is not None and by.id == user.id and disabled:
+        raise Conflict(_("You cannot disable your own account."))
+    if disabled and user.role is Role.ADMIN and not user.is_disabled and _enabled_admins() <= 1:
+        raise Conflict(_("This is the last enabled administrator."))
+    if disabled == user.is_disabled:
+        return
+    user.disabled_at = utcnow() if disabled else None
+    user.session_epoch += 1
+    audit.record("user.disabled" if disabled else "user.enabled",
+                 object_type="user", object_id=user.id)
+
+
+def _enabled_admins() -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(User)
+        .where(User.role == Role.ADMIN, User.disabled_at.is_(None))
+    ) or 0
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.name)))
+
+
+def issue_api_token(user: User, name: str) -> tuple[ApiToken, str]:
+    """A token for a host's record system. Returns the row and the token, shown once."""
+    name = name.strip()
+    if not name:
+        raise DomainError(_("Give the token a name, e.g. the system that will use it."),
+                          field="name")
+    if user.is_disabled:
+        raise Conflict(_("The account is disabled."))
+    plain, digest = new_token(API_TOKEN_PREFIX)
+    token = ApiToken(user_id=user.id, name=name, token_hash=digest,
+                     prefix=plain[: len(API_TOKEN_PREFIX) + 4])
+    db.session.add(token)
+    db.session.flush()
+    audit.record("api_token.issued", object_type="api_token", object_id=token.id,
+                 details={"user_id": user.id})
+    return token, plain
+
+
+def revoke_api_token(token: ApiToken) -> None:
+    if token.is_revoked:
+        return
+    token.revoked_at = utcnow()
+    audit.record("api_token.revoked", object_type="api_token", object_id=token.id,
+                 details={"user_id": token.user_id})
+
+
+def list_api_tokens() -> list[ApiToken]:
+    return list(db.session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())))
+
+
+def api_token_by_secret(plain: str) -> ApiToken | None:
+    """The live token with this secret whose owner is enabled, else None."""
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(plain)))
+    if token is None or token.is_revoked or token.user.is_disabled:
+        return None
+    return token

@@ -1,0 +1,1 @@
+"""Administrator pages: staff accounts, API tokens, the audit trail."""

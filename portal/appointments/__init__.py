@@ -1,0 +1,1 @@
+"""Appointments: booking, rescheduling, guests and their invite links."""

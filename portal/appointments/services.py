@@ -1,0 +1,254 @@
+"""Appointment operations. Each one that changes state writes its audit event."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from portal.audit import services as audit
+from portal.errors import Conflict, DomainError, NotFound
+from portal.extensions import db
+from portal.models import (
+    GUEST_ROLES,
+    Appointment,
+    Kind,
+    LobbyState,
+    Participant,
+    ParticipantRole,
+    RecordingPolicy,
+    Status,
+    User,
+    utcnow,
+)
+from portal.tokens import hash_token, new_token
+
+MIN_DURATION = 5
+MAX_DURATION = 12 * 60
+#: How far in the past a start may lie when booking (a consult booked as it begins).
+PAST_TOLERANCE = timedelta(minutes=15)
+
+
+def _validate(kind: Kind, title: str, starts_at: datetime, duration: int,
+              policy: RecordingPolicy) -> str:
+    title = title.strip()
+    if not title:
+        raise DomainError(_("A title is required."), field="title")
+    if len(title) > 200:
+        raise DomainError(_("The title is too long (200 characters at most)."), field="title")
+    if starts_at.tzinfo is None:
+        raise DomainError(_("The start time needs a time zone."), field="starts_at")
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise DomainError(
+            _("The duration must be between %(lo)d and %(hi)d minutes.",
+              lo=MIN_DURATION, hi=MAX_DURATION),
+            field="duration_minutes",
+        )
+    if policy is RecordingPolicy.NOTICE and kind is not Kind.HEARING:
+        raise DomainError(
+            _("Recording by notice is for hearings; a consult records only with consent."),
+            field="recording_policy",
+        )
+    return title
+
+
+def _not_in_past(starts_at: datetime) -> None:
+    if starts_at < utcnow() - PAST_TOLERANCE:
+        raise DomainError(_("The start time lies in the past."), field="starts_at")
+
+
+def book(host: User, *, kind: Kind, title: str, starts_at: datetime, duration_minutes: int,
+         recording_policy: RecordingPolicy) -> Appointment:
+    """Book an appointment for this host; the host becomes its first participant."""
+    title = _validate(kind, title, starts_at, duration_minutes, recording_policy)
+    _not_in_past(starts_at)
+    appointment = Appointment(
+        kind=kind, title=title, host_id=host.id, starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=duration_minutes),
+        recording_policy=recording_policy, status=Status.SCHEDULED,
+    )
+    appointment.participants.append(Participant(
+        display_name=host.name, role=ParticipantRole.HOST, user_id=host.id,
+        lobby_state=LobbyState.ADMITTED,
+    ))
+    db.session.add(appointment)
+    db.session.flush()
+    audit.record("appointment.created", object_type="appointment", object_id=appointment.id,
+                 details={"kind": kind.value, "starts_at": starts_at.isoformat(),
+                          "duration_minutes": duration_minutes,
+                          "recording_policy": recording_policy.value})
+    return appointment
+
+
+def update(appointment: Appointment, *, kind: Kind | None = None, title: str | None = None,
+           starts_at: datetime | None = None, duration_minutes: int | None = None,
+           recording_policy: RecordingPolicy | None = None) -> Appointment:
+    """Edit or reschedule a scheduled appointment. Invite links follow the new times."""
+    _require_status(appointment, Status.SCHEDULED)
+    new_kind = kind or appointment.kind
+    new_start = starts_at or appointment.starts_at
+    new_duration = duration_minutes or appointment.duration_minutes
+    new_policy = recording_policy or appointment.recording_policy
+    new_title = _validate(new_kind, title if title is not None else appointment.title,
+                          new_start, new_duration, new_policy)
+    if starts_at is not None and starts_at != appointment.starts_at:
+        _not_in_past(starts_at)
+    before = _snapshot(appointment)
+    appointment.kind, appointment.title = new_kind, new_title
+    appointment.starts_at = new_start
+    appointment.ends_at = new_start + timedelta(minutes=new_duration)
+    appointment.recording_policy = new_policy
+    after = _snapshot(appointment)
+    changed = {k: after[k] for k in after if after[k] != before[k]}
+    if changed:
+        action = ("appointment.rescheduled" if {"starts_at", "duration_minutes"} & changed.keys()
+                  else "appointment.updated")
+        audit.record(action, object_type="appointment", object_id=appointment.id,
+                     details={"changed": sorted(changed), **{
+                         k: v for k, v in changed.items() if k != "title"}})
+    return appointment
+
+
+def _snapshot(a: Appointment) -> dict[str, str | int]:
+    return {"kind": a.kind.value, "title": a.title, "starts_at": a.starts_at.isoformat(),
+            "duration_minutes": a.duration_minutes, "recording_policy": a.recording_policy.value}
+
+
+def cancel(appointment: Appointment) -> None:
+    """Cancel a scheduled appointment; every invite link then answers 410."""
+    _require_status(appointment, Status.SCHEDULED)
+    appointment.status = Status.CANCELLED
+    audit.record("appointment.cancelled", object_type="appointment", object_id=appointment.id)
+
+
+def _require_status(appointment: Appointment, status: Status) -> None:
+    if appointment.status is not status:
+        raise Conflict(_("Only a scheduled appointment can be changed; this one is %(s)s.",
+                         s=status_label(appointment.status)))
+
+
+def status_label(status: Status) -> str:
+    labels = {Status.SCHEDULED: _("scheduled"), Status.LIVE: _("live"),
+              Status.ENDED: _("ended"), Status.CANCELLED: _("cancelled")}
+    return labels[status]
+
+
+def for_host(host: User, *, include_past: bool = True) -> list[Appointment]:
+    """The host's own appointments, soonest first."""
+    query = select(Appointment).where(Appointment.host_id == host.id)
+    if not include_past:
+        query = query.where(Appointment.ends_at >= utcnow())
+    return list(db.session.scalars(query.order_by(Appointment.starts_at)))
+
+
+def get_for_host(host: User, appointment_id: int) -> Appointment:
+    """The appointment if this host owns it. Anyone else's is simply not found."""
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.host_id != host.id:
+        raise NotFound(_("No such appointment."))
+    return appointment
+
+
+def get_guest(appointment: Appointment, participant_id: int) -> Participant:
+    for p in appointment.guests:
+        if p.id == participant_id:
+            return p
+    raise NotFound(_("No such guest."))
+
+
+def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantRole,
+              email: str | None = None) -> tuple[Participant, str]:
+    """Invite a guest. Returns the participant and the invite token, shown once."""
+    if appointment.status not in (Status.SCHEDULED, Status.LIVE):
+        raise Conflict(_("Guests can only be added to a scheduled appointment."))
+    display_name = display_name.strip()
+    if not display_name:
+        raise DomainError(_("A name is required."), field="display_name")
+    if len(display_name) > 120:
+        raise DomainError(_("The name is too long (120 characters at most)."),
+                          field="display_name")
+    if role not in GUEST_ROLES:
+        raise DomainError(_("That role is not one a guest can have."), field="role")
+    if len(appointment.guests) >= current_app.config["MAX_GUESTS"]:
+        raise Conflict(_("This appointment has the most guests allowed."))
+    token, digest = new_token()
+    guest = Participant(display_name=display_name, role=role, email=(email or None),
+                        invite_token_hash=digest, invite_issued_at=utcnow())
+    appointment.participants.append(guest)
+    db.session.flush()
+    audit.record("invite.created", object_type="participant", object_id=guest.id,
+                 details={"appointment_id": appointment.id, "role": role.value})
+    return guest, token
+
+
+def revoke_invite(guest: Participant) -> None:
+    """The link stops working at once."""
+    if guest.invite_revoked:
+        return
+    guest.invite_revoked_at = utcnow()
+    audit.record("invite.revoked", object_type="participant", object_id=guest.id,
+                 details={"appointment_id": guest.appointment_id})
+
+
+def reissue_invite(guest: Participant) -> str:
+    """A new link for the same guest; the old one stops working."""
+    if guest.appointment.status not in (Status.SCHEDULED, Status.LIVE):
+        raise Conflict(_("This appointment is over or cancelled."))
+    token, digest = new_token()
+    guest.invite_token_hash = digest
+    guest.invite_issued_at = utcnow()
+    guest.invite_revoked_at = None
+    audit.record("invite.reissued", object_type="participant", object_id=guest.id,
+                 details={"appointment_id": guest.appointment_id})
+    return token
+
+
+def invite_window(appointment: Appointment) -> tuple[datetime, datetime]:
+    """When an invite link for this appointment is valid: [opens, closes)."""
+    config = current_app.config
+    return (appointment.starts_at - timedelta(minutes=config["INVITE_OPENS_MINUTES_BEFORE"]),
+            appointment.ends_at + timedelta(minutes=config["INVITE_CLOSES_MINUTES_AFTER"]))
+
+
+class InviteState(enum.StrEnum):
+    VALID = "valid"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    CANCELLED = "cancelled"
+    ENDED = "ended"
+    TOO_EARLY = "too_early"
+
+
+@dataclass(frozen=True)
+class InviteCheck:
+    state: InviteState
+    guest: Participant | None = None
+    opens_at: datetime | None = None
+
+
+def check_invite(token: str, *, now: datetime | None = None) -> InviteCheck:
+    """What an invite token is worth right now. Only VALID may enter."""
+    if not token or len(token) > 128:
+        return InviteCheck(InviteState.UNKNOWN)
+    guest = db.session.scalar(
+        select(Participant).where(Participant.invite_token_hash == hash_token(token)))
+    if guest is None:
+        return InviteCheck(InviteState.UNKNOWN)
+    appointment = guest.appointment
+    opens, closes = invite_window(appointment)
+    now = now or utcnow()
+    if guest.invite_revoked:
+        state = InviteState.REVOKED
+    elif appointment.status is Status.CANCELLED:
+        state = InviteState.CANCELLED
+    elif appointment.status is Status.ENDED or now >= closes:
+        state = InviteState.ENDED
+    elif now < opens:
+        state = InviteState.TOO_EARLY
+    else:
+        state = InviteState.VALID
+    return InviteCheck(state, guest, opens)

@@ -1,0 +1,194 @@
+"""The host's pages: list, book, edit, cancel, guests and their invite links."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from portal.appointments import services
+from portal.appointments.forms import AppointmentForm, ConfirmForm, GuestForm
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.links import invite_url
+from portal.models import (
+    Appointment,
+    Kind,
+    Participant,
+    ParticipantRole,
+    RecordingPolicy,
+    utcnow,
+)
+from portal.timeutil import local_to_utc, utc_to_local_naive
+
+bp = Blueprint("appointments", __name__, url_prefix="/appointments")
+
+
+def _own(appointment_id: int) -> Appointment:
+    try:
+        return services.get_for_host(current_user, appointment_id)
+    except DomainError:
+        abort(404)
+
+
+@bp.get("/")
+@login_required
+def index() -> ResponseReturnValue:
+    appointments = services.for_host(current_user)
+    now = utcnow()
+    upcoming = [a for a in appointments if a.ends_at >= now]
+    past = [a for a in reversed(appointments) if a.ends_at < now]
+    return render_template("appointments/index.html", upcoming=upcoming, past=past)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new() -> ResponseReturnValue:
+    form = AppointmentForm()
+    if form.validate_on_submit():
+        try:
+            appointment = services.book(
+                current_user, kind=Kind(form.kind.data), title=form.title.data or "",
+                starts_at=local_to_utc(form.starts_at.data),  # type: ignore[arg-type]
+                duration_minutes=form.duration_minutes.data or 0,
+                recording_policy=RecordingPolicy(form.recording_policy.data))
+        except DomainError as err:
+            db.session.rollback()
+            _attach(form, err)
+            return render_template("appointments/edit.html", form=form, appointment=None), 422
+        db.session.commit()
+        flash(_("Appointment booked. Now add the guests."), "info")
+        return redirect(url_for(".show", appointment_id=appointment.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("appointments/edit.html", form=form, appointment=None), status
+
+
+@bp.get("/<int:appointment_id>")
+@login_required
+def show(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    opens, closes = services.invite_window(appointment)
+    return render_template("appointments/show.html", appointment=appointment,
+                           guest_form=GuestForm(), confirm=ConfirmForm(),
+                           window=(opens, closes), new_link=None)
+
+
+@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    form = AppointmentForm()
+    if not form.is_submitted():
+        form.kind.data = appointment.kind.value
+        form.title.data = appointment.title
+        form.starts_at.data = utc_to_local_naive(appointment.starts_at)
+        form.duration_minutes.data = appointment.duration_minutes
+        form.recording_policy.data = appointment.recording_policy.value
+    elif form.validate():
+        try:
+            services.update(
+                appointment, kind=Kind(form.kind.data), title=form.title.data or "",
+                starts_at=local_to_utc(form.starts_at.data),  # type: ignore[arg-type]
+                duration_minutes=form.duration_minutes.data,
+                recording_policy=RecordingPolicy(form.recording_policy.data))
+        except DomainError as err:
+            db.session.rollback()
+            _attach(form, err)
+            return render_template("appointments/edit.html", form=form,
+                                   appointment=appointment), err.status
+        db.session.commit()
+        flash(_("Appointment saved. Existing invite links follow the new time."), "info")
+        return redirect(url_for(".show", appointment_id=appointment.id))
+    else:
+        return render_template("appointments/edit.html", form=form,
+                               appointment=appointment), 400
+    return render_template("appointments/edit.html", form=form, appointment=appointment)
+
+
+@bp.post("/<int:appointment_id>/cancel")
+@login_required
+def cancel(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    services.cancel(appointment)
+    db.session.commit()
+    flash(_("Appointment cancelled. The invite links no longer work."), "info")
+    return redirect(url_for(".show", appointment_id=appointment.id))
+
+
+@bp.post("/<int:appointment_id>/guests")
+@login_required
+def add_guest(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    form = GuestForm()
+    opens, closes = services.invite_window(appointment)
+    if not form.validate_on_submit():
+        return render_template("appointments/show.html", appointment=appointment,
+                               guest_form=form, confirm=ConfirmForm(),
+                               window=(opens, closes), new_link=None), 400
+    try:
+        guest, token = services.add_guest(
+            appointment, display_name=form.display_name.data or "",
+            role=ParticipantRole(form.role.data), email=form.email.data or None)
+    except DomainError as err:
+        db.session.rollback()
+        _attach(form, err)
+        return render_template("appointments/show.html", appointment=appointment,
+                               guest_form=form, confirm=ConfirmForm(),
+                               window=(opens, closes), new_link=None), err.status
+    db.session.commit()
+    # Shown once, in this response only: the token is not stored anywhere.
+    return render_template("appointments/show.html", appointment=appointment,
+                           guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),
+                           window=(opens, closes), new_link=(guest, invite_url(token)))
+
+
+@bp.post("/<int:appointment_id>/guests/<int:participant_id>/revoke")
+@login_required
+def revoke(appointment_id: int, participant_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    guest = _guest(appointment, participant_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    services.revoke_invite(guest)
+    db.session.commit()
+    flash(_("The invite link for %(name)s no longer works.", name=guest.display_name), "info")
+    return redirect(url_for(".show", appointment_id=appointment.id))
+
+
+@bp.post("/<int:appointment_id>/guests/<int:participant_id>/reissue")
+@login_required
+def reissue(appointment_id: int, participant_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    guest = _guest(appointment, participant_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        token = services.reissue_invite(guest)
+    except DomainError as err:
+        db.session.rollback()
+        flash(err.message, "error")
+        return redirect(url_for(".show", appointment_id=appointment.id))
+    db.session.commit()
+    opens, closes = services.invite_window(appointment)
+    return render_template("appointments/show.html", appointment=appointment,
+                           guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),
+                           window=(opens, closes), new_link=(guest, invite_url(token)))
+
+
+def _guest(appointment: Appointment, participant_id: int) -> Participant:
+    try:
+        return services.get_guest(appointment, participant_id)
+    except DomainError:
+        abort(404)
+
+
+def _attach(form: object, err: DomainError) -> None:
+    """Show a domain error next to its field, or at the top of the form."""
+    field = getattr(form, err.field, None) if err.field else None
+    if field is not None:
+        field.errors = [*field.errors, err.message]
+    else:
+        flash(err.message, "error")

@@ -1,0 +1,149 @@
+"""Operator commands: `flask --app app users|tokens|audit|demo ...`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from portal.accounts import services as accounts
+from portal.audit import services as audit
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.models import ApiToken, Role, User
+
+users_cli = AppGroup("users", help="Staff accounts.")
+tokens_cli = AppGroup("tokens", help="API tokens for record systems.")
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+DEMO_ACCOUNTS = (
+    ("admin@samtale.test", "Demo Administrator", Role.ADMIN),
+    ("host@samtale.test", "Dr. Demo Host", Role.HOST),
+)
+
+
+def _user_or_exit(email: str) -> User:
+    user = accounts.user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account with e-mail {email}")
+    return user
+
+
+def _commit_or_exit(err: DomainError | None = None) -> None:
+    if err is not None:
+        db.session.rollback()
+        raise click.ClickException(err.message)
+    db.session.commit()
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.argument("name")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.HOST.value)
+def create_user(email: str, name: str, role: str) -> None:
+    """Create a staff account and print its one-time password."""
+    try:
+        user, one_time = accounts.create_user(email, name, Role(role))
+    except DomainError as err:
+        _commit_or_exit(err)
+        return
+    _commit_or_exit()
+    click.echo(f"created {user.role.value} {user.email}; one-time password: {one_time}")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List staff accounts."""
+    for user in accounts.list_users():
+        state = "disabled" if user.is_disabled else "enabled"
+        click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}\t{user.name}")
+
+
+@users_cli.command("reset-password")
+@click.argument("email")
+def reset_password(email: str) -> None:
+    """Give an account a new one-time password (ends its sessions)."""
+    user = _user_or_exit(email)
+    one_time = accounts.reset_password(user)
+    _commit_or_exit()
+    click.echo(f"one-time password for {user.email}: {one_time}")
+
+
+@users_cli.command("disable")
+@click.argument("email")
+def disable(email: str) -> None:
+    """Disable an account: no sign-in, no API tokens, sessions end."""
+    try:
+        accounts.set_disabled(_user_or_exit(email), True)
+    except DomainError as err:
+        _commit_or_exit(err)
+    _commit_or_exit()
+    click.echo(f"disabled {email}")
+
+
+@users_cli.command("enable")
+@click.argument("email")
+def enable(email: str) -> None:
+    """Enable a disabled account."""
+    accounts.set_disabled(_user_or_exit(email), False)
+    _commit_or_exit()
+    click.echo(f"enabled {email}")
+
+
+@tokens_cli.command("issue")
+@click.argument("email")
+@click.argument("name")
+def issue_token(email: str, name: str) -> None:
+    """Issue an API token acting as this host; printed once."""
+    try:
+        token, plain = accounts.issue_api_token(_user_or_exit(email), name)
+    except DomainError as err:
+        _commit_or_exit(err)
+        return
+    _commit_or_exit()
+    click.echo(f"token {token.id} for {email}: {plain}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int) -> None:
+    """Revoke an API token by its id."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise click.ClickException(f"no token {token_id}")
+    accounts.revoke_api_token(token)
+    _commit_or_exit()
+    click.echo(f"revoked token {token_id}")
+
+
+@audit_cli.command("verify")
+def verify_audit() -> None:
+    """Check the hash chain; exit 1 and name the first broken row if it fails."""
+    verdict = audit.verify()
+    if verdict.ok:
+        click.echo(f"OK: {verdict.checked} events, head {verdict.head_digest}")
+        return
+    click.echo(f"BROKEN: {verdict.reason} (first bad row: seq {verdict.bad_seq}; "
+               f"{verdict.checked} rows before it are intact)", err=True)
+    sys.exit(1)
+
+
+@click.command("demo")
+def demo() -> None:
+    """Create the demo administrator and host if missing; print their passwords once."""
+    for email, name, role in DEMO_ACCOUNTS:
+        if accounts.user_by_email(email) is not None:
+            click.echo(f"demo {role.value} {email} exists (reset: flask --app app users "
+                       f"reset-password {email})")
+            continue
+        user, one_time = accounts.create_user(email, name, role)
+        user.must_change_password = False  # a demo account; real ones choose their own
+        db.session.commit()
+        click.echo(f"demo {role.value}: {email}  password: {one_time}  (shown once)")
+
+
+def init_app(app: Flask) -> None:
+    for command in (users_cli, tokens_cli, audit_cli, demo):
+        app.cli.add_command(command)

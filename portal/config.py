@@ -1,0 +1,81 @@
+"""Settings, read from PORTAL_* environment variables with safe defaults for one machine."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"PORTAL_{name}", default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(f"PORTAL_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"PORTAL_{name} must be a whole number, not {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(f"PORTAL_{name}")
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_secret_key(instance_path: Path) -> str:
+    """The session-signing key: PORTAL_SECRET_KEY, else a file made once in instance/ (0600)."""
+    from_env = os.environ.get("PORTAL_SECRET_KEY")
+    if from_env:
+        return from_env
+    path = instance_path / "secret_key"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def settings(instance_path: Path) -> dict[str, Any]:
+    """All settings as a Flask config mapping."""
+    default_db = f"sqlite:///{instance_path / 'samtale.sqlite3'}"
+    return {
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db),
+        "HOST": _env("HOST", "127.0.0.1"),
+        "PORT": _env_int("PORT", 5000),
+        # Public base URL for links sent to guests (behind a proxy: https://consult.example.org).
+        "BASE_URL": _env("BASE_URL", "").rstrip("/"),
+        "SESSION_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "PERMANENT_SESSION_LIFETIME": _env_int("SESSION_HOURS", 12) * 3600,
+        "WTF_CSRF_TIME_LIMIT": None,  # bound to the session instead; a long form must not expire
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": _env("DEFAULT_TIMEZONE", "UTC"),
+        "LANGUAGES": ["en", "nb"],
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "INVITE_RATE_LIMIT": _env("INVITE_RATE_LIMIT", "60 per minute"),
+        "API_RATE_LIMIT": _env("API_RATE_LIMIT", "300 per minute"),
+        # An invite link opens this long before the start and stays valid this long after the end.
+        "INVITE_OPENS_MINUTES_BEFORE": _env_int("INVITE_OPENS_MINUTES_BEFORE", 30),
+        "INVITE_CLOSES_MINUTES_AFTER": _env_int("INVITE_CLOSES_MINUTES_AFTER", 60),
+        "MAX_GUESTS": _env_int("MAX_GUESTS", 12),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
+        "API_TITLE": "Samtale API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }

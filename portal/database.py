@@ -1,0 +1,41 @@
+"""Engine settings per backend. SQLite gets WAL, foreign keys and serialised writers."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import Engine, event
+
+from portal.extensions import db
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy's "begin" hook, not pysqlite, decide when transactions start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: two requests that read then write wait for each
+    # other instead of one failing with "database is locked" half-way.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def configure_engine(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+
+
+def init_app(app: Flask) -> None:
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)

@@ -1,0 +1,57 @@
+"""Clear error pages (or JSON under /api/) instead of stack traces."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.errors import DomainError
+from portal.extensions import db
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _messages() -> dict[int, str]:
+    return {
+        400: _("The request was not understood. Please go back and try again."),
+        401: _("Please sign in."),
+        403: _("You do not have access to this page."),
+        404: _("There is nothing here. Check the address."),
+        405: _("That is not something this page can do."),
+        410: _("This is no longer available."),
+        413: _("What you sent is too large."),
+        429: _("Too many attempts. Wait a minute and try again."),
+    }
+
+
+def _page(status: int, message: str, code: str) -> ResponseReturnValue:
+    db.session.rollback()
+    if _wants_json():
+        return {"code": code, "message": message}, status
+    return render_template("error.html", status=status, message=message), status
+
+
+def handle_http(err: HTTPException) -> ResponseReturnValue:
+    status = err.code or 500
+    message = _messages().get(status, err.description or "")
+    return _page(status, message, (err.name or "error").lower().replace(" ", "_"))
+
+
+def handle_csrf(err: CSRFError) -> ResponseReturnValue:
+    return _page(400, _("The form expired or did not come from this site. Reload the page and "
+                        "try again."), "csrf_failed")
+
+
+def handle_domain(err: DomainError) -> ResponseReturnValue:
+    return _page(err.status, err.message, err.code)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, handle_csrf)
+    app.register_error_handler(DomainError, handle_domain)
+    app.register_error_handler(HTTPException, handle_http)

@@ -1,0 +1,71 @@
+"""Language and time zone of the viewer, and the route that switches language."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Blueprint, Flask, abort, current_app, redirect, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.datastructures import LanguageAccept
+
+from portal.extensions import babel
+
+bp = Blueprint("i18n", __name__)
+
+LANG_COOKIE = "lang"
+TZ_COOKIE = "tz"
+#: Browsers often send the macro-language "no" (or nynorsk "nn") for Norwegian.
+LANGUAGE_ALIASES = {"no": "nb", "nn": "nb"}
+_ZONES = frozenset(available_timezones())
+
+
+def select_locale() -> str:
+    """The switch's cookie, else the browser's Accept-Language, else the default."""
+    languages: list[str] = current_app.config["LANGUAGES"]
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in languages:
+        return chosen
+    accepted = LanguageAccept(
+        [(LANGUAGE_ALIASES.get(lang.split("-")[0].lower(), lang), q)
+         for lang, q in request.accept_languages]
+    )
+    return accepted.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def valid_zone(name: str | None) -> str | None:
+    """The name if it is an IANA zone this machine knows, else None."""
+    if not name or name not in _ZONES:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def select_timezone() -> str:
+    """The staff member's setting, else the browser's zone (set by tz.js), else the default."""
+    if current_user and current_user.is_authenticated and current_user.timezone:
+        return str(current_user.timezone)
+    zone = valid_zone(request.cookies.get(TZ_COOKIE))
+    return zone or str(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+@bp.get("/lang/<code>")
+def switch_language(code: str) -> ResponseReturnValue:
+    """Remember the chosen language and go back where the viewer was."""
+    if code not in current_app.config["LANGUAGES"]:
+        abort(404)
+    target = request.args.get("next", "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"  # never redirect off-site
+    response = redirect(target)
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"], httponly=True)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.register_blueprint(bp)

@@ -1,0 +1,1 @@
+"""What a guest sees when opening an invite link."""

@@ -1,0 +1,59 @@
+"""Template helpers: dates in the viewer's zone, labels, and security headers on every page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from babel.dates import get_timezone_name
+from flask import Flask, Response
+from flask_babel import format_date, format_time, get_locale, get_timezone, to_user_timezone
+
+from portal.appointments.forms import role_label
+from portal.appointments.services import status_label
+from portal.models import Kind, RecordingPolicy
+
+
+def when(moment: datetime) -> str:
+    """'Wednesday 25 November 2026, 10:00' in the viewer's zone and language."""
+    return f"{format_date(moment, 'full')}, {format_time(moment, 'short')}"
+
+
+def zone_name(moment: datetime) -> str:
+    """The viewer's zone, spelled out for this moment ('Central European Standard Time')."""
+    return get_timezone_name(to_user_timezone(moment), width="long", locale=get_locale())
+
+
+def kind_label(kind: Kind) -> str:
+    from flask_babel import gettext as _
+
+    return _("Consult") if kind is Kind.CONSULT else _("Hearing")
+
+
+def policy_label(policy: RecordingPolicy) -> str:
+    from flask_babel import gettext as _
+
+    return {
+        RecordingPolicy.OFF: _("Never recorded"),
+        RecordingPolicy.CONSENT: _("Recorded only if everyone consents"),
+        RecordingPolicy.NOTICE: _("Recorded by order of the court"),
+    }[policy]
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(when=when, zone_name=zone_name, role_label=role_label,
+                                 status_label=status_label, kind_label=kind_label,
+                                 policy_label=policy_label)
+    app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
+                                 current_locale=lambda: str(get_locale()))
+    app.after_request(_security_headers)
