@@ -1,0 +1,204 @@
+"""Fixtures: an app on a freshly migrated database (SQLite, or PostgreSQL where asked), users
+of every role, and a browser-like client that carries the CSRF token the way a page does."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from portal import create_app
+from portal.accounts import services as accounts
+from portal.extensions import db
+from portal.models import Role
+
+PASSWORD = "correct horse battery staple"
+PG_ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+def make_app(database_url: str, **extra: Any) -> Flask:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        **extra,
+    }
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated through Alembic; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    app = make_app(f"sqlite:///{path}")
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return path
+
+
+def _pg_admin() -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # fail loudly: never skip the PostgreSQL tests
+        pytest.fail(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}",
+                    pytrace=False)
+
+
+def pg_url(name: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated once through Alembic, used as a template."""
+    name = f"samtale_tpl_{uuid.uuid4().hex[:8]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    app = make_app(pg_url(name))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield name
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """An empty PostgreSQL database of its own, dropped afterwards; yields its URL."""
+    name = f"samtale_t_{uuid.uuid4().hex[:10]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_url(name)
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which database the app runs on; model tests override this with both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "portal.sqlite3"
+        shutil.copy(template, path)
+        url = f"sqlite:///{path}"
+        dbname = None
+    else:
+        template = request.getfixturevalue("pg_template")
+        dbname = f"samtale_t_{uuid.uuid4().hex[:10]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"')
+        url = pg_url(dbname)
+    application = make_app(url)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+    if dbname:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@dataclass
+class Staff:
+    id: int
+    email: str
+    password: str = PASSWORD
+
+
+@dataclass
+class People:
+    admin: Staff
+    host_a: Staff
+    host_b: Staff
+
+
+@pytest.fixture
+def people(app: Flask) -> People:
+    """An administrator and two hosts, all with chosen passwords."""
+    made = {}
+    with app.app_context():
+        for key, email, role in (("admin", "admin@example.org", Role.ADMIN),
+                                 ("host_a", "a@example.org", Role.HOST),
+                                 ("host_b", "b@example.org", Role.HOST)):
+            user, _ = accounts.create_user(email, key.replace("_", " ").title(), role, PASSWORD)
+            user.must_change_password = False
+            db.session.commit()
+            made[key] = Staff(user.id, email)
+    return People(**made)
+
+
+class Browser:
+    """A test client that, like a page, sends the session's CSRF token with every form."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self._csrf: str | None = None
+
+    def get(self, url: str, **kw: Any) -> Any:
+        response = self.client.get(url, **kw)
+        match = CSRF_RE.search(response.get_data(as_text=True))
+        if match:
+            self._csrf = match.group(1)
+        return response
+
+    def csrf(self) -> str:
+        if self._csrf is None:
+            self.get("/login")
+        if self._csrf is None:
+            self.get("/account/password")
+        assert self._csrf, "no page offered a CSRF token"
+        return self._csrf
+
+    def post(self, url: str, data: dict[str, Any] | None = None, *, csrf: bool = True,
+             **kw: Any) -> Any:
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", self.csrf())
+        response = self.client.post(url, data=data, **kw)
+        match = CSRF_RE.search(response.get_data(as_text=True))
+        if match:
+            self._csrf = match.group(1)
+        return response
+
+    def login(self, staff: Staff) -> Browser:
+        response = self.post("/login", {"email": staff.email, "password": staff.password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        self._csrf = None  # Flask-Login renews the session
+        return self
+
+
+@pytest.fixture
+def browser(app: Flask) -> Browser:
+    return Browser(app.test_client())
+
+
+@pytest.fixture
+def new_browser(app: Flask) -> Any:
+    """Make as many independent browsers as a test needs."""
+    return lambda: Browser(app.test_client())
+
+
+@pytest.fixture
+def runner(app: Flask) -> Any:
+    return app.test_cli_runner()

@@ -1,0 +1,34 @@
+"""The shortest path through the portal: sign in, book, invite, open the link."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+
+def test_host_books_and_guest_opens_link(browser, new_browser, people):
+    browser.login(people.host_a)
+    start = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")
+    response = browser.post("/appointments/new", {
+        "kind": "consult", "title": "Follow-up", "starts_at": start,
+        "duration_minutes": "30", "recording_policy": "consent"})
+    assert response.status_code == 302
+    page = response.headers["Location"]
+    response = browser.post(page + "/guests", {"display_name": "Pat", "role": "patient"})
+    assert response.status_code == 200
+    link = re.search(r'value="http://localhost(/j/[^"]+)"', response.get_data(as_text=True))
+    assert link
+    guest = new_browser()
+    landing = guest.get(link.group(1))
+    assert landing.status_code == 200
+    assert "Follow-up" in landing.get_data(as_text=True)
+    assert "Hello Pat." in landing.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_audit_chain_on_both_backends(app, people, runner):
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "OK: 3 events" in result.output
