@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
 from portal.accounts import services as accounts
+from portal.appointments import services as appointments
 from portal.audit import services as audit
 from portal.errors import DomainError
 from portal.extensions import db
-from portal.models import ApiToken, Role, User
+from portal.links import invite_url
+from portal.models import (
+    ApiToken,
+    Kind,
+    ParticipantRole,
+    RecordingPolicy,
+    Role,
+    User,
+    utcnow,
+)
 
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens for record systems.")
@@ -132,16 +143,30 @@ def verify_audit() -> None:
 
 @click.command("demo")
 def demo() -> None:
-    """Create the demo administrator and host if missing; print their passwords once."""
+    """Create the demo administrator and host if missing, print their passwords once, and
+    book the new demo host a consult with a guest link."""
     for email, name, role in DEMO_ACCOUNTS:
         if accounts.user_by_email(email) is not None:
-            click.echo(f"demo {role.value} {email} exists (reset: flask --app app users "
+            click.echo(f"demo {role.value} {email} exists (new password: flask --app app users "
                        f"reset-password {email})")
             continue
         user, one_time = accounts.create_user(email, name, role)
         user.must_change_password = False  # a demo account; real ones choose their own
+        link = _demo_consult(user) if role is Role.HOST else None
         db.session.commit()
         click.echo(f"demo {role.value}: {email}  password: {one_time}  (shown once)")
+        if link:
+            click.echo(f"demo guest link (consult starting in 10 minutes): {link}")
+
+
+def _demo_consult(host: User) -> str:
+    starts_at = utcnow() + timedelta(minutes=10)
+    appointment = appointments.book(
+        host, kind=Kind.CONSULT, title="Demo consult", starts_at=starts_at,
+        duration_minutes=60, recording_policy=RecordingPolicy.CONSENT)
+    _guest, token = appointments.add_guest(appointment, display_name="Demo Patient",
+                                           role=ParticipantRole.PATIENT)
+    return invite_url(token)
 
 
 def init_app(app: Flask) -> None:

@@ -50,6 +50,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db),
         "HOST": _env("HOST", "127.0.0.1"),
         "PORT": _env_int("PORT", 5000),
+        # How many reverse proxies stand in front; their X-Forwarded-* headers are then trusted.
+        "PROXIES": _env_int("PROXIES", 0),
         # Public base URL for links sent to guests (behind a proxy: https://consult.example.org).
         "BASE_URL": _env("BASE_URL", "").rstrip("/"),
         "SESSION_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),

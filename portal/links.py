@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 
 
 def invite_url(token: str) -> str:
-    base = current_app.config["BASE_URL"]
+    """The link a guest opens. Outside a request (CLI) it is built from HOST and PORT."""
+    config = current_app.config
+    base = config["BASE_URL"]
+    if not base and not has_request_context():
+        base = f"http://{config['HOST']}:{config['PORT']}"
     if base:
-        return base + url_for("join.landing", token=token)
+        with current_app.test_request_context():
+            return base + url_for("join.landing", token=token)
     return url_for("join.landing", token=token, _external=True)

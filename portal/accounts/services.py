@@ -16,7 +16,7 @@ from portal.models import ApiToken, Role, User, utcnow
 from portal.tokens import hash_token, new_token
 
 MIN_PASSWORD_LENGTH = 12
-API_TOKEN_PREFIX = "smt_"
+API_TOKEN_PREFIX = "smt_"  # noqa: S105 (a label, not a secret)
 
 _hasher = PasswordHasher()
 # Verified against for unknown e-mail addresses, so a miss costs as long as a hit.

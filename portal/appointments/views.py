@@ -50,7 +50,7 @@ def new() -> ResponseReturnValue:
         try:
             appointment = services.book(
                 current_user, kind=Kind(form.kind.data), title=form.title.data or "",
-                starts_at=local_to_utc(form.starts_at.data),  # type: ignore[arg-type]
+                starts_at=local_to_utc(form.starts_at.data),
                 duration_minutes=form.duration_minutes.data or 0,
                 recording_policy=RecordingPolicy(form.recording_policy.data))
         except DomainError as err:
@@ -89,7 +89,7 @@ def edit(appointment_id: int) -> ResponseReturnValue:
         try:
             services.update(
                 appointment, kind=Kind(form.kind.data), title=form.title.data or "",
-                starts_at=local_to_utc(form.starts_at.data),  # type: ignore[arg-type]
+                starts_at=local_to_utc(form.starts_at.data),
                 duration_minutes=form.duration_minutes.data,
                 recording_policy=RecordingPolicy(form.recording_policy.data))
         except DomainError as err:
