@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.appointments.views import bp as appointments_bp
     from portal.config import load_secret_key, settings
     from portal.extensions import csrf, db, limiter, login_manager, migrate
+    from portal.inputs import IdConverter, refuse_nul_characters
     from portal.join.views import bp as join_bp
     from portal.views import bp as home_bp
 
@@ -51,8 +52,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     i18n.init_app(app)
     templating.init_app(app)
+    app.before_request(refuse_nul_characters)
     app.before_request(auth.enforce_password_change)
 
+    app.url_map.converters["id"] = IdConverter
     for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp):
         app.register_blueprint(blueprint)
     init_api(app)

@@ -26,6 +26,7 @@ def _messages() -> dict[int, str]:
         410: _("This is no longer available."),
         413: _("What you sent is too large."),
         429: _("Too many attempts. Wait a minute and try again."),
+        500: _("Something went wrong on our side. Please try again in a moment."),
     }
 
 

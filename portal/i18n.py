@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Blueprint, Flask, abort, current_app, redirect, request
+from babel.dates import get_timezone as babel_timezone
+from flask import Blueprint, Flask, abort, current_app, has_request_context, redirect, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.datastructures import LanguageAccept
 
 from portal.extensions import babel
+from portal.links import is_local_path
 
 bp = Blueprint("i18n", __name__)
 
@@ -21,7 +23,10 @@ _ZONES = frozenset(available_timezones())
 
 
 def select_locale() -> str:
-    """The switch's cookie, else the browser's Accept-Language, else the default."""
+    """The switch's cookie, else the browser's Accept-Language, else the default (which is
+    also the language of the command line)."""
+    if not has_request_context():
+        return str(current_app.config["BABEL_DEFAULT_LOCALE"])
     languages: list[str] = current_app.config["LANGUAGES"]
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in languages:
@@ -39,13 +44,16 @@ def valid_zone(name: str | None) -> str | None:
         return None
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        babel_timezone(name)  # Babel's zones (pytz's, when installed) lack e.g. "localtime"
+    except (ZoneInfoNotFoundError, LookupError, ValueError):
         return None
     return name
 
 
 def select_timezone() -> str:
     """The staff member's setting, else the browser's zone (set by tz.js), else the default."""
+    if not has_request_context():
+        return str(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     if current_user and current_user.is_authenticated and current_user.timezone:
         return str(current_user.timezone)
     zone = valid_zone(request.cookies.get(TZ_COOKIE))
@@ -58,7 +66,7 @@ def switch_language(code: str) -> ResponseReturnValue:
     if code not in current_app.config["LANGUAGES"]:
         abort(404)
     target = request.args.get("next", "/")
-    if not target.startswith("/") or target.startswith("//"):
+    if not is_local_path(target):
         target = "/"  # never redirect off-site
     response = redirect(target)
     response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax",

@@ -46,8 +46,9 @@ def admin_required(view: Callable[P, R]) -> Callable[P, R]:
 
 def enforce_password_change() -> ResponseReturnValue | None:
     """Before every request: a user with a one-time password goes to choose their own."""
-    if (current_user.is_authenticated and current_user.must_change_password
-            and request.endpoint not in _OPEN_WHILE_CHANGING
-            and not (request.endpoint or "").startswith("api.")):
+    endpoint = request.endpoint or ""
+    if endpoint in _OPEN_WHILE_CHANGING or endpoint.startswith(("api.", "api-docs.")):
+        return None  # the API never loads the session: its requests carry bearer tokens
+    if current_user.is_authenticated and current_user.must_change_password:
         return redirect(url_for("accounts.password"))
     return None

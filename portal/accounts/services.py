@@ -7,7 +7,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portal.audit import services as audit
 from portal.errors import Conflict, DomainError
@@ -35,6 +35,12 @@ def check_password_strength(password: str) -> None:
         )
 
 
+def _check_length(value: str, limit: int, field: str) -> None:
+    """The forms limit lengths; this guards the other callers (the command line)."""
+    if len(value) > limit:
+        raise DomainError(_("That is too long (%(n)d characters at most).", n=limit), field=field)
+
+
 def generate_password() -> str:
     """A one-time password for a new or reset account (about 100 bits)."""
     return secrets.token_urlsafe(16)
@@ -51,6 +57,8 @@ def create_user(email: str, name: str, role: Role, password: str | None = None) 
     name = name.strip()
     if not name:
         raise DomainError(_("A name is required."), field="name")
+    _check_length(name, 120, "name")
+    _check_length(email, 254, "email")
     if user_by_email(email) is not None:
         raise Conflict(_("An account with this e-mail address exists already."))
     one_time = password or generate_password()
@@ -134,10 +142,12 @@ def set_disabled(user: User, disabled: bool, *, by: User | None = None) -> None:
 
 
 def _enabled_admins() -> int:
-    return db.session.scalar(
-        select(func.count()).select_from(User)
-        .where(User.role == Role.ADMIN, User.disabled_at.is_(None))
-    ) or 0
+    """How many administrators are enabled. Locks their rows until the transaction ends, so two
+    administrators disabling each other at once cannot both see the other one remain."""
+    return len(db.session.scalars(
+        select(User.id).where(User.role == Role.ADMIN, User.disabled_at.is_(None))
+        .with_for_update()
+    ).all())
 
 
 def list_users() -> list[User]:
@@ -150,6 +160,7 @@ def issue_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     if not name:
         raise DomainError(_("Give the token a name, e.g. the system that will use it."),
                           field="name")
+    _check_length(name, 120, "name")
     if user.is_disabled:
         raise Conflict(_("The account is disabled."))
     plain, digest = new_token(API_TOKEN_PREFIX)

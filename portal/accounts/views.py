@@ -11,12 +11,13 @@ from portal.accounts import services
 from portal.accounts.forms import LoginForm, PasswordForm
 from portal.errors import DomainError
 from portal.extensions import db, limiter
+from portal.links import is_local_path
 
 bp = Blueprint("accounts", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and is_local_path(target):
         return target
     return url_for("appointments.index")
 

@@ -14,6 +14,7 @@ from portal.appointments.forms import ConfirmForm
 from portal.audit import services as audit
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.inputs import MAX_ID
 from portal.models import ApiToken, Role, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -61,13 +62,13 @@ def create_user() -> ResponseReturnValue:
                            confirm=ConfirmForm(), one_time=None), status
 
 
-@bp.post("/users/<int:user_id>/disable")
+@bp.post("/users/<id:user_id>/disable")
 @admin_required
 def disable_user(user_id: int) -> ResponseReturnValue:
     return _set_disabled(user_id, True)
 
 
-@bp.post("/users/<int:user_id>/enable")
+@bp.post("/users/<id:user_id>/enable")
 @admin_required
 def enable_user(user_id: int) -> ResponseReturnValue:
     return _set_disabled(user_id, False)
@@ -83,7 +84,7 @@ def _set_disabled(user_id: int, disabled: bool) -> ResponseReturnValue:
     return redirect(url_for(".users"))
 
 
-@bp.post("/users/<int:user_id>/reset-password")
+@bp.post("/users/<id:user_id>/reset-password")
 @admin_required
 def reset_password(user_id: int) -> ResponseReturnValue:
     user = _user(user_id)
@@ -123,7 +124,7 @@ def issue_token() -> ResponseReturnValue:
                            form=_token_form(), confirm=ConfirmForm(), new_token=(token, plain))
 
 
-@bp.post("/tokens/<int:token_id>/revoke")
+@bp.post("/tokens/<id:token_id>/revoke")
 @admin_required
 def revoke_token(token_id: int) -> ResponseReturnValue:
     token = db.session.get(ApiToken, token_id)
@@ -140,6 +141,8 @@ def revoke_token(token_id: int) -> ResponseReturnValue:
 @admin_required
 def audit_log() -> ResponseReturnValue:
     before = request.args.get("before", type=int)
+    if before is not None and not 0 < before <= MAX_ID:
+        before = None  # no such row: start from the newest
     events = audit.latest(limit=100, before_seq=before)
     return render_template("admin/audit.html", events=events, verdict=None)
 

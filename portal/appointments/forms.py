@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, EmailField, IntegerField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
+from wtforms import DateTimeLocalField, EmailField, Field, IntegerField, SelectField, StringField
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from portal.appointments.services import MAX_DURATION, MIN_DURATION
 from portal.models import GUEST_ROLES, Kind, ParticipantRole, RecordingPolicy
+from portal.timeutil import local_to_utc
 
 
 def kind_choices() -> list[tuple[str, str]]:
@@ -36,17 +45,27 @@ def role_label(role: ParticipantRole) -> str:
 class AppointmentForm(FlaskForm):
     kind = SelectField(_l("Kind"), validators=[DataRequired()])
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200)])
+    # InputRequired, not DataRequired: an unreadable value gets "Not a valid …", not "required".
     starts_at = DateTimeLocalField(_l("Start"), format="%Y-%m-%dT%H:%M",
-                                   validators=[DataRequired()])
+                                   validators=[InputRequired()])
     duration_minutes = IntegerField(
         _l("Duration (minutes)"), default=30,
-        validators=[DataRequired(), NumberRange(min=MIN_DURATION, max=MAX_DURATION)])
+        validators=[InputRequired(), NumberRange(min=MIN_DURATION, max=MAX_DURATION)])
     recording_policy = SelectField(_l("Recording"), validators=[DataRequired()])
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.kind.choices = kind_choices()
         self.recording_policy.choices = policy_choices()
+
+    def validate_starts_at(self, field: Field) -> None:
+        """Times at the very edge of the calendar (year 1, year 9999) have no UTC equivalent."""
+        if field.data is None:
+            return
+        try:
+            local_to_utc(field.data)
+        except OverflowError as exc:
+            raise ValidationError(field.gettext("Not a valid datetime value.")) from exc
 
 
 class GuestForm(FlaskForm):

@@ -31,6 +31,8 @@ MIN_DURATION = 5
 MAX_DURATION = 12 * 60
 #: How far in the past a start may lie when booking (a consult booked as it begins).
 PAST_TOLERANCE = timedelta(minutes=15)
+#: How far ahead a start may lie (and what keeps end times inside the calendar).
+MAX_AHEAD = timedelta(days=5 * 366)
 
 
 def _validate(kind: Kind, title: str, starts_at: datetime, duration: int,
@@ -42,6 +44,8 @@ def _validate(kind: Kind, title: str, starts_at: datetime, duration: int,
         raise DomainError(_("The title is too long (200 characters at most)."), field="title")
     if starts_at.tzinfo is None:
         raise DomainError(_("The start time needs a time zone."), field="starts_at")
+    if starts_at > utcnow() + MAX_AHEAD:
+        raise DomainError(_("The start time is too far ahead."), field="starts_at")
     if not MIN_DURATION <= duration <= MAX_DURATION:
         raise DomainError(
             _("The duration must be between %(lo)d and %(hi)d minutes.",
@@ -123,6 +127,11 @@ def cancel(appointment: Appointment) -> None:
     _require_status(appointment, Status.SCHEDULED)
     appointment.status = Status.CANCELLED
     audit.record("appointment.cancelled", object_type="appointment", object_id=appointment.id)
+
+
+def require_scheduled(appointment: Appointment) -> None:
+    """Refuse (409) to change an appointment that is live, over or cancelled."""
+    _require_status(appointment, Status.SCHEDULED)
 
 
 def _require_status(appointment: Appointment, status: Status) -> None:

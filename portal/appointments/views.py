@@ -64,7 +64,7 @@ def new() -> ResponseReturnValue:
     return render_template("appointments/edit.html", form=form, appointment=None), status
 
 
-@bp.get("/<int:appointment_id>")
+@bp.get("/<id:appointment_id>")
 @login_required
 def show(appointment_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
@@ -74,10 +74,11 @@ def show(appointment_id: int) -> ResponseReturnValue:
                            window=(opens, closes), new_link=None)
 
 
-@bp.route("/<int:appointment_id>/edit", methods=["GET", "POST"])
+@bp.route("/<id:appointment_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(appointment_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
+    services.require_scheduled(appointment)
     form = AppointmentForm()
     if not form.is_submitted():
         form.kind.data = appointment.kind.value
@@ -86,10 +87,13 @@ def edit(appointment_id: int) -> ResponseReturnValue:
         form.duration_minutes.data = appointment.duration_minutes
         form.recording_policy.data = appointment.recording_policy.value
     elif form.validate():
+        starts_at = local_to_utc(form.starts_at.data)
+        if starts_at == appointment.starts_at.replace(second=0, microsecond=0):
+            starts_at = appointment.starts_at  # the form shows whole minutes: start unchanged
         try:
             services.update(
                 appointment, kind=Kind(form.kind.data), title=form.title.data or "",
-                starts_at=local_to_utc(form.starts_at.data),
+                starts_at=starts_at,
                 duration_minutes=form.duration_minutes.data,
                 recording_policy=RecordingPolicy(form.recording_policy.data))
         except DomainError as err:
@@ -106,7 +110,7 @@ def edit(appointment_id: int) -> ResponseReturnValue:
     return render_template("appointments/edit.html", form=form, appointment=appointment)
 
 
-@bp.post("/<int:appointment_id>/cancel")
+@bp.post("/<id:appointment_id>/cancel")
 @login_required
 def cancel(appointment_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
@@ -118,7 +122,7 @@ def cancel(appointment_id: int) -> ResponseReturnValue:
     return redirect(url_for(".show", appointment_id=appointment.id))
 
 
-@bp.post("/<int:appointment_id>/guests")
+@bp.post("/<id:appointment_id>/guests")
 @login_required
 def add_guest(appointment_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
@@ -145,7 +149,7 @@ def add_guest(appointment_id: int) -> ResponseReturnValue:
                            window=(opens, closes), new_link=(guest, invite_url(token)))
 
 
-@bp.post("/<int:appointment_id>/guests/<int:participant_id>/revoke")
+@bp.post("/<id:appointment_id>/guests/<id:participant_id>/revoke")
 @login_required
 def revoke(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
@@ -158,7 +162,7 @@ def revoke(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     return redirect(url_for(".show", appointment_id=appointment.id))
 
 
-@bp.post("/<int:appointment_id>/guests/<int:participant_id>/reissue")
+@bp.post("/<id:appointment_id>/guests/<id:participant_id>/reissue")
 @login_required
 def reissue(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)

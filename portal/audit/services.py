@@ -83,11 +83,17 @@ def record(
 
 def verify() -> Verdict:
     """Check the whole chain from the first row to the head."""
-    rows = db.session.scalars(
-        select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
-    )
-    head = db.session.get(AuditHead, 1)
-    return verify_rows(rows, head)
+    # The head first, then the rows up to it: events appended while the walk runs (committed
+    # after the head was read) are not mistaken for rows missing at the end.
+    head = db.session.get(AuditHead, 1, populate_existing=True)
+    query = select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=1000)
+    if head is not None:
+        query = query.where(AuditEvent.seq <= head.seq)
+    rows = db.session.scalars(query)
+    try:
+        return verify_rows(rows, head)
+    finally:
+        rows.close()  # a break ends the walk early; free the (server-side) cursor now
 
 
 def latest(limit: int = 100, before_seq: int | None = None) -> list[AuditEvent]:

@@ -1,0 +1,259 @@
+"""Who may reach which page: every role against every HTML route, one test per cell.
+
+Anonymous visitors and guests (who hold an invite link but no account) are sent to sign in on
+staff pages. A host sees only their own appointments: another host's is simply not there (404),
+and so it is for administrators, who manage accounts but never see hosts' consults. Only
+administrators reach /admin (hosts get 403). Every refused request changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from support import book, invite, local_input, now, snapshot
+
+from portal.accounts import services as accounts
+from portal.extensions import db
+from portal.models import User
+
+ANON, GUEST, OWNER, OTHER, ADMIN = "anonymous", "guest", "host_a", "host_b", "admin"
+ROLES = (ANON, GUEST, OWNER, OTHER, ADMIN)
+#: Expected: a redirect to the sign-in page.
+LOGIN = "login"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    method: str
+    path: str
+    expect: dict[str, int | str]
+    data: dict[str, str] | None = None
+    #: Where a 302 for an allowed role must lead (a prefix), if it matters.
+    redirect_to: str | None = None
+
+
+def staff_page(ok: int | str) -> dict[str, int | str]:
+    return {ANON: LOGIN, GUEST: LOGIN, OWNER: ok, OTHER: ok, ADMIN: ok}
+
+
+def own_page(ok: int | str) -> dict[str, int | str]:
+    return {ANON: LOGIN, GUEST: LOGIN, OWNER: ok, OTHER: 404, ADMIN: 404}
+
+
+def admin_page(ok: int | str) -> dict[str, int | str]:
+    return {ANON: LOGIN, GUEST: LOGIN, OWNER: 403, OTHER: 403, ADMIN: ok}
+
+
+EDIT = {"kind": "consult", "title": "Moved", "starts_at": "{later}", "duration_minutes": "45",
+        "recording_policy": "consent"}
+GUEST_FORM = {"display_name": "Kim", "role": "client"}
+
+ROUTES = (
+    Route("home", "GET", "/", staff_page(302), redirect_to="/appointments/"),
+    Route("login", "GET", "/login", {ANON: 200, GUEST: 200, OWNER: 302, OTHER: 302, ADMIN: 302},
+          redirect_to="/appointments/"),
+    Route("password", "GET", "/account/password", staff_page(200)),
+    Route("logout", "POST", "/logout", staff_page(302), redirect_to="/login"),
+    Route("appointments", "GET", "/appointments/", staff_page(200)),
+    Route("book-form", "GET", "/appointments/new", staff_page(200)),
+    Route("book", "POST", "/appointments/new", staff_page(302), data=EDIT),
+    Route("show", "GET", "/appointments/{appt}", own_page(200)),
+    Route("edit-form", "GET", "/appointments/{appt}/edit", own_page(200)),
+    Route("edit", "POST", "/appointments/{appt}/edit", own_page(302), data=EDIT,
+          redirect_to="/appointments/{appt}"),
+    Route("cancel", "POST", "/appointments/{appt}/cancel", own_page(302),
+          redirect_to="/appointments/{appt}"),
+    Route("add-guest", "POST", "/appointments/{appt}/guests", own_page(200), data=GUEST_FORM),
+    Route("revoke", "POST", "/appointments/{appt}/guests/{guest}/revoke", own_page(302),
+          redirect_to="/appointments/{appt}"),
+    Route("reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue", own_page(200)),
+    Route("users", "GET", "/admin/users", admin_page(200)),
+    Route("create-user", "POST", "/admin/users", admin_page(200),
+          data={"email": "new@example.org", "name": "New Host", "role": "host"}),
+    Route("disable", "POST", "/admin/users/{user}/disable", admin_page(302),
+          redirect_to="/admin/users"),
+    Route("enable", "POST", "/admin/users/{user}/enable", admin_page(302),
+          redirect_to="/admin/users"),
+    Route("reset-password", "POST", "/admin/users/{user}/reset-password", admin_page(200)),
+    Route("tokens", "GET", "/admin/tokens", admin_page(200)),
+    Route("issue-token", "POST", "/admin/tokens", admin_page(200),
+          data={"user_id": "{owner}", "name": "Record system"}),
+    Route("revoke-token", "POST", "/admin/tokens/{token}/revoke", admin_page(302),
+          redirect_to="/admin/tokens"),
+    Route("audit", "GET", "/admin/audit", admin_page(200)),
+    Route("audit-verify", "GET", "/admin/audit/verify", admin_page(200)),
+    Route("invite", "GET", "/j/{invite}", dict.fromkeys(ROLES, 200)),
+)
+
+
+@pytest.fixture
+def world(app, people, new_browser) -> dict[str, Any]:
+    """Host A's consult (starting in ten minutes) with one invited guest, an API token for
+    host A, and a target account (host B) for the account actions."""
+    appointment_id = book(app, people.host_a.id, starts_in=timedelta(minutes=10))
+    guest_id, token = invite(app, appointment_id)
+    with app.app_context():
+        owner = db.session.get(User, people.host_a.id)
+        assert owner is not None
+        api_token, _ = accounts.issue_api_token(owner, "Record system")
+        db.session.commit()
+        token_id = api_token.id
+    return {"appt": appointment_id, "guest": guest_id, "invite": token, "token": token_id,
+            "user": people.host_b.id, "owner": people.host_a.id,
+            "later": local_input(now() + timedelta(hours=2))}
+
+
+def browser_for(role: str, people, new_browser, world) -> Any:
+    browser = new_browser()
+    if role == GUEST:
+        assert browser.get(f"/j/{world['invite']}").status_code == 200
+    elif role != ANON:
+        browser.login(getattr(people, role))
+    browser.csrf()  # fetched before the request under test, so only access is being tested
+    return browser
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.name)
+def test_access(app, people, new_browser, world, route: Route, role: str):
+    browser = browser_for(role, people, new_browser, world)
+    path = route.path.format(**world)
+    data = {k: v.format(**world) for k, v in (route.data or {}).items()}
+    before = snapshot(app)
+
+    response = browser.get(path) if route.method == "GET" else browser.post(path, data)
+
+    expected = route.expect[role]
+    if expected == LOGIN:
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert response.headers["Location"].startswith("/login")
+    else:
+        assert response.status_code == expected, response.get_data(as_text=True)[:2000]
+        if expected == 302 and route.redirect_to:
+            assert response.headers["Location"].startswith(route.redirect_to.format(**world))
+    if expected in (LOGIN, 403, 404):
+        assert snapshot(app) == before, "a refused request changed the database"
+
+
+@pytest.mark.parametrize("role", (OTHER, ADMIN))
+def test_other_appointments_are_not_listed(app, people, new_browser, world, role):
+    """Host A's consult does not show in anyone else's list, not even an administrator's."""
+    browser = browser_for(role, people, new_browser, world)
+    page = browser.get("/appointments/").get_data(as_text=True)
+    assert "Follow-up" not in page
+    assert f"/appointments/{world['appt']}" not in page
+    owner = browser_for(OWNER, people, new_browser, world)
+    assert f"/appointments/{world['appt']}" in owner.get("/appointments/").get_data(as_text=True)
+
+
+def test_guest_of_one_appointment_reaches_no_other(app, people, new_browser, world):
+    """An invite link is a key to its own landing page only; the guest has no session."""
+    guest = browser_for(GUEST, people, new_browser, world)
+    other_appt = book(app, people.host_b.id)
+    for path in (f"/appointments/{world['appt']}", f"/appointments/{other_appt}"):
+        response = guest.get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("path", [
+    "/appointments/abc",
+    "/appointments/-1",
+    "/appointments/1.5",
+    "/appointments/99999999999999999999",
+    "/appointments/99999999999999999999/edit",
+    "/appointments/{appt}/guests/abc/revoke",
+    "/appointments/{appt}/guests/99999999999999999999/reissue",
+    "/admin/users/abc/disable",
+    "/admin/users/99999999999999999999/disable",
+    "/admin/users/0/reset-password",
+    "/admin/tokens/99999999999999999999/revoke",
+])
+def test_garbage_ids_are_not_found(app, people, new_browser, world, path):
+    owner = browser_for(OWNER, people, new_browser, world)
+    admin = browser_for(ADMIN, people, new_browser, world)
+    browser = admin if path.startswith("/admin") else owner
+    path = path.format(**world)
+    before = snapshot(app)
+    response = browser.post(path) if path.endswith(("revoke", "reissue", "disable",
+                                                     "reset-password")) else browser.get(path)
+    assert response.status_code == 404
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("query", ["before=abc", "before=-5", "before=99999999999999999999",
+                                   "before=" + "9" * 5000])
+def test_audit_list_ignores_garbage_paging(app, people, new_browser, world, query):
+    admin = browser_for(ADMIN, people, new_browser, world)
+    response = admin.get(f"/admin/audit?{query}")
+    assert response.status_code in (200, 400)
+
+
+def test_another_hosts_guest_cannot_be_reached_through_ones_own_appointment(
+        app, people, new_browser, world):
+    """Host B names A's guest under B's own appointment: still not found."""
+    own = book(app, people.host_b.id)
+    host_b = browser_for(OTHER, people, new_browser, world)
+    before = snapshot(app)
+    for action in ("revoke", "reissue"):
+        response = host_b.post(f"/appointments/{own}/guests/{world['guest']}/{action}")
+        assert response.status_code == 404
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("cookies,headers", [
+    ({"tz": "localtime"}, {}),
+    ({"tz": "Factory"}, {}),
+    ({"tz": "../../etc/passwd"}, {}),
+    ({"tz": "Europe/Nowhere", "lang": "xx"}, {}),
+    ({"lang": "../en"}, {"Accept-Language": "*;q=banana, ,;;, nn-NO;q=2"}),
+    ({}, {"Accept-Language": "x" * 3000}),
+])
+@pytest.mark.parametrize("role", (ANON, OWNER))
+def test_garbage_cookies_and_headers(app, people, new_browser, world, cookies, headers, role):
+    """The viewer's zone and language come from the browser; nonsense falls back to defaults."""
+    browser = browser_for(role, people, new_browser, world)
+    for name, value in cookies.items():
+        browser.client.set_cookie(name, value)
+    for path in ("/login", "/appointments/", f"/appointments/{world['appt']}",
+                 f"/j/{world['invite']}"):
+        response = browser.get(path, headers=headers)
+        assert response.status_code in (200, 302), path
+    page = browser.get(f"/j/{world['invite']}", headers=headers).get_data(as_text=True)
+    assert 'data-tz="UTC"' in page
+
+
+def test_a_signed_in_session_expires(app, people, new_browser, world):
+    """PORTAL_SESSION_HOURS bounds a sign-in, counted from when it was made."""
+    browser = browser_for(OWNER, people, new_browser, world)
+    assert browser.get("/appointments/").status_code == 200
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=1)
+    time.sleep(2.1)
+    response = browser.get("/appointments/")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_names_and_titles_are_escaped(app, people, new_browser, world):
+    script = "<script>alert(1)</script>"
+    appointment_id = book(app, people.host_a.id, title=f"Consult {script}")
+    _, token = invite(app, appointment_id, name=f"Pat {script}")
+    owner = browser_for(OWNER, people, new_browser, world)
+    for browser, path in ((owner, "/appointments/"), (owner, f"/appointments/{appointment_id}"),
+                          (new_browser(), f"/j/{token}")):
+        page = browser.get(path).get_data(as_text=True)
+        assert script not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
+
+
+def test_oversized_request_is_refused(app, people, new_browser, world):
+    owner = browser_for(OWNER, people, new_browser, world)
+    before = snapshot(app)
+    response = owner.post(f"/appointments/{world['appt']}/guests",
+                          {"display_name": "x" * (2 * 1024 * 1024), "role": "client"})
+    assert response.status_code == 413
+    assert snapshot(app) == before
