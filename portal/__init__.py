@@ -20,6 +20,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.admin.views import bp as admin_bp
     from portal.api import init_app as init_api
     from portal.appointments.views import bp as appointments_bp
+    from portal.call import init_app as init_call
     from portal.config import load_secret_key, settings
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.inputs import IdConverter, refuse_nul_characters
@@ -59,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp):
         app.register_blueprint(blueprint)
     init_api(app)
+    init_call(app)
     errorpages.init_app(app)
     cli.init_app(app)
     return app

@@ -29,6 +29,10 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in _env(name, "").split(",") if item.strip()]
+
+
 def load_secret_key(instance_path: Path) -> str:
     """The session-signing key: PORTAL_SECRET_KEY, else a file made once in instance/ (0600)."""
     from_env = os.environ.get("PORTAL_SECRET_KEY")
@@ -74,6 +78,16 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "INVITE_CLOSES_MINUTES_AFTER": _env_int("INVITE_CLOSES_MINUTES_AFTER", 60),
         "MAX_GUESTS": _env_int("MAX_GUESTS", 12),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # The call: how long a dropped participant may take to come back without the lobby.
+        "RECONNECT_GRACE_SECONDS": _env_int("RECONNECT_GRACE_SECONDS", 60),
+        # ICE: comma-separated stun:/turn:/turns: URLs; TURN credentials by the TURN REST
+        # scheme (coturn's use-auth-secret / static-auth-secret), valid TURN_TTL_SECONDS.
+        "STUN_URLS": _env_list("STUN_URLS"),
+        "TURN_URLS": _env_list("TURN_URLS"),
+        "TURN_SECRET": _env("TURN_SECRET", ""),
+        "TURN_TTL_SECONDS": _env_int("TURN_TTL_SECONDS", 3600),
+        # Several web workers: a Redis URL through which they relay Socket.IO events.
+        "SOCKETIO_MESSAGE_QUEUE": _env("SOCKETIO_MESSAGE_QUEUE", "") or None,
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

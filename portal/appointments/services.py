@@ -134,6 +134,13 @@ def require_scheduled(appointment: Appointment) -> None:
     _require_status(appointment, Status.SCHEDULED)
 
 
+def require_open_for_call(appointment: Appointment) -> None:
+    """Refuse (409) to start or join a call that is over or cancelled."""
+    if appointment.status not in (Status.SCHEDULED, Status.LIVE):
+        raise Conflict(_("This appointment is %(s)s; its call cannot be joined.",
+                         s=status_label(appointment.status)))
+
+
 def _require_status(appointment: Appointment, status: Status) -> None:
     if appointment.status is not status:
         raise Conflict(_("Only a scheduled appointment can be changed; this one is %(s)s.",

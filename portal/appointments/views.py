@@ -74,6 +74,14 @@ def show(appointment_id: int) -> ResponseReturnValue:
                            window=(opens, closes), new_link=None)
 
 
+@bp.get("/<id:appointment_id>/call")
+@login_required
+def call(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    services.require_open_for_call(appointment)
+    return render_template("appointments/call.html", appointment=appointment)
+
+
 @bp.route("/<id:appointment_id>/edit", methods=["GET", "POST"])
 @login_required
 def edit(appointment_id: int) -> ResponseReturnValue:

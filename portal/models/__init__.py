@@ -3,6 +3,7 @@
 from portal.models.appointment import (
     GUEST_ROLES,
     Appointment,
+    ChatMessage,
     Kind,
     LobbyState,
     Participant,
@@ -20,6 +21,7 @@ __all__ = [
     "Appointment",
     "AuditEvent",
     "AuditHead",
+    "ChatMessage",
     "Base",
     "Kind",
     "LobbyState",

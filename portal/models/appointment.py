@@ -107,6 +107,12 @@ class Participant(Base):
     invite_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     invite_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lobby_state: Mapped[LobbyState] = mapped_column(_enum(LobbyState), default=LobbyState.INVITED)
+    #: Socket.IO id of the one connection that waits in the lobby or sits in the call.
+    presence_sid: Mapped[str | None] = mapped_column(String(64))
+    #: When the participant entered the call; None while not in it.
+    joined_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: When that connection dropped; the participant may come back within the grace period.
+    away_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     appointment: Mapped[Appointment] = relationship(back_populates="participants")
@@ -114,3 +120,17 @@ class Participant(Base):
     @property
     def invite_revoked(self) -> bool:
         return self.invite_revoked_at is not None
+
+
+class ChatMessage(Base):
+    """A line of the call's text chat, kept with the appointment for its participants."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
+    body: Mapped[str] = mapped_column(String(2000))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    participant: Mapped[Participant] = relationship()

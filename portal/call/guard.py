@@ -1,0 +1,155 @@
+"""What every signaling event goes through: who is asking, is the payload sound, how often.
+
+A refused event becomes an `error` event (code + message) for the sender; nothing escapes as
+an exception into the server log, and nothing is relayed or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+from flask import request
+from flask_babel import gettext as _
+from marshmallow import Schema, ValidationError
+
+from portal.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD = 64 * 1024
+
+
+class Refused(Exception):
+    """An event the server will not act on; the sender gets `error` {code, message, event}."""
+
+    def __init__(self, code: str, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.close = code, message, close
+
+
+@dataclass
+class Bucket:
+    """Token bucket: `rate` events a second on average, bursts up to `burst`."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class Identity:
+    """Who a socket belongs to, fixed at connect and re-checked on every event."""
+
+    participant_id: int
+    appointment_id: int
+    user_id: int | None = None  # staff (the host)
+    session_epoch: int | None = None
+    invite_token: str | None = None  # guests; kept in memory only, never stored
+    events: Bucket = field(default_factory=lambda: Bucket(rate=40, burst=200))
+    chat: Bucket = field(default_factory=lambda: Bucket(rate=0.5, burst=5))
+
+    @property
+    def is_host(self) -> bool:
+        return self.user_id is not None
+
+
+_sockets: dict[str, Identity] = {}
+_lock = threading.Lock()
+
+
+def bind(sid: str, identity: Identity) -> None:
+    with _lock:
+        _sockets[sid] = identity
+
+
+def unbind(sid: str) -> Identity | None:
+    with _lock:
+        return _sockets.pop(sid, None)
+
+
+def identity_of(sid: str) -> Identity | None:
+    with _lock:
+        return _sockets.get(sid)
+
+
+def refuse(sid: str, event: str, err: Refused) -> None:
+    socketio.emit("error", {"code": err.code, "message": err.message, "event": event}, to=sid)
+    if err.close:
+        socketio.server.disconnect(sid, namespace="/")
+
+
+def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Refused("bad_request", _("The message must be a JSON object."))
+    try:
+        size = len(json.dumps(data, separators=(",", ":")))
+    except (TypeError, ValueError):
+        raise Refused("bad_request", _("The message is not valid JSON.")) from None
+    if size > MAX_PAYLOAD:
+        raise Refused("too_large", _("The message is too large."))
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+    except ValidationError as exc:
+        raise Refused("bad_request", _("The message is malformed: %(detail)s",
+                                       detail=json.dumps(exc.messages)[:300])) from None
+    return loaded
+
+
+Handler = Callable[[str, Identity, dict[str, Any]], None]
+
+
+def event(name: str, schema: Schema, *, verify: Callable[[Identity], Any]) -> Callable[
+        [Handler], Handler]:
+    """Register a Socket.IO handler that gets (sid, identity, validated payload).
+
+    verify(identity) re-checks that the socket's staff session or invite is still good and
+    raises Refused otherwise.
+    """
+
+    def register(handler: Handler) -> Handler:
+        @wraps(handler)
+        def on_event(data: Any = None, *extra: Any) -> None:
+            sid: str = request.sid  # type: ignore[attr-defined]
+            identity = identity_of(sid)
+            try:
+                if identity is None:
+                    raise Refused("unauthorized", _("Connect again."), close=True)
+                if not identity.events.take():
+                    raise Refused("rate_limited", _("Too many messages; slow down."))
+                payload = check_payload(data, schema)
+                verify(identity)
+                handler(sid, identity, payload)
+            except Refused as err:
+                db.session.rollback()
+                log.info("refused %s from %s: %s", name, sid, err.code)
+                refuse(sid, name, err)
+            except Exception:
+                db.session.rollback()
+                log.exception("signaling event %s failed", name)
+                refuse(sid, name, Refused("internal", _("Something went wrong on our side.")))
+
+        socketio.on_event(name, on_event)
+        return handler
+
+    return register

@@ -1,0 +1,71 @@
+"""The shape of every client-to-server event (docs/signaling.md). Unknown keys are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+_ID = validate.Range(min=1, max=2**31 - 1)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = "raise"
+
+
+class StrictBool(fields.Boolean):
+    """true or false only, not "yes" or 1."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class Empty(_Strict):
+    pass
+
+
+class Target(_Strict):
+    participant_id = fields.Integer(required=True, strict=True, validate=_ID)
+
+
+class Join(_Strict):
+    resume = StrictBool(load_default=False)
+
+
+class Description(_Strict):
+    type = fields.String(required=True,
+                         validate=validate.OneOf(["offer", "answer", "pranswer", "rollback"]))
+    sdp = fields.String(load_default="", validate=validate.Length(max=32 * 1024))
+
+
+class Candidate(_Strict):
+    candidate = fields.String(required=True, validate=validate.Length(max=1024))
+    sdpMid = fields.String(allow_none=True, load_default=None,  # noqa: N815 - WebRTC's name
+                           validate=validate.Length(max=64))
+    sdpMLineIndex = fields.Integer(allow_none=True, load_default=None,  # noqa: N815
+                                   strict=True, validate=validate.Range(min=0, max=1024))
+    usernameFragment = fields.String(allow_none=True, load_default=None,  # noqa: N815
+                                     validate=validate.Length(max=256))
+
+
+class Signal(_Strict):
+    to = fields.Integer(required=True, strict=True, validate=_ID)
+    description = fields.Nested(Description)
+    candidate = fields.Nested(Candidate, allow_none=True)
+
+    @validates_schema
+    def one_payload(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("description" in data) == ("candidate" in data):
+            raise ValidationError("exactly one of description and candidate")
+
+
+class MediaState(_Strict):
+    audio = StrictBool(required=True)
+    video = StrictBool(required=True)
+
+
+class Chat(_Strict):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
