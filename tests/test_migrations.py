@@ -17,7 +17,8 @@ from portal.audit import services as audit
 from portal.extensions import db
 from portal.models.audit import GENESIS_DIGEST
 
-TABLES = {"users", "api_tokens", "appointments", "participants", "audit_events", "audit_head"}
+TABLES = {"users", "api_tokens", "appointments", "participants", "chat_messages", "audit_events",
+          "audit_head"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
