@@ -121,6 +121,7 @@ def on_connect(auth: Any = None) -> None:
     join_room(_appt_room(identity.appointment_id))
     if identity.is_host:
         join_room(_hosts_room(identity.appointment_id))
+        join_room(f"user:{identity.user_id}")
     servers, expires = ice_servers(current_app.config, f"p{me.id}")
     appointment = me.appointment
     socketio.emit("welcome", {

@@ -153,3 +153,13 @@ def event(name: str, schema: Schema, *, verify: Callable[[Identity], Any]) -> Ca
         return handler
 
     return register
+
+
+def close_staff_sockets(user_id: int, message: str) -> None:
+    """Signing out ends the account's call connections on this worker (and tells the rest)."""
+    with _lock:
+        sids = [sid for sid, who in _sockets.items() if who.user_id == user_id]
+    socketio.emit("error", {"code": "unauthorized", "message": message, "event": "connect"},
+                  to=f"user:{user_id}")
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/")
