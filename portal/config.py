@@ -88,6 +88,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "TURN_TTL_SECONDS": _env_int("TURN_TTL_SECONDS", 3600),
         # Several web workers: a Redis URL through which they relay Socket.IO events.
         "SOCKETIO_MESSAGE_QUEUE": _env("SOCKETIO_MESSAGE_QUEUE", "") or None,
+        # The Redis channel; portals sharing one Redis need different ones.
+        "SOCKETIO_CHANNEL": _env("SOCKETIO_CHANNEL", "samtale"),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

@@ -15,6 +15,7 @@ def init_app(app: Flask) -> None:
         app,
         async_mode="threading",
         message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        channel=app.config["SOCKETIO_CHANNEL"],
         # Same origin only (the default when None); behind a proxy, the public address.
         cors_allowed_origins=[base_url] if base_url else None,
         # Events of one socket are handled in order: an ICE candidate must not overtake
