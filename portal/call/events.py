@@ -112,6 +112,11 @@ def on_connect(auth: Any = None) -> None:
     except Refused as err:
         db.session.rollback()
         raise ConnectionRefusedError({"code": err.code, "message": err.message}) from None
+    except Exception:
+        db.session.rollback()
+        log.exception("identifying a socket failed")
+        raise ConnectionRefusedError({"code": "internal",
+                                      "message": _("Something went wrong on our side.")}) from None
     bind(sid, identity)
     me = _me(identity)
     now = utcnow()
@@ -147,6 +152,14 @@ def on_disconnect(*_args: Any) -> None:
     identity = unbind(sid)
     if identity is None:
         return
+    try:
+        _went_away(sid, identity)
+    except Exception:
+        db.session.rollback()
+        log.exception("recording that socket %s went away failed", sid)
+
+
+def _went_away(sid: str, identity: Identity) -> None:
     me = db.session.get(Participant, identity.participant_id)
     if me is None or me.presence_sid != sid:
         return  # an extra tab, or a socket another one has replaced
