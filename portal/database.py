@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session
 
 from portal.extensions import db
 
@@ -39,3 +41,20 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run callback once the current transaction has committed (never if it rolls back):
+    tell the sockets about a change only when the change is really there."""
+    db.session.info.setdefault("after_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop("after_commit", []):
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop("after_commit", None)

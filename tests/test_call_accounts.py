@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +12,17 @@ from flask import Flask
 from portal.accounts import services as accounts
 from portal.appointments import services
 from portal.extensions import db, socketio
-from portal.models import Appointment, Kind, RecordingPolicy, Status, User, utcnow
+from portal.models import (
+    Appointment,
+    Kind,
+    LobbyState,
+    Participant,
+    ParticipantRole,
+    RecordingPolicy,
+    Status,
+    User,
+    utcnow,
+)
 
 
 def _appointment(app: Flask, host_id: int) -> int:
@@ -59,3 +71,59 @@ def test_a_host_cannot_connect_to_another_hosts_appointment(app: Flask, people: 
     intruder = socketio.test_client(app, flask_test_client=browser.client,
                                     auth={"appointment": appointment_id})
     assert not intruder.is_connected()
+
+
+def test_stopping_a_link_puts_the_guest_out_of_the_call_at_once(app: Flask, people: Any,
+                                                                 browser: Any) -> None:
+    appointment_id = _appointment(app, people.host_a.id)
+    with app.app_context():
+        appointment = db.session.get(Appointment, appointment_id)
+        guest, token = services.add_guest(appointment, display_name="Pat",
+                                          role=ParticipantRole.PATIENT)
+        db.session.commit()
+        guest_id = guest.id
+    browser.login(people.host_a)
+    host = socketio.test_client(app, flask_test_client=browser.client,
+                                auth={"appointment": appointment_id})
+    patient = socketio.test_client(app, auth={"invite": token})
+    patient.emit("lobby:join", {})
+    host.emit("lobby:admit", {"participant_id": guest_id})
+    host.emit("call:join", {"resume": False})
+    patient.emit("call:join", {"resume": False})
+    host.get_received()
+    browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/revoke")
+    deadline = time.monotonic() + 5
+    while patient.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not patient.is_connected()
+    assert {"name": "call:peer-left", "args": [{"id": guest_id}], "namespace": "/"} \
+        in host.get_received()
+    with app.app_context():
+        assert db.session.get(Participant, guest_id).lobby_state is LobbyState.LEFT
+
+
+def test_a_new_link_gives_a_denied_guest_a_new_chance(app: Flask, people: Any,
+                                                      browser: Any) -> None:
+    appointment_id = _appointment(app, people.host_a.id)
+    with app.app_context():
+        appointment = db.session.get(Appointment, appointment_id)
+        guest, token = services.add_guest(appointment, display_name="Pat",
+                                          role=ParticipantRole.PATIENT)
+        db.session.commit()
+        guest_id = guest.id
+    browser.login(people.host_a)
+    host = socketio.test_client(app, flask_test_client=browser.client,
+                                auth={"appointment": appointment_id})
+    patient = socketio.test_client(app, auth={"invite": token})
+    patient.emit("lobby:join", {})
+    host.emit("lobby:deny", {"participant_id": guest_id})
+    assert {"name": "lobby:state", "args": [{"state": "denied"}], "namespace": "/"} \
+        in patient.get_received()
+    page = browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue")
+    new_link = re.search(r"/j/([A-Za-z0-9_-]+)", page.get_data(as_text=True)).group(1)
+    again = socketio.test_client(app, auth={"invite": new_link})
+    welcome = next(m for m in again.get_received() if m["name"] == "welcome")["args"][0]
+    assert welcome["state"] == "invited"
+    again.emit("lobby:join", {})
+    assert {"name": "lobby:state", "args": [{"state": "waiting"}], "namespace": "/"} \
+        in again.get_received()

@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.audit import services as audit
+from portal.call import notify
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.models import (
@@ -126,6 +127,7 @@ def cancel(appointment: Appointment) -> None:
     """Cancel a scheduled appointment; every invite link then answers 410."""
     _require_status(appointment, Status.SCHEDULED)
     appointment.status = Status.CANCELLED
+    notify.appointment_closed(appointment)
     audit.record("appointment.cancelled", object_type="appointment", object_id=appointment.id)
 
 
@@ -206,6 +208,7 @@ def revoke_invite(guest: Participant) -> None:
     if guest.invite_revoked:
         return
     guest.invite_revoked_at = utcnow()
+    notify.guest_removed(guest)
     audit.record("invite.revoked", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
 
@@ -218,6 +221,8 @@ def reissue_invite(guest: Participant) -> str:
     guest.invite_token_hash = digest
     guest.invite_issued_at = utcnow()
     guest.invite_revoked_at = None
+    notify.guest_removed(guest)
+    guest.lobby_state = LobbyState.INVITED  # a new link is a new chance, even after a denial
     audit.record("invite.reissued", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
     return token

@@ -33,18 +33,6 @@ PROTOCOL = 1
 _OPEN = (Status.SCHEDULED, Status.LIVE)
 
 
-def _appt_room(appointment_id: int) -> str:
-    return f"appointment:{appointment_id}"
-
-
-def _hosts_room(appointment_id: int) -> str:
-    return f"hosts:{appointment_id}"
-
-
-def _call_room(appointment_id: int) -> str:
-    return f"call:{appointment_id}"
-
-
 def _actor(identity: Identity) -> Actor:
     if identity.is_host:
         return Actor("user", str(identity.user_id))
@@ -123,9 +111,9 @@ def on_connect(auth: Any = None) -> None:
     if presence.grace_over(me, now):  # the worker that would have timed it out is gone
         _expire(me)
         db.session.commit()
-    join_room(_appt_room(identity.appointment_id))
+    join_room(presence.appointment_room(identity.appointment_id))
     if identity.is_host:
-        join_room(_hosts_room(identity.appointment_id))
+        join_room(presence.hosts_room(identity.appointment_id))
         join_room(f"user:{identity.user_id}")
     servers, expires = ice_servers(current_app.config, f"p{me.id}")
     appointment = me.appointment
@@ -174,7 +162,7 @@ def _went_away(sid: str, identity: Identity) -> None:
     db.session.commit()
     if was_in_call:
         socketio.emit("call:peer-reconnecting", {"id": me.id},
-                      to=_call_room(identity.appointment_id))
+                      to=presence.call_room(identity.appointment_id))
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     socketio.start_background_task(_grace_timer, app, me.id, stamp)
 
@@ -199,14 +187,14 @@ def _expire(me: Participant) -> None:
     audit.record("call.left", object_type="participant", object_id=me.id, actor=audit.SYSTEM,
                  details={"appointment_id": me.appointment_id, "reason": "connection lost"})
     if was_in_call:
-        socketio.emit("call:peer-left", {"id": me.id}, to=_call_room(me.appointment_id))
+        socketio.emit("call:peer-left", {"id": me.id}, to=presence.call_room(me.appointment_id))
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 def _send_lobby(appointment: Appointment) -> None:
     socketio.emit("lobby:list", {"waiting": presence.waiting(appointment)},
-                  to=_hosts_room(appointment.id))
+                  to=presence.hosts_room(appointment.id))
 
 
 def _take_presence(me: Participant, sid: str) -> str | None:
@@ -325,14 +313,14 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
                      actor=_actor(identity))
     db.session.commit()
     _drop_replaced(old)
-    join_room(_call_room(appointment.id))
+    join_room(presence.call_room(appointment.id))
     others = [p for p in presence.members(appointment) if p.id != me.id]
     socketio.emit("call:joined", {
         "peers": [presence.peer(p) for p in others],
         "chat": [presence.chat_json(m) for m in presence.chat_history(appointment)],
     }, to=sid)
     socketio.emit("call:peer-joined", {"peer": presence.peer(me), "resume": data["resume"]},
-                  to=_call_room(appointment.id), skip_sid=sid)
+                  to=presence.call_room(appointment.id), skip_sid=sid)
 
 
 @event("call:leave", schemas.Empty(), verify=_verify)
@@ -343,8 +331,8 @@ def call_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     audit.record("call.left", object_type="participant", object_id=me.id,
                  actor=_actor(identity), details={"appointment_id": me.appointment_id})
     db.session.commit()
-    leave_room(_call_room(identity.appointment_id))
-    socketio.emit("call:peer-left", {"id": me.id}, to=_call_room(identity.appointment_id))
+    leave_room(presence.call_room(identity.appointment_id))
+    socketio.emit("call:peer-left", {"id": me.id}, to=presence.call_room(identity.appointment_id))
 
 
 @event("call:end", schemas.Empty(), verify=_verify)
@@ -357,8 +345,8 @@ def call_end(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     audit.record("appointment.ended", object_type="appointment", object_id=appointment.id,
                  actor=_actor(identity))
     db.session.commit()
-    socketio.emit("call:ended", {}, to=_appt_room(appointment.id))
-    socketio.close_room(_call_room(appointment.id))
+    socketio.emit("call:ended", {}, to=presence.appointment_room(appointment.id))
+    socketio.close_room(presence.call_room(appointment.id))
 
 
 @event("signal", schemas.Signal(), verify=_verify)
@@ -382,7 +370,7 @@ def media_state(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = _me(identity)
     _require_in_call(me, sid)
     socketio.emit("call:peer-media", {"id": me.id, **data},
-                  to=_call_room(identity.appointment_id), skip_sid=sid)
+                  to=presence.call_room(identity.appointment_id), skip_sid=sid)
 
 
 @event("chat:send", schemas.Chat(), verify=_verify)
@@ -398,4 +386,4 @@ def chat_send(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     db.session.add(message)
     db.session.commit()
     socketio.emit("chat:message", presence.chat_json(message),
-                  to=_call_room(identity.appointment_id))
+                  to=presence.call_room(identity.appointment_id))

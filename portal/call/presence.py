@@ -16,6 +16,19 @@ from portal.models import Appointment, ChatMessage, LobbyState, Participant, Par
 CHAT_HISTORY = 200
 
 
+def appointment_room(appointment_id: int) -> str:
+    """Every socket of the appointment: host pages, lobby, call."""
+    return f"appointment:{appointment_id}"
+
+
+def hosts_room(appointment_id: int) -> str:
+    return f"hosts:{appointment_id}"
+
+
+def call_room(appointment_id: int) -> str:
+    return f"call:{appointment_id}"
+
+
 def grace() -> timedelta:
     return timedelta(seconds=current_app.config["RECONNECT_GRACE_SECONDS"])
 

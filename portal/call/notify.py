@@ -1,0 +1,52 @@
+"""Changes made outside the call (a stopped link, a cancelled appointment) reach the sockets.
+
+Views and the API call these inside their transaction; the sockets hear of it after commit,
+from a background task, so that no socket handler runs inside someone else's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from portal.call import presence
+from portal.database import after_commit
+from portal.extensions import socketio
+from portal.models import Appointment, Participant
+
+
+def guest_removed(guest: Participant) -> None:
+    """The guest's link was stopped or replaced: out of the lobby and the call, at once."""
+    sid, pid, appointment_id = guest.presence_sid, guest.id, guest.appointment_id
+    was_in_call = presence.in_call(guest)
+    presence.leave(guest)
+    message = _("This invite link was stopped by the host.")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def tell() -> None:
+        with app.app_context():
+            if was_in_call:
+                socketio.emit("call:peer-left", {"id": pid}, to=presence.call_room(appointment_id))
+            if sid is not None:
+                socketio.emit("error", {"code": "ended", "message": message, "event": "connect"},
+                              to=sid)
+                socketio.server.disconnect(sid, namespace="/")
+            socketio.emit("lobby:list", {"waiting": _waiting(appointment_id)},
+                          to=presence.hosts_room(appointment_id))
+
+    after_commit(lambda: socketio.start_background_task(tell))
+
+
+def _waiting(appointment_id: int) -> list[dict[str, Any]]:
+    from portal.extensions import db
+
+    appointment = db.session.get(Appointment, appointment_id)
+    return presence.waiting(appointment) if appointment else []
+
+
+def appointment_closed(appointment: Appointment) -> None:
+    """Cancelled: everyone still connected hears that it is over."""
+    room = presence.appointment_room(appointment.id)
+    after_commit(lambda: socketio.emit("call:ended", {}, to=room))
