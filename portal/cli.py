@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from portal.accounts import services as accounts
 from portal.appointments import services as appointments
@@ -17,10 +17,12 @@ from portal.extensions import db
 from portal.links import invite_url
 from portal.models import (
     ApiToken,
+    Appointment,
     Kind,
     ParticipantRole,
     RecordingPolicy,
     Role,
+    Status,
     User,
     utcnow,
 )
@@ -29,6 +31,7 @@ users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API tokens for record systems.")
 audit_cli = AppGroup("audit", help="The audit trail.")
 
+DEMO_TITLE = "Demo consult"
 DEMO_ACCOUNTS = (
     ("admin@samtale.test", "Demo Administrator", Role.ADMIN),
     ("host@samtale.test", "Dr. Demo Host", Role.HOST),
@@ -142,31 +145,44 @@ def verify_audit() -> None:
 
 
 @click.command("demo")
+@with_appcontext
 def demo() -> None:
-    """Create the demo administrator and host if missing, print their passwords once, and
-    book the new demo host a consult with a guest link."""
+    """Create the demo administrator and host if missing (passwords printed once), and give
+    the demo host a consult starting soon with a fresh guest link, every time it runs."""
+    host = None
     for email, name, role in DEMO_ACCOUNTS:
-        if accounts.user_by_email(email) is not None:
-            click.echo(f"demo {role.value} {email} exists (new password: flask --app app users "
-                       f"reset-password {email})")
-            continue
-        user, one_time = accounts.create_user(email, name, role)
-        user.must_change_password = False  # a demo account; real ones choose their own
-        link = _demo_consult(user) if role is Role.HOST else None
-        db.session.commit()
-        click.echo(f"demo {role.value}: {email}  password: {one_time}  (shown once)")
-        if link:
-            click.echo(f"demo guest link (consult starting in 10 minutes): {link}")
+        user = accounts.user_by_email(email)
+        if user is not None:
+            click.echo(f"demo {role.value}: {email}  (forgot the password? flask --app app "
+                       f"users reset-password {email})")
+        else:
+            user, one_time = accounts.create_user(email, name, role)
+            user.must_change_password = False  # a demo account; real ones choose their own
+            click.echo(f"demo {role.value}: {email}  password: {one_time}  (shown once)")
+        if role is Role.HOST:
+            host = user
+    assert host is not None
+    appointment, link = _demo_consult(host)
+    db.session.commit()
+    base = invite_url("x").rsplit("/j/", 1)[0]
+    click.echo(f"demo consult: sign in as the host and open {base}/appointments/"
+               f"{appointment.id}/call")
+    click.echo(f"demo guest link (open it in another browser or a private window): {link}")
 
 
-def _demo_consult(host: User) -> str:
-    starts_at = utcnow() + timedelta(minutes=10)
+def _demo_consult(host: User) -> tuple[Appointment, str]:
+    """The demo host's open demo consult (or a new one), and a new link for its guest."""
+    now = utcnow()
+    for appointment in appointments.for_host(host):
+        if (appointment.title == DEMO_TITLE and appointment.ends_at > now
+                and appointment.status in (Status.SCHEDULED, Status.LIVE)):
+            return appointment, invite_url(appointments.reissue_invite(appointment.guests[0]))
     appointment = appointments.book(
-        host, kind=Kind.CONSULT, title="Demo consult", starts_at=starts_at,
+        host, kind=Kind.CONSULT, title=DEMO_TITLE, starts_at=now + timedelta(minutes=10),
         duration_minutes=60, recording_policy=RecordingPolicy.CONSENT)
     _guest, token = appointments.add_guest(appointment, display_name="Demo Patient",
                                            role=ParticipantRole.PATIENT)
-    return invite_url(token)
+    return appointment, invite_url(token)
 
 
 def init_app(app: Flask) -> None:

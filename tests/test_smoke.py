@@ -32,3 +32,21 @@ def test_audit_chain_on_both_backends(app, people, runner):
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert "OK: 3 events" in result.output
+
+
+def test_demo_gives_a_working_guest_link_every_time_it_runs(runner, new_browser):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    assert "password:" in first.output
+    call_page = re.search(r"open http://[^/]+(/appointments/\d+/call)", first.output).group(1)
+    link_1 = re.search(r"guest link .*: http://[^/]+(/j/\S+)", first.output).group(1)
+    assert new_browser().get(link_1).status_code == 200
+
+    second = runner.invoke(args=["demo"])
+    assert second.exit_code == 0, second.output
+    assert "password:" not in second.output  # shown once only
+    assert call_page in second.output  # the same consult, still open
+    link_2 = re.search(r"guest link .*: http://[^/]+(/j/\S+)", second.output).group(1)
+    assert link_2 != link_1
+    assert new_browser().get(link_2).status_code == 200
+    assert new_browser().get(link_1).status_code == 404  # the old link was replaced
