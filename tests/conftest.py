@@ -202,3 +202,13 @@ def new_browser(app: Flask) -> Any:
 @pytest.fixture
 def runner(app: Flask) -> Any:
     return app.test_cli_runner()
+
+
+# --- Live portal (a real server in a subprocess) for Socket.IO and browser tests: tests/live.py
+
+from live import live_portal, live_portal_factory, live_portal_module  # noqa: E402, F401
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "live_portal(grace_seconds=5, env=None): options of the live_portal server")

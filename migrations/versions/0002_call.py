@@ -32,6 +32,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.add_column(sa.Column('presence_sid', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('waiting_since', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('audio_on', sa.Boolean(), server_default=sa.true(), nullable=False))
+        batch_op.add_column(sa.Column('video_on', sa.Boolean(), server_default=sa.true(), nullable=False))
         batch_op.add_column(sa.Column('joined_call_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('away_since', sa.DateTime(), nullable=True))
 
@@ -41,6 +44,9 @@ def downgrade() -> None:
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_column('away_since')
         batch_op.drop_column('joined_call_at')
+        batch_op.drop_column('video_on')
+        batch_op.drop_column('audio_on')
+        batch_op.drop_column('waiting_since')
         batch_op.drop_column('presence_sid')
 
     with op.batch_alter_table('chat_messages', schema=None) as batch_op:

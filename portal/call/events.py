@@ -8,13 +8,22 @@ from typing import Any
 from flask import current_app, request
 from flask_babel import gettext as _
 from flask_login import current_user
-from flask_socketio import join_room, leave_room
+from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
 from portal.appointments.services import InviteState, check_invite
 from portal.audit import services as audit
 from portal.audit.services import Actor
 from portal.call import presence, schemas
-from portal.call.guard import Identity, Refused, bind, event, refuse, unbind
+from portal.call.guard import (
+    Identity,
+    Refused,
+    bind,
+    close_appointment_sockets,
+    event,
+    identity_of,
+    refuse,
+    unbind,
+)
 from portal.call.ice import ice_servers
 from portal.extensions import db, socketio
 from portal.models import (
@@ -95,16 +104,19 @@ def _me(identity: Identity) -> Participant:
 @socketio.on("connect")
 def on_connect(auth: Any = None) -> None:
     sid: str = request.sid  # type: ignore[attr-defined]
+    if identity_of(sid) is not None:
+        return  # an event the client named "connect": a socket is identified once only
     try:
         identity = _identify(auth)
     except Refused as err:
         db.session.rollback()
-        raise ConnectionRefusedError({"code": err.code, "message": err.message}) from None
+        raise ConnectionRefusedError(err.message, {"code": err.code, "message": err.message}) \
+            from None
     except Exception:
         db.session.rollback()
         log.exception("identifying a socket failed")
-        raise ConnectionRefusedError({"code": "internal",
-                                      "message": _("Something went wrong on our side.")}) from None
+        message = _("Something went wrong on our side.")
+        raise ConnectionRefusedError(message, {"code": "internal", "message": message}) from None
     bind(sid, identity)
     me = _me(identity)
     now = utcnow()
@@ -137,6 +149,8 @@ def on_connect(auth: Any = None) -> None:
 @socketio.on("disconnect")
 def on_disconnect(*_args: Any) -> None:
     sid: str = request.sid  # type: ignore[attr-defined]
+    if socketio.server.manager.is_connected(sid, "/"):
+        return  # an event the client named "disconnect", not a real one
     identity = unbind(sid)
     if identity is None:
         return
@@ -248,6 +262,8 @@ def lobby_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
         return
     old = _take_presence(me, sid)
     if me.lobby_state is not LobbyState.ADMITTED:
+        if me.lobby_state is not LobbyState.WAITING:
+            me.waiting_since = utcnow()
         me.lobby_state = LobbyState.WAITING
         audit.record("lobby.waiting", object_type="participant", object_id=me.id,
                      actor=_actor(identity), details={"appointment_id": me.appointment_id})
@@ -347,6 +363,7 @@ def call_end(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     db.session.commit()
     socketio.emit("call:ended", {}, to=presence.appointment_room(appointment.id))
     socketio.close_room(presence.call_room(appointment.id))
+    close_appointment_sockets(appointment.id)
 
 
 @event("signal", schemas.Signal(), verify=_verify)
@@ -369,6 +386,8 @@ def signal(sid: str, identity: Identity, data: dict[str, Any]) -> None:
 def media_state(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = _me(identity)
     _require_in_call(me, sid)
+    me.audio_on, me.video_on = data["audio"], data["video"]
+    db.session.commit()
     socketio.emit("call:peer-media", {"id": me.id, **data},
                   to=presence.call_room(identity.appointment_id), skip_sid=sid)
 

@@ -100,14 +100,14 @@ def refuse(sid: str, event: str, err: Refused) -> None:
 def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise Refused("bad_request", _("The message must be a JSON object."))
     try:
         size = len(json.dumps(data, separators=(",", ":")))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise Refused("bad_request", _("The message is not valid JSON.")) from None
     if size > MAX_PAYLOAD:
         raise Refused("too_large", _("The message is too large."))
+    if not isinstance(data, dict):
+        raise Refused("bad_request", _("The message must be a JSON object."))
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
@@ -161,5 +161,13 @@ def close_staff_sockets(user_id: int, message: str) -> None:
         sids = [sid for sid, who in _sockets.items() if who.user_id == user_id]
     socketio.emit("error", {"code": "unauthorized", "message": message, "event": "connect"},
                   to=f"user:{user_id}")
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/")
+
+
+def close_appointment_sockets(appointment_id: int) -> None:
+    """The call is over: close this worker's sockets of it (the others refuse their next event)."""
+    with _lock:
+        sids = [sid for sid, who in _sockets.items() if who.appointment_id == appointment_id]
     for sid in sids:
         socketio.server.disconnect(sid, namespace="/")

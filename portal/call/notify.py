@@ -12,6 +12,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from portal.call import presence
+from portal.call.guard import close_appointment_sockets
 from portal.database import after_commit
 from portal.extensions import socketio
 from portal.models import Appointment, Participant
@@ -48,5 +49,12 @@ def _waiting(appointment_id: int) -> list[dict[str, Any]]:
 
 def appointment_closed(appointment: Appointment) -> None:
     """Cancelled: everyone still connected hears that it is over."""
-    room = presence.appointment_room(appointment.id)
-    after_commit(lambda: socketio.emit("call:ended", {}, to=room))
+    appointment_id = appointment.id
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def tell() -> None:
+        with app.app_context():
+            socketio.emit("call:ended", {}, to=presence.appointment_room(appointment_id))
+            close_appointment_sockets(appointment_id)
+
+    after_commit(lambda: socketio.start_background_task(tell))

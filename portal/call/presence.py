@@ -34,7 +34,12 @@ def grace() -> timedelta:
 
 
 def peer(p: Participant) -> dict[str, Any]:
-    return {"id": p.id, "name": p.display_name, "role": p.role.value}
+    return {"id": p.id, "name": p.display_name, "role": p.role.value,
+            "audio": p.audio_on, "video": p.video_on}
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def in_call(p: Participant, sid: str | None = None) -> bool:
@@ -48,7 +53,8 @@ def members(appointment: Appointment) -> list[Participant]:
 
 
 def waiting(appointment: Appointment) -> list[dict[str, Any]]:
-    return [peer(p) for p in appointment.guests if p.lobby_state is LobbyState.WAITING]
+    return [{**peer(p), "since": utc_iso(p.waiting_since or p.created_at)}
+            for p in appointment.guests if p.lobby_state is LobbyState.WAITING]
 
 
 def may_join(p: Participant) -> bool:
@@ -88,4 +94,4 @@ def chat_history(appointment: Appointment) -> list[ChatMessage]:
 
 def chat_json(m: ChatMessage) -> dict[str, Any]:
     return {"id": m.id, "from": {"id": m.participant.id, "name": m.participant.display_name},
-            "text": m.body, "sent_at": m.sent_at.isoformat().replace("+00:00", "Z")}
+            "text": m.body, "sent_at": utc_iso(m.sent_at)}

@@ -35,7 +35,7 @@ def landing(token: str) -> ResponseReturnValue:
     status = _STATUS[check.state]
     template = "join/landing.html" if check.state is InviteState.VALID else "join/unavailable.html"
     response = current_app.make_response((render_template(
-        template, check=check, guest=check.guest, invite_token=token,
+        template, check=check, guest=check.guest,
         appointment=check.guest.appointment if check.guest else None), status))
     # The link is a secret: keep it out of caches and out of Referer headers.
     response.headers["Cache-Control"] = "no-store"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, UTCDateTime, utcnow
@@ -109,6 +109,11 @@ class Participant(Base):
     lobby_state: Mapped[LobbyState] = mapped_column(_enum(LobbyState), default=LobbyState.INVITED)
     #: Socket.IO id of the one connection that waits in the lobby or sits in the call.
     presence_sid: Mapped[str | None] = mapped_column(String(64))
+    #: When the guest started waiting in the lobby.
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Microphone and camera as the participant last said (others show "muted").
+    audio_on: Mapped[bool] = mapped_column(default=True, server_default=true())
+    video_on: Mapped[bool] = mapped_column(default=True, server_default=true())
     #: When the participant entered the call; None while not in it.
     joined_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When that connection dropped; the participant may come back within the grace period.
