@@ -246,6 +246,15 @@ class SignalClient:
         if self.sio.connected:
             with contextlib.suppress(AssertionError):
                 self.goodbye()
+        # A connection the server closed (or drop() broke) still holds its TCP socket.
+        ws = getattr(self.sio.eio, "ws", None)
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.close(timeout=0)
+            raw = getattr(ws, "sock", None)
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.close()
 
 
 @dataclass
