@@ -394,3 +394,43 @@ def test_nul_characters_are_refused(app, people, new_browser, where):
     assert 400 <= response.status_code < 500
     if where != "login":  # a refused sign-in is audited
         assert snapshot(app) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+def test_guests_added_at_the_same_moment_cannot_pass_the_limit(app, people):
+    """Each request counts the guests under a lock on the appointment: of several added at
+    once with one place left, exactly one gets in."""
+    import threading
+
+    from portal.appointments import services as appointment_services
+    from portal.errors import Conflict
+    from portal.models import ParticipantRole
+
+    app.config["MAX_GUESTS"] = 1
+    appointment_id = book(app, people.host_a.id)
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def add(name: str) -> None:
+        with app.app_context():
+            start.wait()
+            appointment = db.session.get(Appointment, appointment_id)
+            try:
+                appointment_services.add_guest(appointment, display_name=name,
+                                               role=ParticipantRole.CLIENT)
+                db.session.commit()
+                outcomes.append("added")
+            except Conflict:
+                db.session.rollback()
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=add, args=(f"Guest {i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["added", "refused", "refused", "refused"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Participant).where(
+            Participant.appointment_id == appointment_id,
+            Participant.role != ParticipantRole.HOST)) == 1

@@ -400,3 +400,19 @@ def test_dropped_connection_resumes_and_restarts_ice(sides: Sides) -> None:
     assert call.guest.page.evaluate("() => window.samtale.stage") == "call"
     assert lobby_rows(call.host) == 0
     media_flows_both_ways(call)
+
+
+def test_guest_switches_language_without_losing_the_page(sides: Sides) -> None:
+    """The guest page's address is a secret that no ?next= link may carry: the switch sets the
+    language in the background and loads the same page again, in Norwegian."""
+    live = sides.live
+    consult = live.book_consult(live.create_host(), ["Kari Telefon"])
+    guest = sides.guest()
+    guest.page.goto(consult.guest.url)
+    guest.stage("check")
+    assert consult.guest.token not in guest.page.inner_html("header")
+    guest.page.click("header a[lang=nb]")
+    guest.page.wait_for_function("() => document.documentElement.lang === 'nb'")
+    assert guest.page.url == consult.guest.url
+    guest.stage("check")
+    assert "Bli med" in guest.page.inner_text("#join")

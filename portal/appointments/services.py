@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.audit import services as audit
 from portal.call import notify
@@ -191,7 +191,13 @@ def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantR
                           field="display_name")
     if role not in GUEST_ROLES:
         raise DomainError(_("That role is not one a guest can have."), field="role")
-    if len(appointment.guests) >= current_app.config["MAX_GUESTS"]:
+    # Lock the appointment's row (PostgreSQL; SQLite's writers are serialised already) and
+    # count afresh, so two guests added at the same moment cannot pass the limit together.
+    db.session.execute(select(Appointment.id).where(Appointment.id == appointment.id)
+                       .with_for_update())
+    guests = db.session.scalar(select(func.count()).select_from(Participant).where(
+        Participant.appointment_id == appointment.id, Participant.role != ParticipantRole.HOST))
+    if (guests or 0) >= current_app.config["MAX_GUESTS"]:
         raise Conflict(_("This appointment has the most guests allowed."))
     token, digest = new_token()
     guest = Participant(display_name=display_name, role=role, email=(email or None),
