@@ -10,7 +10,7 @@ from flask_babel import format_date, format_time, get_locale, get_timezone, to_u
 
 from portal.appointments.forms import role_label
 from portal.appointments.services import status_label
-from portal.models import Kind, RecordingPolicy
+from portal.models import Kind, ParticipantRole, RecordingPolicy
 
 
 def when(moment: datetime) -> str:
@@ -21,6 +21,11 @@ def when(moment: datetime) -> str:
 def zone_name(moment: datetime) -> str:
     """The viewer's zone, spelled out for this moment ('Central European Standard Time')."""
     return get_timezone_name(to_user_timezone(moment), width="long", locale=get_locale())
+
+
+def role_labels() -> dict[str, str]:
+    """Every participant role and its label, for the call's scripts."""
+    return {role.value: str(role_label(role)) for role in ParticipantRole}
 
 
 def kind_label(kind: Kind) -> str:
@@ -58,5 +63,6 @@ def init_app(app: Flask) -> None:
                                  status_label=status_label, kind_label=kind_label,
                                  policy_label=policy_label)
     app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
-                                 current_locale=lambda: str(get_locale()))
+                                 current_locale=lambda: str(get_locale()),
+                                 role_labels=role_labels)
     app.after_request(_security_headers)
