@@ -482,6 +482,8 @@
   });
   if ($("end-call")) {
     $("end-call").addEventListener("click", () => {
+      // Ending cannot be undone: the appointment is over and every link stops working.
+      if (!window.confirm(t("confirm_end"))) { return; }
       state.ending = true;
       $("end-call").disabled = true;
       state.socket.emit("call:end", {});
