@@ -63,6 +63,7 @@ ROUTES = (
     Route("book-form", "GET", "/appointments/new", staff_page(200)),
     Route("book", "POST", "/appointments/new", staff_page(302), data=EDIT),
     Route("show", "GET", "/appointments/{appt}", own_page(200)),
+    Route("call", "GET", "/appointments/{appt}/call", own_page(200)),
     Route("edit-form", "GET", "/appointments/{appt}/edit", own_page(200)),
     Route("edit", "POST", "/appointments/{appt}/edit", own_page(302), data=EDIT,
           redirect_to="/appointments/{appt}"),

@@ -35,6 +35,23 @@ def _appointment(app: Flask, host_id: int) -> int:
         return appointment.id
 
 
+def _host_and_waiting_guest(app: Flask, people: Any, browser: Any) -> tuple[int, int, Any, Any]:
+    """Host A's appointment with guest Pat, both connected, Pat in the waiting room."""
+    appointment_id = _appointment(app, people.host_a.id)
+    with app.app_context():
+        appointment = db.session.get(Appointment, appointment_id)
+        guest, token = services.add_guest(appointment, display_name="Pat",
+                                          role=ParticipantRole.PATIENT)
+        db.session.commit()
+        guest_id = guest.id
+    browser.login(people.host_a)
+    host = socketio.test_client(app, flask_test_client=browser.client,
+                                auth={"appointment": appointment_id})
+    patient = socketio.test_client(app, auth={"invite": token})
+    patient.emit("lobby:join", {})
+    return appointment_id, guest_id, host, patient
+
+
 def test_signing_out_closes_the_hosts_call_socket(app: Flask, people: Any, browser: Any) -> None:
     appointment_id = _appointment(app, people.host_a.id)
     browser.login(people.host_a)
@@ -75,18 +92,7 @@ def test_a_host_cannot_connect_to_another_hosts_appointment(app: Flask, people: 
 
 def test_stopping_a_link_puts_the_guest_out_of_the_call_at_once(app: Flask, people: Any,
                                                                  browser: Any) -> None:
-    appointment_id = _appointment(app, people.host_a.id)
-    with app.app_context():
-        appointment = db.session.get(Appointment, appointment_id)
-        guest, token = services.add_guest(appointment, display_name="Pat",
-                                          role=ParticipantRole.PATIENT)
-        db.session.commit()
-        guest_id = guest.id
-    browser.login(people.host_a)
-    host = socketio.test_client(app, flask_test_client=browser.client,
-                                auth={"appointment": appointment_id})
-    patient = socketio.test_client(app, auth={"invite": token})
-    patient.emit("lobby:join", {})
+    appointment_id, guest_id, host, patient = _host_and_waiting_guest(app, people, browser)
     host.emit("lobby:admit", {"participant_id": guest_id})
     host.emit("call:join", {"resume": False})
     patient.emit("call:join", {"resume": False})
@@ -104,18 +110,7 @@ def test_stopping_a_link_puts_the_guest_out_of_the_call_at_once(app: Flask, peop
 
 def test_a_new_link_gives_a_denied_guest_a_new_chance(app: Flask, people: Any,
                                                       browser: Any) -> None:
-    appointment_id = _appointment(app, people.host_a.id)
-    with app.app_context():
-        appointment = db.session.get(Appointment, appointment_id)
-        guest, token = services.add_guest(appointment, display_name="Pat",
-                                          role=ParticipantRole.PATIENT)
-        db.session.commit()
-        guest_id = guest.id
-    browser.login(people.host_a)
-    host = socketio.test_client(app, flask_test_client=browser.client,
-                                auth={"appointment": appointment_id})
-    patient = socketio.test_client(app, auth={"invite": token})
-    patient.emit("lobby:join", {})
+    appointment_id, guest_id, host, patient = _host_and_waiting_guest(app, people, browser)
     host.emit("lobby:deny", {"participant_id": guest_id})
     assert {"name": "lobby:state", "args": [{"state": "denied"}], "namespace": "/"} \
         in patient.get_received()
@@ -127,3 +122,15 @@ def test_a_new_link_gives_a_denied_guest_a_new_chance(app: Flask, people: Any,
     again.emit("lobby:join", {})
     assert {"name": "lobby:state", "args": [{"state": "waiting"}], "namespace": "/"} \
         in again.get_received()
+
+
+def test_the_call_page_of_an_ended_appointment_says_so(app: Flask, people: Any,
+                                                       browser: Any) -> None:
+    appointment_id = _appointment(app, people.host_a.id)
+    with app.app_context():
+        db.session.get(Appointment, appointment_id).status = Status.ENDED
+        db.session.commit()
+    browser.login(people.host_a)
+    response = browser.get(f"/appointments/{appointment_id}/call")
+    assert response.status_code == 409
+    assert "cannot be joined" in response.get_data(as_text=True)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
+from portal.accounts.auth import load_user
 from portal.appointments.services import InviteState, check_invite
 from portal.audit import services as audit
 from portal.audit.services import Actor
@@ -25,6 +26,7 @@ from portal.call.guard import (
     unbind,
 )
 from portal.call.ice import ice_servers
+from portal.database import after_commit
 from portal.extensions import db, socketio
 from portal.models import (
     Appointment,
@@ -33,7 +35,6 @@ from portal.models import (
     Participant,
     ParticipantRole,
     Status,
-    User,
     utcnow,
 )
 
@@ -87,8 +88,7 @@ def _verify(identity: Identity) -> None:
         if state is not InviteState.VALID:
             raise Refused("ended", _("This invite link does not work any more."), close=True)
         return
-    user = db.session.get(User, identity.user_id)
-    if user is None or user.is_disabled or user.session_epoch != identity.session_epoch:
+    if load_user(f"{identity.user_id}.{identity.session_epoch}") is None:
         raise Refused("unauthorized", _("Please sign in again."), close=True)
     appointment = db.session.get(Appointment, identity.appointment_id)
     if appointment is None or appointment.status not in _OPEN:
@@ -124,9 +124,9 @@ def on_connect(auth: Any = None) -> None:
         _expire(me)
         db.session.commit()
     join_room(presence.appointment_room(identity.appointment_id))
-    if identity.is_host:
+    if identity.user_id is not None:  # the host
         join_room(presence.hosts_room(identity.appointment_id))
-        join_room(f"user:{identity.user_id}")
+        join_room(presence.user_room(identity.user_id))
     servers, expires = ice_servers(current_app.config, f"p{me.id}")
     appointment = me.appointment
     socketio.emit("welcome", {
@@ -169,7 +169,7 @@ def _went_away(sid: str, identity: Identity) -> None:
     if me.lobby_state is LobbyState.WAITING:
         me.lobby_state = LobbyState.LEFT  # closing the tab leaves the waiting room
         db.session.commit()
-        _send_lobby(me.appointment)
+        presence.send_lobby(me.appointment)
         return
     stamp = me.away_since = utcnow()
     was_in_call = me.joined_call_at is not None
@@ -201,15 +201,11 @@ def _expire(me: Participant) -> None:
     audit.record("call.left", object_type="participant", object_id=me.id, actor=audit.SYSTEM,
                  details={"appointment_id": me.appointment_id, "reason": "connection lost"})
     if was_in_call:
-        socketio.emit("call:peer-left", {"id": me.id}, to=presence.call_room(me.appointment_id))
+        message, room = {"id": me.id}, presence.call_room(me.appointment_id)
+        after_commit(lambda: socketio.emit("call:peer-left", message, to=room))
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-def _send_lobby(appointment: Appointment) -> None:
-    socketio.emit("lobby:list", {"waiting": presence.waiting(appointment)},
-                  to=presence.hosts_room(appointment.id))
-
 
 def _take_presence(me: Participant, sid: str) -> str | None:
     """This socket now speaks for the participant; returns the socket it replaced."""
@@ -270,7 +266,7 @@ def lobby_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     db.session.commit()
     _drop_replaced(old)
     socketio.emit("lobby:state", {"state": me.lobby_state.value}, to=sid)
-    _send_lobby(me.appointment)
+    presence.send_lobby(me.appointment)
 
 
 @event("lobby:leave", schemas.Empty(), verify=_verify)
@@ -280,10 +276,10 @@ def lobby_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     if me.lobby_state is LobbyState.WAITING and me.presence_sid == sid:
         presence.leave(me)
         db.session.commit()
-        _send_lobby(me.appointment)
+        presence.send_lobby(me.appointment)
 
 
-def _decide(sid: str, identity: Identity, participant_id: int, state: LobbyState) -> None:
+def _decide(identity: Identity, participant_id: int, state: LobbyState) -> None:
     _host_only(identity)
     guest = _waiting_guest(identity, participant_id)
     guest.lobby_state = state
@@ -296,17 +292,17 @@ def _decide(sid: str, identity: Identity, participant_id: int, state: LobbyState
     db.session.commit()
     if target is not None:
         socketio.emit("lobby:state", {"state": state.value}, to=target)
-    _send_lobby(guest.appointment)
+    presence.send_lobby(guest.appointment)
 
 
 @event("lobby:admit", schemas.Target(), verify=_verify)
 def lobby_admit(sid: str, identity: Identity, data: dict[str, Any]) -> None:
-    _decide(sid, identity, data["participant_id"], LobbyState.ADMITTED)
+    _decide(identity, data["participant_id"], LobbyState.ADMITTED)
 
 
 @event("lobby:deny", schemas.Target(), verify=_verify)
 def lobby_deny(sid: str, identity: Identity, data: dict[str, Any]) -> None:
-    _decide(sid, identity, data["participant_id"], LobbyState.DENIED)
+    _decide(identity, data["participant_id"], LobbyState.DENIED)
 
 
 # --- the call --------------------------------------------------------------------------------
@@ -317,8 +313,7 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     if not presence.may_join(me):
         raise Refused("forbidden", _("You have not been let into the call."))
     old = _take_presence(me, sid)
-    first_time = me.joined_call_at is None
-    if first_time:
+    if me.joined_call_at is None:
         me.joined_call_at = utcnow()
         audit.record("call.joined", object_type="participant", object_id=me.id,
                      actor=_actor(identity), details={"appointment_id": me.appointment_id})

@@ -19,6 +19,7 @@ from flask import request
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 
+from portal.call.presence import user_room
 from portal.extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def close_staff_sockets(user_id: int, message: str) -> None:
     with _lock:
         sids = [sid for sid, who in _sockets.items() if who.user_id == user_id]
     socketio.emit("error", {"code": "unauthorized", "message": message, "event": "connect"},
-                  to=f"user:{user_id}")
+                  to=user_room(user_id))
     for sid in sids:
         socketio.server.disconnect(sid, namespace="/")
 

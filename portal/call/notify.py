@@ -6,15 +6,13 @@ from a background task, so that no socket handler runs inside someone else's tra
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 from flask_babel import gettext as _
 
 from portal.call import presence
-from portal.call.guard import close_appointment_sockets
+from portal.call.guard import Refused, close_appointment_sockets, refuse
 from portal.database import after_commit
-from portal.extensions import socketio
+from portal.extensions import db, socketio
 from portal.models import Appointment, Participant
 
 
@@ -31,20 +29,12 @@ def guest_removed(guest: Participant) -> None:
             if was_in_call:
                 socketio.emit("call:peer-left", {"id": pid}, to=presence.call_room(appointment_id))
             if sid is not None:
-                socketio.emit("error", {"code": "ended", "message": message, "event": "connect"},
-                              to=sid)
-                socketio.server.disconnect(sid, namespace="/")
-            socketio.emit("lobby:list", {"waiting": _waiting(appointment_id)},
-                          to=presence.hosts_room(appointment_id))
+                refuse(sid, "connect", Refused("ended", message, close=True))
+            appointment = db.session.get(Appointment, appointment_id)
+            if appointment is not None:
+                presence.send_lobby(appointment)
 
     after_commit(lambda: socketio.start_background_task(tell))
-
-
-def _waiting(appointment_id: int) -> list[dict[str, Any]]:
-    from portal.extensions import db
-
-    appointment = db.session.get(Appointment, appointment_id)
-    return presence.waiting(appointment) if appointment else []
 
 
 def appointment_closed(appointment: Appointment) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from portal.extensions import db, socketio
 from portal.models import Appointment, ChatMessage, LobbyState, Participant, ParticipantRole
 
 CHAT_HISTORY = 200
@@ -27,6 +28,11 @@ def hosts_room(appointment_id: int) -> str:
 
 def call_room(appointment_id: int) -> str:
     return f"call:{appointment_id}"
+
+
+def user_room(user_id: int) -> str:
+    """Every call socket of one staff account."""
+    return f"user:{user_id}"
 
 
 def grace() -> timedelta:
@@ -84,8 +90,6 @@ def leave(p: Participant) -> None:
 
 
 def chat_history(appointment: Appointment) -> list[ChatMessage]:
-    from portal.extensions import db
-
     rows = db.session.scalars(
         select(ChatMessage).where(ChatMessage.appointment_id == appointment.id)
         .order_by(ChatMessage.id.desc()).limit(CHAT_HISTORY)).all()
@@ -95,3 +99,8 @@ def chat_history(appointment: Appointment) -> list[ChatMessage]:
 def chat_json(m: ChatMessage) -> dict[str, Any]:
     return {"id": m.id, "from": {"id": m.participant.id, "name": m.participant.display_name},
             "text": m.body, "sent_at": utc_iso(m.sent_at)}
+
+
+def send_lobby(appointment: Appointment) -> None:
+    """The hosts' pages get the waiting room as it is now."""
+    socketio.emit("lobby:list", {"waiting": waiting(appointment)}, to=hosts_room(appointment.id))
