@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.inputs import IdConverter, refuse_nul_characters
     from portal.join.views import bp as join_bp
+    from portal.recording.views import bp as recordings_bp
     from portal.views import bp as home_bp
 
     app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
@@ -57,7 +58,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(auth.enforce_password_change)
 
     app.url_map.converters["id"] = IdConverter
-    for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp):
+    for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp,
+                      recordings_bp):
         app.register_blueprint(blueprint)
     init_api(app)
     init_call(app)

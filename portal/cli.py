@@ -186,5 +186,8 @@ def _demo_consult(host: User) -> tuple[Appointment, str]:
 
 
 def init_app(app: Flask) -> None:
+    from portal.recording import cli as recording_cli
+
     for command in (users_cli, tokens_cli, audit_cli, demo):
         app.cli.add_command(command)
+    recording_cli.init_app(app)

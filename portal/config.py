@@ -90,6 +90,17 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "SOCKETIO_MESSAGE_QUEUE": _env("SOCKETIO_MESSAGE_QUEUE", "") or None,
         # The Redis channel; portals sharing one Redis need different ones.
         "SOCKETIO_CHANNEL": _env("SOCKETIO_CHANNEL", "samtale"),
+        # Recording: where the encrypted files live (shared storage in scale-out), the keyring
+        # and signing key (else files made once in instance/, 0600), and what the consent
+        # prompt tells people about purpose and retention.
+        "RECORDINGS_DIR": _env("RECORDINGS_DIR", str(instance_path / "recordings")),
+        "RECORDING_KEYS": os.environ.get("PORTAL_RECORDING_KEYS") or None,
+        "RECORDING_KEYS_DIR": _env("RECORDING_KEYS_DIR", ""),  # default: instance/
+        "RECORDING_SIGNING_KEY": os.environ.get("PORTAL_RECORDING_SIGNING_KEY") or None,
+        "RECORDING_PURPOSE": _env("RECORDING_PURPOSE", ""),
+        "RECORDING_RETENTION_DAYS": _env_int("RECORDING_RETENTION_DAYS", 90),
+        # A recorder stamps its recordings this often; three missed stamps mean it died.
+        "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

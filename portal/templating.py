@@ -10,7 +10,7 @@ from flask_babel import format_date, format_time, get_locale, get_timezone, to_u
 
 from portal.appointments.forms import role_label
 from portal.appointments.services import status_label
-from portal.models import Kind, ParticipantRole, RecordingPolicy
+from portal.models import Kind, ParticipantRole, RecordingPolicy, RecordingStatus
 
 
 def when(moment: datetime) -> str:
@@ -44,6 +44,36 @@ def policy_label(policy: RecordingPolicy) -> str:
     }[policy]
 
 
+def recording_status_label(status: RecordingStatus) -> str:
+    from flask_babel import gettext as _
+
+    return {
+        RecordingStatus.REQUESTED: _("asking for consent"),
+        RecordingStatus.RECORDING: _("recording"),
+        RecordingStatus.PAUSED: _("paused"),
+        RecordingStatus.COMPLETE: _("complete"),
+        RecordingStatus.INCOMPLETE: _("incomplete: the recorder stopped; what was written plays"),
+        RecordingStatus.DECLINED: _("declined: nothing was recorded"),
+        RecordingStatus.CANCELLED: _("cancelled: nothing was recorded"),
+        RecordingStatus.DELETED: _("deleted"),
+    }[status]
+
+
+def recording_reason_label(reason: str) -> str:
+    from flask_babel import gettext as _
+
+    labels = {
+        "stopped_by_host": _("stopped by the host"),
+        "withdrawn": _("a participant withdrew consent"),
+        "declined": _("a participant declined"),
+        "participant_left": _("a recorded participant left"),
+        "call_ended": _("the call ended"),
+        "recorder_stopped": _("the recorder stopped"),
+    }
+    return labels.get(reason, _("connection lost") if reason.startswith("connection_")
+                      else reason)
+
+
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -64,5 +94,7 @@ def init_app(app: Flask) -> None:
                                  policy_label=policy_label)
     app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
                                  current_locale=lambda: str(get_locale()),
-                                 role_labels=role_labels)
+                                 role_labels=role_labels,
+                                 recording_status_label=recording_status_label,
+                                 recording_reason_label=recording_reason_label)
     app.after_request(_security_headers)

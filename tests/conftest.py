@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
 def make_app(database_url: str, **extra: Any) -> Flask:
+    scratch = Path(tempfile.mkdtemp(prefix="samtale-rec-"))
     config = {
+        # Keys and recordings of a test app never land in the checkout's instance/.
+        "RECORDINGS_DIR": str(scratch / "recordings"),
+        "RECORDING_KEYS_DIR": str(scratch),
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -110,8 +115,10 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         with _pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"')
         url = pg_url(dbname)
-    application = make_app(url)
+    application = make_app(url, RECORDINGS_DIR=str(tmp_path / "recordings"),
+                           RECORDING_KEYS_DIR=str(tmp_path))
     yield application
+    application.extensions["recording"].shutdown()
     with application.app_context():
         db.engine.dispose()
     if dbname:

@@ -265,7 +265,28 @@ class LivePortal:
     process: subprocess.Popen[bytes]
     stderr_path: Path
     app: Flask
+    env: dict[str, str] = field(default_factory=dict)
     clients: list[SignalClient] = field(default_factory=list)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return Path(self.env["PORTAL_RECORDINGS_DIR"])
+
+    def flask(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`flask --app app ARGS` against this portal's database, keys and recordings."""
+        return subprocess.run(  # noqa: S603
+            [sys.executable, "-m", "flask", "--app", "app", *args], cwd=PROJECT_ROOT,
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def restart(self) -> None:
+        """Start the server again on the same database and files (after stop or a kill)."""
+        if self.process.poll() is None:
+            self.stop()
+        with self.stderr_path.open("ab") as err:
+            self.process = subprocess.Popen(  # noqa: S603
+                [sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT, env=self.env,
+                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+        _wait_until_healthy(self)
 
     # -- data, made in-process against the same SQLite file (WAL) ---------------------------
 
@@ -453,18 +474,25 @@ def start_live_portal(template: Path, workdir: Path, *,
     database_url = f"sqlite:///{db_path}"
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    files = workdir / f"files-{port}"
+    env = _server_env(database_url, port, grace_seconds, {
+        "PORTAL_RECORDINGS_DIR": str(files / "recordings"),
+        "PORTAL_RECORDING_KEYS_DIR": str(files),
+        "PORTAL_RECORDING_HEARTBEAT_SECONDS": "1",
+        **(env or {})})
     setup_app = create_app({
         "TESTING": True, "SECRET_KEY": LIVE_SECRET_KEY, "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://", "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BASE_URL": base_url, "RECONNECT_GRACE_SECONDS": grace_seconds,
+        "RECORDINGS_DIR": env["PORTAL_RECORDINGS_DIR"], "RECORDING_KEYS_DIR": str(files),
     })
     stderr_path = workdir / f"server-{port}.stderr"
     with stderr_path.open("wb") as err:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT,
-            env=_server_env(database_url, port, grace_seconds, env),
-            stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
-    live = LivePortal(base_url, database_url, grace_seconds, process, stderr_path, setup_app)
+            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+    live = LivePortal(base_url, database_url, grace_seconds, process, stderr_path, setup_app,
+                      env)
     _wait_until_healthy(live)
     return live
 

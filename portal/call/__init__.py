@@ -9,6 +9,9 @@ from portal.extensions import socketio
 
 def init_app(app: Flask) -> None:
     from portal.call import events  # noqa: F401 - registers the handlers
+    from portal.recording import manager
+
+    manager.init_app(app)
 
     base_url = app.config["BASE_URL"]
     socketio.init_app(

@@ -34,9 +34,14 @@ from portal.models import (
     LobbyState,
     Participant,
     ParticipantRole,
+    RecordingPolicy,
     Status,
     utcnow,
 )
+from portal.recording import events as recording_events
+from portal.recording import manager as recording
+from portal.recording import services as consent
+from portal.recording.wording import wording
 
 log = logging.getLogger(__name__)
 PROTOCOL = 1
@@ -79,6 +84,20 @@ def _identify(auth: Any) -> Identity:
     host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
     return Identity(host_row.id, appointment.id, user_id=current_user.id,
                     session_epoch=current_user.session_epoch)
+
+
+def _recording_welcome(appointment: Appointment) -> dict[str, Any]:
+    """The wording to show (in this socket's language) and the recording's state now."""
+    policy = appointment.recording_policy
+    shown = (None if policy is RecordingPolicy.OFF
+             else wording("notice" if policy is RecordingPolicy.NOTICE else "consent"))
+    return {"wording": shown.to_json() if shown else None,
+            "state": consent.state_json(consent.active(appointment.id))}
+
+
+def _recording_changed(change: consent.Change | None) -> None:
+    if change is not None:
+        recording.get().apply(change)
 
 
 def _verify(identity: Identity) -> None:
@@ -141,6 +160,7 @@ def on_connect(auth: Any = None) -> None:
         "ice_servers": servers,
         "ice_expires_at": expires,
         "reconnect_grace_seconds": current_app.config["RECONNECT_GRACE_SECONDS"],
+        "recording": _recording_welcome(appointment),
     }, to=sid)
     if identity.is_host:
         socketio.emit("lobby:list", {"waiting": presence.waiting(appointment)}, to=sid)
@@ -173,6 +193,8 @@ def _went_away(sid: str, identity: Identity) -> None:
         return
     stamp = me.away_since = utcnow()
     was_in_call = me.joined_call_at is not None
+    if was_in_call:  # a recorded connection that drops stops the recording (said to all)
+        _recording_changed(consent.participant_left(me, audit.SYSTEM))
     db.session.commit()
     if was_in_call:
         socketio.emit("call:peer-reconnecting", {"id": me.id},
@@ -198,6 +220,7 @@ def _expire(me: Participant) -> None:
     """The grace period is over: out of the call, and a guest back to the lobby next time."""
     was_in_call = me.joined_call_at is not None
     presence.leave(me)
+    _recording_changed(consent.participant_left(me, audit.SYSTEM))
     audit.record("call.left", object_type="participant", object_id=me.id, actor=audit.SYSTEM,
                  details={"appointment_id": me.appointment_id, "reason": "connection lost"})
     if was_in_call:
@@ -312,6 +335,7 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = _me(identity)
     if not presence.may_join(me):
         raise Refused("forbidden", _("You have not been let into the call."))
+    _acknowledge_notice(me, identity, data.get("notice"))
     old = _take_presence(me, sid)
     if me.joined_call_at is None:
         me.joined_call_at = utcnow()
@@ -322,6 +346,7 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
         appointment.status = Status.LIVE
         audit.record("appointment.live", object_type="appointment", object_id=appointment.id,
                      actor=_actor(identity))
+    _recording_changed(consent.participant_joined(me, _actor(identity)))
     db.session.commit()
     _drop_replaced(old)
     join_room(presence.call_room(appointment.id))
@@ -332,6 +357,19 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     }, to=sid)
     socketio.emit("call:peer-joined", {"peer": presence.peer(me), "resume": data["resume"]},
                   to=presence.call_room(appointment.id), skip_sid=sid)
+    socketio.emit("record:state", consent.state_json(consent.active(appointment.id)), to=sid)
+
+
+def _acknowledge_notice(me: Participant, identity: Identity, version: str | None) -> None:
+    """Policy notice: nobody enters the call without having acknowledged the notice."""
+    if (me.appointment.recording_policy is not RecordingPolicy.NOTICE
+            or consent.has_acknowledged(me)):
+        return
+    shown = wording("notice")
+    if version != shown.version:
+        raise Refused("notice_required",
+                      _("This hearing is recorded. Read and acknowledge the notice to join."))
+    consent.acknowledge_notice(me, shown, recording_events.asker(identity))
 
 
 @event("call:leave", schemas.Empty(), verify=_verify)
@@ -339,6 +377,7 @@ def call_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = _me(identity)
     _require_in_call(me, sid)
     presence.leave(me)
+    _recording_changed(consent.participant_left(me, _actor(identity)))
     audit.record("call.left", object_type="participant", object_id=me.id,
                  actor=_actor(identity), details={"appointment_id": me.appointment_id})
     db.session.commit()
@@ -351,6 +390,9 @@ def call_end(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     _host_only(identity)
     appointment = _me(identity).appointment
     appointment.status = Status.ENDED
+    running = consent.active(appointment.id)
+    if running is not None:
+        _recording_changed(consent.stop(running, "call_ended", _actor(identity)))
     for p in appointment.participants:
         presence.leave(p)
     audit.record("appointment.ended", object_type="appointment", object_id=appointment.id,
@@ -401,3 +443,6 @@ def chat_send(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     db.session.commit()
     socketio.emit("chat:message", presence.chat_json(message),
                   to=presence.call_room(identity.appointment_id))
+
+
+recording_events.register(_verify)

@@ -33,6 +33,8 @@ class Target(_Strict):
 
 class Join(_Strict):
     resume = StrictBool(load_default=False)
+    #: Policy notice: the version of the notice the participant acknowledged.
+    notice = fields.String(load_default=None, validate=validate.Length(max=40))
 
 
 class Description(_Strict):

@@ -13,21 +13,35 @@ from portal.models.appointment import (
 )
 from portal.models.audit import AuditEvent, AuditHead
 from portal.models.base import Base, utcnow
+from portal.models.recording import (
+    AppendOnlyError,
+    Consent,
+    Decision,
+    Recording,
+    RecordingStatus,
+    RecordingTrack,
+)
 from portal.models.user import ApiToken, Role, User
 
 __all__ = [
     "GUEST_ROLES",
+    "AppendOnlyError",
     "ApiToken",
     "Appointment",
     "AuditEvent",
     "AuditHead",
     "ChatMessage",
+    "Consent",
+    "Decision",
     "Base",
     "Kind",
     "LobbyState",
     "Participant",
     "ParticipantRole",
+    "Recording",
     "RecordingPolicy",
+    "RecordingStatus",
+    "RecordingTrack",
     "Role",
     "Status",
     "User",

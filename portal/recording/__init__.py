@@ -1,0 +1,1 @@
+"""Consented recording: capture, encrypted storage, keys and signed manifests."""

@@ -1,0 +1,129 @@
+"""Operator commands: `flask --app app keys rotate`, `flask --app app recordings ...`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from portal.audit import services as audit
+from portal.extensions import db
+from portal.models import Recording, RecordingStatus
+from portal.models.recording import STORED
+from portal.recording import archive
+from portal.recording.keys import KeyringError
+
+keys_cli = AppGroup("keys", help="The recording keyring (master keys that wrap data keys).")
+recordings_cli = AppGroup("recordings", help="Stored recordings: list, verify, export, recover.")
+
+
+def _recording_or_exit(recording_id: str) -> Recording:
+    recording = db.session.get(Recording, recording_id)
+    if recording is None:
+        click.echo(f"no recording {recording_id}", err=True)
+        sys.exit(2)
+    return recording
+
+
+@keys_cli.command("rotate")
+def rotate() -> None:
+    """Add a new master key and re-wrap every data key with it (media is not touched)."""
+    ring = archive.keyring()
+    try:
+        new_id = ring.rotate()
+    except KeyringError as exc:
+        click.echo(f"cannot rotate: {exc}", err=True)
+        sys.exit(1)
+    rows = db.session.scalars(select(Recording).where(Recording.wrapped_key.is_not(None))).all()
+    for recording in rows:
+        assert recording.key_id is not None and recording.wrapped_key is not None
+        recording.key_id, recording.wrapped_key = ring.rewrap(
+            recording.key_id, recording.wrapped_key, recording.id)
+    audit.record("keys.rotated", object_type="keyring", object_id=new_id,
+                 details={"rewrapped": len(rows)})
+    db.session.commit()
+    click.echo(f"new master key {new_id}; {len(rows)} data keys re-wrapped. Keep a backup of "
+               f"the keyring: without it no recording can be opened.")
+
+
+@keys_cli.command("list")
+def list_keys() -> None:
+    """Master key ids (the last one wraps new recordings)."""
+    ring = archive.keyring()
+    for key_id in ring.ids():
+        click.echo(f"{key_id}{'  (current)' if key_id == ring.current_id else ''}")
+
+
+@recordings_cli.command("list")
+def list_recordings() -> None:
+    """Every recording with its status."""
+    for r in db.session.scalars(select(Recording).order_by(Recording.requested_at)):
+        click.echo(f"{r.id}  appointment {r.appointment_id}  {r.status.value:<10}  "
+                   f"{len(r.tracks)} tracks  {r.started_at or r.requested_at:%Y-%m-%d %H:%M}")
+
+
+@recordings_cli.command("verify")
+@click.argument("recording_id")
+def verify(recording_id: str) -> None:
+    """Check the manifest's signature, its chunk chain and every chunk; exit 1 on a fault."""
+    recording = _recording_or_exit(recording_id)
+    if recording.status not in STORED:
+        click.echo(f"recording {recording.id} is {recording.status.value}: nothing to verify",
+                   err=True)
+        sys.exit(1)
+    verdict = archive.verify(recording)
+    for line in verdict.checked:
+        click.echo(f"ok: {line}")
+    if not verdict.ok:
+        for problem in verdict.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        sys.exit(1)
+    note = " (incomplete: the recorder stopped; every sealed chunk is intact)" \
+        if recording.status is RecordingStatus.INCOMPLETE else ""
+    click.echo(f"OK: recording {recording.id} is intact{note}")
+
+
+@recordings_cli.command("export")
+@click.argument("recording_id")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def export(recording_id: str, out: Path) -> None:
+    """Write one playable, decrypted Matroska file with every participant's streams."""
+    recording = _recording_or_exit(recording_id)
+    if recording.status not in STORED:
+        click.echo(f"recording {recording.id} is {recording.status.value}: nothing to export",
+                   err=True)
+        sys.exit(1)
+    if out.exists():
+        click.echo(f"{out} exists; choose a new file name", err=True)
+        sys.exit(1)
+    verdict = archive.verify(recording)
+    if not verdict.ok:
+        for problem in verdict.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        click.echo("not exported: the recording does not verify", err=True)
+        sys.exit(1)
+    counts = archive.export(recording, out)
+    audit.record("recording.exported", object_type="recording", object_id=recording.id,
+                 details={"file": str(out.resolve()), "packets": counts})
+    db.session.commit()
+    click.echo(f"exported {recording.id} to {out}: "
+               + ", ".join(f"{k} {v} packets" for k, v in counts.items()))
+    click.echo("This file is not encrypted: keep it safe and delete it when done.")
+
+
+@recordings_cli.command("recover")
+def recover() -> None:
+    """Mark recordings whose recorder stopped as incomplete (also done at every start)."""
+    from portal.recording import manager
+
+    found = manager.get().recover_stale()
+    click.echo(f"{len(found)} recordings recovered" + (": " + ", ".join(found) if found else ""))
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(recordings_cli)

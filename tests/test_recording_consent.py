@@ -1,0 +1,361 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_signaling are parameters here
+"""Consent to recording through the signaling protocol: who may ask, who must agree, what a
+"no", a withdrawal, a newcomer or a leaver does, and the hearing's notice. No media here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import People
+from flask import Flask
+from sqlalchemy import select
+from support import SocketClient, audit_events, book, invite
+from test_signaling import (  # noqa: F401 - fixtures
+    Consult,
+    admit,
+    consult,
+    guest_socket,
+    host_socket,
+    in_call,
+    join_call,
+    other,
+)
+
+from portal.extensions import db
+from portal.models import (
+    AppendOnlyError,
+    Consent,
+    Decision,
+    Kind,
+    Recording,
+    RecordingPolicy,
+    RecordingStatus,
+)
+
+
+def version(sock: SocketClient) -> str:
+    assert sock.welcome is not None
+    wording = sock.welcome["recording"]["wording"]
+    assert wording is not None, "no recording wording for this policy"
+    return str(wording["version"])
+
+
+def state(sock: SocketClient) -> dict[str, Any]:
+    found = sock.last("record:state")
+    assert isinstance(found, dict)
+    return found
+
+
+def recording(app: Flask, recording_id: str) -> Recording:
+    with app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        db.session.expunge(row)
+        return row
+
+
+def consents(app: Flask, recording_id: str | None = None) -> list[tuple[int, Decision]]:
+    with app.app_context():
+        rows = db.session.scalars(select(Consent).order_by(Consent.id)).all()
+        return [(c.participant_id, c.decision) for c in rows
+                if recording_id is None or c.recording_id == recording_id]
+
+
+def wait_status(app: Flask, recording_id: str, status: RecordingStatus) -> Recording:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = recording(app, recording_id)
+        if row.status is status:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"recording stayed {row.status}, not {status}")
+
+
+@pytest.fixture
+def policy_consult(app: Flask, people: People) -> Callable[[RecordingPolicy, int], Consult]:
+    def make(policy: RecordingPolicy, guests: int = 1) -> Consult:
+        kind = Kind.HEARING if policy is RecordingPolicy.NOTICE else Kind.CONSULT
+        appointment_id = book(app, people.host_a.id, starts_in=timedelta(0), minutes=60,
+                              policy=policy, kind=kind)
+        names = ["Pat", "Kim", "Ola"][:guests]
+        return Consult(appointment_id, people.host_a,
+                       [invite(app, appointment_id, name) for name in names])
+
+    return make
+
+
+def ask(host: SocketClient) -> dict[str, Any]:
+    host.emit("record:start", {"version": version(host)})
+    host.no_errors()
+    return state(host)
+
+
+def test_policy_off_has_no_recording(app: Flask, host_socket: Any,
+                                     policy_consult: Callable[..., Consult]) -> None:
+    c = policy_consult(RecordingPolicy.OFF)
+    host, (guest,) = in_call(app, host_socket, c)
+    assert host.welcome is not None and host.welcome["recording"]["wording"] is None
+    host.emit("record:start", {"version": "consent-x"})
+    assert host.error("record:start")["code"] == "forbidden"
+    with app.app_context():
+        assert db.session.scalars(select(Recording)).all() == []
+
+
+def test_everyone_must_agree_before_it_starts(app: Flask, host_socket: Any,
+                                              consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    assert asked["status"] == "requested"
+    assert [p["id"] for p in asked["pending"]] == [guest.id]  # the host agreed by asking
+    assert state(guest)["status"] == "requested"
+    assert host.take("record:publish") == [] and guest.take("record:publish") == []
+    row = recording(app, asked["id"])
+    assert row.wrapped_key is None  # no key, no file, until everyone agreed
+
+    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                  "version": version(guest)})
+    guest.no_errors()
+    started = state(host)
+    assert started["status"] == "recording" and started["pending"] == []
+    assert sorted(started["publishers"]) == sorted([host.id, guest.id])
+    assert host.only("record:publish") == {"id": asked["id"]}
+    assert guest.only("record:publish") == {"id": asked["id"]}
+    row = recording(app, asked["id"])
+    assert row.status is RecordingStatus.RECORDING and row.wrapped_key and row.key_id
+    assert consents(app, asked["id"]) == [(host.id, Decision.GRANTED),
+                                          (guest.id, Decision.GRANTED)]
+    with app.app_context():
+        shown = db.session.scalars(select(Consent)).all()[-1]
+        assert shown.wording_version == version(guest) and "record" in shown.wording
+    actions = [e.action for e in audit_events(app)]
+    for action in ("recording.requested", "consent.granted", "recording.started"):
+        assert action in actions
+
+
+def test_stale_wording_is_refused(app: Flask, host_socket: Any, consult: Consult) -> None:
+    host, _guests = in_call(app, host_socket, consult)
+    host.emit("record:start", {"version": "consent-0000000000000000"})
+    assert host.error("record:start")["code"] == "stale_wording"
+
+
+def test_one_no_and_nothing_is_recorded(app: Flask, host_socket: Any, consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    guest.emit("record:consent", {"id": asked["id"], "decision": "declined",
+                                  "version": version(guest)})
+    guest.no_errors()
+    assert state(host)["status"] == "declined"
+    row = recording(app, asked["id"])
+    assert row.status is RecordingStatus.DECLINED and row.wrapped_key is None
+    assert row.stop_reason == "declined"
+    assert host.take("record:publish") == [] and guest.take("record:publish") == []
+    assert not Path(app.config["RECORDINGS_DIR"], asked["id"]).exists()
+
+
+def test_withdrawal_stops_and_the_row_stays(app: Flask, host_socket: Any,
+                                            consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                  "version": version(guest)})
+    guest.emit("record:consent", {"id": asked["id"], "decision": "withdrawn",
+                                  "version": version(guest)})
+    guest.no_errors()
+    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    assert row.stop_reason == "withdrawn"
+    assert consents(app, asked["id"])[-2:] == [(guest.id, Decision.GRANTED),
+                                               (guest.id, Decision.WITHDRAWN)]
+    # After it stopped, consent to it means nothing.
+    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                  "version": version(guest)})
+    assert guest.error("record:consent")["code"] in {"conflict"}
+
+
+def test_a_newcomer_pauses_it_until_they_agree(app: Flask, host_socket: Any,
+                                               consult: Consult) -> None:
+    host, (pat,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    pat.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                "version": version(pat)})
+    assert state(host)["status"] == "recording"
+    kim = guest_socket(app, consult.token(1), label="kim")
+    admit(host, kim)
+    paused = state(host)
+    assert paused["status"] == "paused" and [p["id"] for p in paused["pending"]] == [kim.id]
+    assert state(kim)["status"] == "paused"  # the newcomer is asked at once
+    assert recording(app, asked["id"]).status is RecordingStatus.PAUSED
+    kim.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                "version": version(kim)})
+    kim.no_errors()
+    assert state(host)["status"] == "recording"
+    assert kim.only("record:publish") == {"id": asked["id"]}
+
+
+def test_a_newcomer_who_says_no_stops_it(app: Flask, host_socket: Any,
+                                         consult: Consult) -> None:
+    host, (pat,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    pat.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                "version": version(pat)})
+    kim = guest_socket(app, consult.token(1), label="kim")
+    admit(host, kim)
+    kim.emit("record:consent", {"id": asked["id"], "decision": "declined",
+                                "version": version(kim)})
+    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    assert row.stop_reason == "declined"
+
+
+def test_a_recorded_participant_leaving_stops_it(app: Flask, host_socket: Any,
+                                                 consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                  "version": version(guest)})
+    guest.emit("call:leave", {})
+    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    assert row.stop_reason == "participant_left"
+    assert state(host)["status"] in ("recording", "complete")
+
+
+def test_guests_cannot_start_or_stop(app: Flask, host_socket: Any, consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    guest.emit("record:start", {"version": version(guest)})
+    assert guest.error("record:start")["code"] == "forbidden"
+    asked = ask(host)
+    guest.emit("record:stop", {"id": asked["id"]})
+    assert guest.error("record:stop")["code"] == "forbidden"
+    host.emit("record:stop", {"id": asked["id"]})
+    host.no_errors()
+    assert state(guest)["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(("payload", "code"), [
+    ({"id": "nothex", "sdp": "v=0 and more"}, "bad_request"),
+    ({"id": "0" * 32, "sdp": "v=0 and more"}, "unknown_recording"),
+    ({"id": "0" * 32}, "bad_request"),
+    ({"id": "0" * 32, "sdp": "v=0 and more", "extra": 1}, "bad_request"),
+])
+def test_bad_offers_are_refused(app: Flask, host_socket: Any, consult: Consult,
+                                payload: dict[str, Any], code: str) -> None:
+    host, _guests = in_call(app, host_socket, consult)
+    host.emit("record:offer", payload)
+    assert host.error("record:offer")["code"] == code
+
+
+def test_only_someone_who_agreed_may_publish(app: Flask, host_socket: Any,
+                                             consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    guest.emit("record:offer", {"id": asked["id"], "sdp": "v=0\r\n" * 4})
+    assert guest.error("record:offer")["code"] == "not_recording"  # still asking
+
+
+def test_another_appointments_recording_is_unknown(app: Flask, host_socket: Any,
+                                                    consult: Consult, other: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    olav_host, (olav,) = in_call(app, host_socket, other)
+    olav.emit("record:consent", {"id": asked["id"], "decision": "declined",
+                                 "version": version(olav)})
+    assert olav.error("record:consent")["code"] == "unknown_recording"
+    assert recording(app, asked["id"]).status is RecordingStatus.REQUESTED
+
+
+def test_consent_rows_are_append_only(app: Flask, host_socket: Any, consult: Consult) -> None:
+    host, _guests = in_call(app, host_socket, consult)
+    ask(host)
+    with app.app_context():
+        row = db.session.scalars(select(Consent)).first()
+        assert row is not None
+        row.decision = Decision.DECLINED
+        with pytest.raises(AppendOnlyError):
+            db.session.flush()
+        db.session.rollback()
+        row = db.session.scalars(select(Consent)).first()
+        db.session.delete(row)
+        with pytest.raises(AppendOnlyError):
+            db.session.flush()
+        db.session.rollback()
+
+
+def test_a_hearing_notice_is_acknowledged_before_joining(
+        app: Flask, host_socket: Any, policy_consult: Callable[..., Consult]) -> None:
+    c = policy_consult(RecordingPolicy.NOTICE)
+    host = host_socket(c)
+    assert host.welcome is not None
+    notice = host.welcome["recording"]["wording"]
+    assert notice["kind"] == "notice" and "court" in notice["what"]
+    host.emit("call:join", {"resume": False})
+    assert host.error("call:join")["code"] == "notice_required"
+    host.emit("call:join", {"resume": False, "notice": version(host)})
+    host.no_errors()
+    host.only("call:joined")
+    guest = guest_socket(app, c.token())
+    guest.emit("lobby:join", {})
+    host.emit("lobby:admit", {"participant_id": guest.id})
+    guest.emit("call:join", {"resume": False})
+    assert guest.error("call:join")["code"] == "notice_required"
+    join_call_with_notice(guest)
+    assert consents(app) == [(host.id, Decision.ACKNOWLEDGED), (guest.id, Decision.ACKNOWLEDGED)]
+    started = ask(host)
+    assert started["status"] == "recording"  # by order: nobody is asked again
+    assert guest.only("record:publish") == {"id": started["id"]}
+    guest.emit("record:consent", {"id": started["id"], "decision": "withdrawn",
+                                  "version": version(guest)})
+    assert guest.error("record:consent")["code"] == "forbidden"
+
+
+def join_call_with_notice(sock: SocketClient) -> None:
+    sock.emit("call:join", {"resume": False, "notice": version(sock)})
+    sock.no_errors()
+    sock.only("call:joined")
+
+
+def test_welcome_tells_a_latecomer_what_runs(app: Flask, host_socket: Any,
+                                             consult: Consult) -> None:
+    host = host_socket(consult)
+    join_call(host)
+    asked = ask(host)
+    guest = guest_socket(app, consult.token())
+    assert guest.welcome is not None
+    assert guest.welcome["recording"]["state"]["id"] == asked["id"]
+    # The host alone agreed, so it runs; the guest entering the call pauses it.
+    assert guest.welcome["recording"]["state"]["status"] == "recording"
+    admit(host, guest)
+    assert state(guest)["status"] == "paused"
+
+
+def test_duplicate_request_conflicts(app: Flask, host_socket: Any, consult: Consult) -> None:
+    host, _guests = in_call(app, host_socket, consult)
+    ask(host)
+    host.emit("record:start", {"version": version(host)})
+    assert host.error("record:start")["code"] == "conflict"
+
+
+def test_wording_is_configurable_and_versioned(app: Flask, host_socket: Any,
+                                               consult: Consult) -> None:
+    first = host_socket(consult)
+    app.config["RECORDING_PURPOSE"] = "For the patient's journal."
+    app.config["RECORDING_RETENTION_DAYS"] = 30
+    second = host_socket(consult, label="host2")
+    assert version(first) != version(second)
+    assert second.welcome is not None
+    wording = second.welcome["recording"]["wording"]
+    assert "journal" in wording["why"] and "30" in wording["how_long"]
+
+
+def test_ending_the_call_stops_the_recording(app: Flask, host_socket: Any,
+                                             consult: Consult) -> None:
+    host, (guest,) = in_call(app, host_socket, consult)
+    asked = ask(host)
+    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
+                                  "version": version(guest)})
+    host.emit("call:end", {})
+    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    assert row.stop_reason == "call_ended"
+
