@@ -39,7 +39,9 @@ def _page(status: int, message: str, code: str) -> ResponseReturnValue:
 
 def handle_http(err: HTTPException) -> ResponseReturnValue:
     status = err.code or 500
-    message = _messages().get(status, err.description or "")
+    # abort(403, "why") says more than the generic text; werkzeug's own default says less.
+    custom = err.description if err.description != type(err).description else None
+    message = custom or _messages().get(status, err.description or "")
     return _page(status, message, (err.name or "error").lower().replace(" ", "_"))
 
 

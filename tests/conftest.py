@@ -164,6 +164,8 @@ class Browser:
 
     def get(self, url: str, **kw: Any) -> Any:
         response = self.client.get(url, **kw)
+        if response.mimetype != "text/html":
+            return response
         match = CSRF_RE.search(response.get_data(as_text=True))
         if match:
             self._csrf = match.group(1)

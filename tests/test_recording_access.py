@@ -1,0 +1,231 @@
+"""A stored recording: who may list, play and download it (with Range), deletion by
+crypto-shredding, and the operator commands (verify, export, keys rotate)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Browser, People
+from flask import Flask
+from support import audit_events, book, invite
+
+from portal.extensions import db
+from portal.models import (
+    Participant,
+    Recording,
+    RecordingStatus,
+    RecordingTrack,
+    utcnow,
+)
+from portal.recording import archive
+from portal.recording.manager import consents_json
+from portal.recording.store import ChunkWriter
+
+
+@dataclass
+class Stored:
+    appointment_id: int
+    recording_id: str
+    track_ids: list[int]
+    media: bytes  # the plaintext WebM of the first track
+    guest_token: str
+
+
+def _webm(path: Path, seconds: int, tone: int) -> bytes:
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=15", "-f", "lavfi", "-i",
+                    f"sine=frequency={tone}:sample_rate=48000", "-t", str(seconds),
+                    "-c:v", "libvpx", "-b:v", "200k", "-c:a", "libopus", str(path)], check=True)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def stored(app: Flask, people: People, tmp_path: Path) -> Stored:
+    """A complete two-track recording of host A's consult, written through the real store."""
+    appointment_id = book(app, people.host_a.id, starts_in=timedelta(0), minutes=60)
+    guest_id, token = invite(app, appointment_id, "Pat")
+    media = [_webm(tmp_path / f"{n}.webm", 2, tone) for n, tone in ((1, 440), (2, 660))]
+    with app.app_context():
+        host_row = db.session.scalars(db.select(Participant).where(
+            Participant.appointment_id == appointment_id, Participant.user_id.is_not(None))).one()
+        recording = Recording(id="ab" * 16, appointment_id=appointment_id,
+                              requested_by_id=host_row.id, status=RecordingStatus.RECORDING,
+                              wording_version="consent-test", started_at=utcnow())
+        key = bytes(range(32))
+        recording.key_id, recording.wrapped_key = archive.keyring().wrap(key, recording.id)
+        db.session.add(recording)
+        for n, (participant_id, data) in enumerate(zip((host_row.id, guest_id), media,
+                                                       strict=True)):
+            track = RecordingTrack(recording_id=recording.id, participant_id=participant_id,
+                                   name=f"p{participant_id}-1", mode="passthrough")
+            db.session.add(track)
+            db.session.flush()
+            path = archive.track_path(track)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer = ChunkWriter(path, recording_id=recording.id, track=track.name,
+                                 data_key=key)
+            for at in range(0, len(data), 10_000):
+                writer.write(data[at:at + 10_000])
+            summary = writer.close()
+            track.details = json.dumps({"file": summary.to_dict(), "offset_ms": n * 500,
+                                        "codecs": {"video": "vp8", "audio": "opus"}})
+        recording.status = RecordingStatus.COMPLETE
+        recording.stopped_at = utcnow()
+        archive.seal(recording, consents_json(recording))
+        db.session.commit()
+        return Stored(appointment_id, recording.id, [t.id for t in recording.tracks],
+                      media[0], token)
+
+
+def _url(s: Stored, n: int = 0) -> str:
+    return f"/recordings/{s.recording_id}/tracks/{s.track_ids[n]}"
+
+
+def test_the_host_plays_with_range_requests(app: Flask, people: People, browser: Browser,
+                                            stored: Stored) -> None:
+    browser.login(people.host_a)
+    page = browser.get(f"/appointments/{stored.appointment_id}/recordings")
+    assert page.status_code == 200 and _url(stored) in page.text
+    whole = browser.get(_url(stored))
+    assert whole.status_code == 200 and whole.data == stored.media
+    assert whole.headers["Accept-Ranges"] == "bytes" and whole.mimetype == "video/webm"
+    part = browser.get(_url(stored), headers={"Range": "bytes=70000-70099"})
+    if len(stored.media) > 70100:
+        assert part.status_code == 206 and part.data == stored.media[70000:70100]
+    tail = browser.get(_url(stored), headers={"Range": "bytes=100-"})
+    assert tail.status_code == 206 and tail.data == stored.media[100:]
+    assert tail.headers["Content-Range"] == f"bytes 100-{len(stored.media) - 1}/" \
+                                            f"{len(stored.media)}"
+    beyond = browser.get(_url(stored), headers={"Range": f"bytes={len(stored.media) + 5}-"})
+    assert beyond.status_code == 416
+    download = browser.get(_url(stored) + "?download=1")
+    assert download.data == stored.media
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    played = audit_events(app, "recording.played")
+    # One viewing from the start (the seeks do not count); one download.
+    assert len(played) == 1 and len(audit_events(app, "recording.downloaded")) == 1
+    assert played[0].actor_id == str(people.host_a.id)
+
+
+@pytest.mark.parametrize("who", ["guest", "other_host", "anonymous"])
+def test_nobody_else_may_open_it(app: Flask, people: People, new_browser: Any, stored: Stored,
+                                 who: str) -> None:
+    visitor = new_browser()
+    if who == "guest":
+        assert visitor.get(f"/j/{stored.guest_token}").status_code == 200
+    elif who == "other_host":
+        visitor.login(people.host_b)
+    for url in (_url(stored), f"/appointments/{stored.appointment_id}/recordings"):
+        response = visitor.get(url)
+        assert response.status_code == 403, (who, url)
+        assert b"host of this appointment" in response.data
+    assert audit_events(app, "recording.played") == []
+
+
+def test_administrators_may_open_it(people: People, browser: Browser, stored: Stored) -> None:
+    browser.login(people.admin)
+    assert browser.get(_url(stored)).data == stored.media
+
+
+def test_deleting_shreds_the_key_then_the_files(app: Flask, people: People, browser: Browser,
+                                                stored: Stored) -> None:
+    browser.login(people.host_a)
+    folder = Path(app.config["RECORDINGS_DIR"], stored.recording_id)
+    assert folder.exists()
+    response = browser.post(f"/recordings/{stored.recording_id}/delete")
+    assert response.status_code == 302
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None and row.status is RecordingStatus.DELETED
+        assert row.wrapped_key is None and row.key_id is None
+    assert not folder.exists()
+    assert browser.get(_url(stored)).status_code == 409
+    assert len(audit_events(app, "recording.deleted")) == 1
+
+
+def test_a_guest_cannot_delete(new_browser: Any, stored: Stored, app: Flask) -> None:
+    visitor = new_browser()
+    visitor.get(f"/j/{stored.guest_token}")
+    assert visitor.post(f"/recordings/{stored.recording_id}/delete", csrf=False
+                        ).status_code in (400, 403)
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None and row.status is RecordingStatus.COMPLETE
+
+
+def test_verify_export_and_tamper(app: Flask, runner: Any, stored: Stored,
+                                  tmp_path: Path) -> None:
+    ok = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert ok.exit_code == 0, ok.output
+    assert "OK: recording" in ok.output
+    out = tmp_path / "export.mkv"
+    exported = runner.invoke(args=["recordings", "export", stored.recording_id, str(out)])
+    assert exported.exit_code == 0, exported.output
+    streams = _probe(out)
+    assert sorted(s["codec_type"] for s in streams) == ["audio", "audio", "video", "video"]
+    for s in streams:
+        assert int(s["nb_read_frames"]) > 0, s
+    assert len(audit_events(app, "recording.exported")) == 1
+
+    with app.app_context():
+        track = db.session.get(RecordingTrack, stored.track_ids[1])
+        assert track is not None
+        path = archive.track_path(track)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    broken = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert broken.exit_code == 1 and f"track {track.name}" in broken.output
+    refused = runner.invoke(args=["recordings", "export", stored.recording_id,
+                                  str(tmp_path / "again.mkv")])
+    assert refused.exit_code == 1 and not (tmp_path / "again.mkv").exists()
+
+
+def test_a_changed_manifest_fails_verification(app: Flask, runner: Any,
+                                               stored: Stored) -> None:
+    manifest = Path(app.config["RECORDINGS_DIR"], stored.recording_id, "manifest.json")
+    signed = json.loads(manifest.read_text())
+    signed["manifest"]["stop_reason"] = "nothing to see"
+    manifest.write_text(json.dumps(signed))
+    result = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert result.exit_code == 1
+    assert "manifest" in result.output
+
+
+def test_rotation_rewraps_and_keeps_it_readable(app: Flask, runner: Any, people: People,
+                                                browser: Browser, stored: Stored) -> None:
+    with app.app_context():
+        before = db.session.get(Recording, stored.recording_id)
+        assert before is not None
+        old_key_id, old_wrapped = before.key_id, before.wrapped_key
+    result = runner.invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        after = db.session.get(Recording, stored.recording_id)
+        assert after is not None
+        assert after.key_id != old_key_id and after.wrapped_key != old_wrapped
+    assert runner.invoke(args=["recordings", "verify", stored.recording_id]).exit_code == 0
+    browser.login(people.host_a)
+    assert browser.get(_url(stored)).data == stored.media
+    assert len(audit_events(app, "keys.rotated")) == 1
+
+
+def test_a_wrong_master_key_fails_clearly(app: Flask, runner: Any, stored: Stored) -> None:
+    app.extensions.pop("recording_keyring", None)
+    app.config["RECORDING_KEYS"] = "other:" + "A" * 43 + "="
+    result = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert result.exit_code == 1
+    assert "key" in result.output.lower()
+
+
+def _probe(path: Path) -> list[dict[str, Any]]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of",
+                          "json", str(path)], capture_output=True, text=True, check=True)
+    streams: list[dict[str, Any]] = json.loads(out.stdout)["streams"]
+    return streams
