@@ -3,7 +3,8 @@
 Anonymous visitors and guests (who hold an invite link but no account) are sent to sign in on
 staff pages. A host sees only their own appointments: another host's is simply not there (404),
 and so it is for administrators, who manage accounts but never see hosts' consults. Only
-administrators reach /admin (hosts get 403). Every refused request changes nothing at all.
+administrators reach /admin (hosts get 403). An appointment's recordings are for its host and
+administrators only; everyone else gets 403. Every refused request changes nothing at all.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ ROUTES = (
     Route("audit", "GET", "/admin/audit", admin_page(200)),
     Route("audit-verify", "GET", "/admin/audit/verify", admin_page(200)),
     Route("invite", "GET", "/j/{invite}", dict.fromkeys(ROLES, 200)),
+    # Recordings: the host and administrators; everyone else 403, guests included.
+    Route("recordings", "GET", "/appointments/{appt}/recordings",
+          {ANON: 403, GUEST: 403, OWNER: 200, OTHER: 403, ADMIN: 200}),
 )
 
 
