@@ -229,3 +229,20 @@ def _probe(path: Path) -> list[dict[str, Any]]:
                           "json", str(path)], capture_output=True, text=True, check=True)
     streams: list[dict[str, Any]] = json.loads(out.stdout)["streams"]
     return streams
+
+
+def test_purge_deletes_what_is_past_retention(app: Flask, runner: Any, stored: Stored) -> None:
+    kept = runner.invoke(args=["recordings", "purge"])
+    assert kept.exit_code == 0 and "0 recordings" in kept.output
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None
+        row.stopped_at = utcnow() - timedelta(days=app.config["RECORDING_RETENTION_DAYS"] + 1)
+        db.session.commit()
+    purged = runner.invoke(args=["recordings", "purge"])
+    assert purged.exit_code == 0 and "1 recordings" in purged.output
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None and row.status is RecordingStatus.DELETED
+        assert row.wrapped_key is None
+    assert not Path(app.config["RECORDINGS_DIR"], stored.recording_id).exists()

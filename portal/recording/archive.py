@@ -257,5 +257,16 @@ def _timed(source: Any, copies: dict[int, Any], offset: float, n: int) -> Iterat
         yield float(packet.dts * base), n, packet, copy, label
 
 
-def remove_files(recording_id: str) -> None:
-    shutil.rmtree(directory(recording_id), ignore_errors=True)
+def shred(recording: Recording, *, reason: str) -> None:
+    """Crypto-shredding: destroy the data key and commit, then remove the files. Once the key
+    is gone no copy of the files (a backup, a disk block) can be read."""
+    from portal.audit import services as audit
+    from portal.extensions import db
+
+    recording.key_id = None
+    recording.wrapped_key = None
+    recording.status = RecordingStatus.DELETED
+    audit.record("recording.deleted", object_type="recording", object_id=recording.id,
+                 details={"appointment_id": recording.appointment_id, "reason": reason})
+    db.session.commit()
+    shutil.rmtree(directory(recording.id), ignore_errors=True)

@@ -115,6 +115,25 @@ def export(recording_id: str, out: Path) -> None:
     click.echo("This file is not encrypted: keep it safe and delete it when done.")
 
 
+@recordings_cli.command("purge")
+def purge() -> None:
+    """Delete recordings older than PORTAL_RECORDING_RETENTION_DAYS (run it daily, e.g. cron)."""
+    from datetime import timedelta
+
+    from flask import current_app
+
+    from portal.models import utcnow
+
+    days = int(current_app.config["RECORDING_RETENTION_DAYS"])
+    cutoff = utcnow() - timedelta(days=days)
+    rows = [r for r in db.session.scalars(select(Recording).where(
+        Recording.status.in_(STORED))) if (r.stopped_at or r.requested_at) < cutoff]
+    for recording in rows:
+        archive.shred(recording, reason=f"retention of {days} days")
+        click.echo(f"deleted {recording.id} (appointment {recording.appointment_id})")
+    click.echo(f"{len(rows)} recordings past the retention of {days} days deleted")
+
+
 @recordings_cli.command("recover")
 def recover() -> None:
     """Mark recordings whose recorder stopped as incomplete (also done at every start)."""

@@ -71,12 +71,20 @@ class RecordingManager:
 
         with self._lock:
             if self._engine is None:
-                self._engine = RecordingEngine(on_failed=self._publication_failed)
+                self._engine = RecordingEngine(ice_servers=self._ice_servers(),
+                                               on_failed=self._publication_failed)
                 self._engine.start()
             if self._heartbeat_started:
                 return
             self._heartbeat_started = True
         socketio.start_background_task(self._heartbeat)
+
+    def _ice_servers(self) -> list[Any]:
+        """STUN lets a recorder behind NAT learn its public address; no TURN for a server."""
+        from aiortc import RTCIceServer
+
+        urls = self.app.config["STUN_URLS"]
+        return [RTCIceServer(urls=urls)] if urls else []
 
     def shutdown(self, timeout: float = 10.0) -> None:
         self._closed.set()

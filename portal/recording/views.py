@@ -18,7 +18,7 @@ from werkzeug.wsgi import wrap_file
 from portal.appointments.forms import ConfirmForm
 from portal.audit import services as audit
 from portal.extensions import db
-from portal.models import Appointment, Recording, RecordingStatus, RecordingTrack
+from portal.models import Appointment, Recording, RecordingTrack
 from portal.models.recording import STORED
 from portal.recording import archive
 from portal.recording.keys import KeyringError
@@ -98,12 +98,6 @@ def delete(recording_id: str) -> ResponseReturnValue:
         abort(400, _("The form expired; try again."))
     if recording.status not in STORED:
         abort(409, _("Only a finished recording can be deleted."))
-    recording.key_id = None
-    recording.wrapped_key = None
-    recording.status = RecordingStatus.DELETED
-    audit.record("recording.deleted", object_type="recording", object_id=recording.id,
-                 details={"appointment_id": recording.appointment_id})
-    db.session.commit()
-    archive.remove_files(recording.id)
+    archive.shred(recording, reason="deleted by a user")
     flash(_("The recording is deleted. Its key is destroyed, so no copy can be read."), "info")
     return redirect(url_for(".index", appointment_id=recording.appointment_id))
