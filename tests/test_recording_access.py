@@ -246,3 +246,25 @@ def test_purge_deletes_what_is_past_retention(app: Flask, runner: Any, stored: S
         assert row is not None and row.status is RecordingStatus.DELETED
         assert row.wrapped_key is None
     assert not Path(app.config["RECORDINGS_DIR"], stored.recording_id).exists()
+
+
+def test_rotation_from_the_environment_is_refused_and_rewrap_moves_keys(
+        app: Flask, runner: Any, stored: Stored) -> None:
+    with app.app_context():
+        old_id = archive.keyring().current_id
+        old_key = archive.keyring()._key(old_id)  # the file's key, now given by variable
+    import base64
+
+    new_key = base64.b64encode(bytes(range(100, 132))).decode()
+    app.extensions.pop("recording_keyring", None)
+    app.config["RECORDING_KEYS"] = f"{old_id}:{base64.b64encode(old_key).decode()},k9:{new_key}"
+    refused = runner.invoke(args=["keys", "rotate"])
+    assert refused.exit_code == 1 and "PORTAL_RECORDING_KEYS" in refused.output
+    moved = runner.invoke(args=["keys", "rewrap"])
+    assert moved.exit_code == 0 and "1 data keys now wrapped by k9" in moved.output
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None and row.key_id == "k9"
+    app.extensions.pop("recording_keyring", None)
+    app.config["RECORDING_KEYS"] = f"k9:{new_key}"  # the old key dropped: still readable
+    assert runner.invoke(args=["recordings", "verify", stored.recording_id]).exit_code == 0

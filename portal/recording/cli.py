@@ -38,16 +38,32 @@ def rotate() -> None:
     except KeyringError as exc:
         click.echo(f"cannot rotate: {exc}", err=True)
         sys.exit(1)
+    count = _rewrap_all()
+    audit.record("keys.rotated", object_type="keyring", object_id=new_id,
+                 details={"rewrapped": count})
+    db.session.commit()
+    click.echo(f"new master key {new_id}; {count} data keys re-wrapped. Keep a backup of "
+               f"the keyring: without it no recording can be opened.")
+
+
+@keys_cli.command("rewrap")
+def rewrap() -> None:
+    """Re-wrap every data key with the current master key (after adding one by hand)."""
+    count = _rewrap_all()
+    audit.record("keys.rewrapped", object_type="keyring", object_id=archive.keyring().current_id,
+                 details={"rewrapped": count})
+    db.session.commit()
+    click.echo(f"{count} data keys now wrapped by {archive.keyring().current_id}")
+
+
+def _rewrap_all() -> int:
+    ring = archive.keyring()
     rows = db.session.scalars(select(Recording).where(Recording.wrapped_key.is_not(None))).all()
     for recording in rows:
         assert recording.key_id is not None and recording.wrapped_key is not None
         recording.key_id, recording.wrapped_key = ring.rewrap(
             recording.key_id, recording.wrapped_key, recording.id)
-    audit.record("keys.rotated", object_type="keyring", object_id=new_id,
-                 details={"rewrapped": len(rows)})
-    db.session.commit()
-    click.echo(f"new master key {new_id}; {len(rows)} data keys re-wrapped. Keep a backup of "
-               f"the keyring: without it no recording can be opened.")
+    return len(rows)
 
 
 @keys_cli.command("list")
