@@ -178,8 +178,9 @@ class RecordingManager:
 
         def open_sink() -> ChunkWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Sealed every half second: a crash loses about a second of media at most.
             writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
-                                 data_key=data_key)
+                                 data_key=data_key, flush_interval=0.5)
             with self._lock:
                 self._writers[key] = writer
             return writer
