@@ -41,6 +41,14 @@
   // For tests and the curious: the peer connections by participant id, and the stage.
   const api = (window.samtale = {peers: new Map(), stage: null, media, links, state});
 
+  // Recording (record.js): consent, the indicator, publishing to the recorder.
+  const record = window.SamtaleRecord ? window.SamtaleRecord.create({
+    api, media, t, isHost,
+    alertUser: (message) => alertUser(message),
+    inCall: () => state.inCall && state.stage === "call",
+    refreshJoin: () => refreshJoin(),
+  }) : null;
+
   // ---------------------------------------------------------------- stages and messages
 
   function setStage(stage) {
@@ -64,6 +72,14 @@
     }
     const heading = room.querySelector(`[data-stages~="${stage}"] [tabindex="-1"]`);
     if (heading && stage !== "check") { heading.focus({preventScroll: true}); }
+    if (record) { record.refresh(); }
+  }
+
+  /** Join works once connected, and (a hearing) once the recording notice is acknowledged. */
+  function refreshJoin() {
+    if (state.stage !== "check") { return; }
+    $("join").disabled = !state.welcome || !state.socket || !state.socket.connected ||
+      (!!record && !record.mayJoin());
   }
 
   function alertUser(message) {
@@ -221,7 +237,7 @@
   });
 
   $("join").addEventListener("click", async () => {
-    if (!state.socket || !state.welcome) { return; }
+    if (!state.socket || !state.welcome || (record && !record.mayJoin())) { return; }
     $("join").disabled = true;
     await state.mediaReady;
     media.savePrefs();
@@ -252,7 +268,7 @@
 
   function joinCall(resume) {
     state.joining = true;
-    state.socket.emit("call:join", {resume});
+    state.socket.emit("call:join", {resume, ...(record ? record.joinExtras() : {})});
   }
 
   function onJoined({peers, chat}) {
@@ -431,6 +447,7 @@
     for (const link of links.values()) {
       link.replaceTrack(kind, track).catch((err) => console.warn("samtale: replaceTrack", err));
     }
+    if (record) { record.replaceTrack(kind, track); }
     showPreview();
     updateControls();
     if (state.inCall) { sendMediaState(); }
@@ -599,6 +616,7 @@
   }
 
   function teardown() {
+    if (record) { record.teardown(); }
     closeAllLinks();
     state.inCall = false;
     state.joining = false;
@@ -653,7 +671,7 @@
       state.mediaReady.then(() => joinCall(false));
       return;
     }
-    $("join").disabled = false;
+    refreshJoin();
   }
 
   function onLobbyState({state: lobbyState}) {
@@ -683,6 +701,12 @@
         if (event === "signal" || event === "media:state") { return; }
         if (event === "lobby:admit" || event === "lobby:deny") { return; }
         break;
+      case "notice_required":
+        // A hearing: the notice must be acknowledged (again) on the device check.
+        state.joining = false;
+        if (record) { record.noticeRefused(); }
+        if (!state.inCall) { setStage("check"); }
+        break;
       case "forbidden":
         if (event === "call:join" && !isHost) {
           // Not (or no longer) admitted: wait in the lobby instead.
@@ -696,9 +720,13 @@
       default:
         break;
     }
+    if (record && typeof event === "string" && event.startsWith("record:")) {
+      alertUser(record.errorMessage(payload));
+      return;
+    }
     if (event === "call:join") { state.joining = false; }
     if (event === "call:end") { state.ending = false; if ($("end-call")) { $("end-call").disabled = false; } }
-    if (state.stage === "check") { $("join").disabled = !state.welcome; }
+    refreshJoin();
     alertUser(message || t("error_generic", {message: code || "?"}));
   }
 
@@ -715,6 +743,7 @@
     const socket = window.io({auth, reconnectionDelayMax: 5000});
     state.socket = socket;
     api.socket = socket;
+    if (record) { record.attach(socket); } // first: its `welcome` listener runs before ours
 
     socket.on("connect", () => { netStatus(""); });
     socket.on("connect_error", (err) => {

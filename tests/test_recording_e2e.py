@@ -1,0 +1,406 @@
+# ruff: noqa: F811 - pytest fixtures imported from test_call_e2e are parameters here
+"""End to end: consented recording in real headless Chromium (a desktop host, a "Pixel 7"
+guest, fake camera and microphone) against a real portal whose recorder is the server's aiortc
+endpoint, with its own recordings directory and keys.
+
+The host asks, the guest answers in the consent prompt, both see the indicator, both browsers
+publish to the recorder (getStats: packets sent), and the stored recording exports, through
+`flask recordings export`, to a Matroska file with both participants' audio and video (ffprobe
+counts the frames) that `flask recordings verify` accepts. Withdrawing stops it at once, a "no"
+stores nothing, a guest cannot fetch recordings, and a hearing's notice must be acknowledged
+before joining. Chromium, ffprobe or a working recorder missing: these tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live import Consult, LivePortal
+from sqlalchemy import select
+from test_call_e2e import (  # noqa: F401 - chromium, playwright_instance, sides: fixtures
+    Call,
+    Side,
+    Sides,
+    chromium,
+    device_check_passes,
+    playwright_instance,
+    remote_video_plays,
+    sides,
+)
+
+from portal.extensions import db
+from portal.models import Kind, Recording, RecordingPolicy, RecordingTrack
+
+FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+#: Stopping seals every track and signs the manifest: allow for 2 busy cores.
+SEAL_S = 30.0
+#: How long the test records before stopping, in seconds.
+RECORD_S = 5.0
+#: Of the frames the camera made while recorded, at least this share must be in the file
+#: (the first keyframe takes a moment; frames are dropped until it comes).
+MIN_FRAME_SHARE = 0.4
+
+# The recorder's peer connection on the page (record.js): state and packets sent per kind.
+OUTBOUND_JS = """async () => {
+  const r = window.samtale.recorder;
+  if (!r) { return null; }
+  const out = {id: r.id, state: r.pc.connectionState, audio: 0, video: 0};
+  (await r.pc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp") { out[s.kind] += s.packetsSent || 0; }
+  });
+  return out;
+}"""
+# The recorder's video sender carries the page's current, live camera track (not `old`).
+SENDS_CURRENT_CAMERA = """(old) => {
+  const track = window.samtale.media.videoTrack;
+  const sender = window.samtale.recorder.pc.getSenders()
+    .find((s) => s.track && s.track.kind === "video");
+  return !!track && track.id !== old && !!sender && sender.track === track &&
+    track.readyState === "live";
+}"""
+INDICATOR_SHOWN = "() => !document.getElementById('rec-indicator').hidden"
+INDICATOR_HIDDEN = "() => document.getElementById('rec-indicator').hidden"
+
+
+# --- the portal's recordings, as stored -----------------------------------------------------------
+
+@dataclass
+class RecordingPortal:
+    """The module's live portal (its own recordings folder, keyring and signing key)."""
+
+    live: LivePortal
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.live.recordings_dir
+
+    def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.live.flask(*args)
+
+    def recording(self, recording_id: str) -> dict[str, Any]:
+        """The recording's row and its tracks, as the server stored them."""
+        with self.live.app.app_context():
+            row = db.session.get(Recording, recording_id)
+            assert row is not None, f"no recording {recording_id} in the database"
+            tracks = db.session.scalars(select(RecordingTrack).where(
+                RecordingTrack.recording_id == recording_id)).all()
+            seen = {"status": row.status.value, "reason": row.stop_reason,
+                    "tracks": [{"id": t.id, "participant": t.participant_id,
+                                "video_frames": t.video_frames, "audio_frames": t.audio_frames}
+                               for t in tracks]}
+            db.session.rollback()
+            return seen
+
+    def wait_status(self, recording_id: str, status: str,
+                    timeout: float = SEAL_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen = self.recording(recording_id)
+        while seen["status"] != status and time.monotonic() < deadline:
+            time.sleep(0.25)
+            seen = self.recording(recording_id)
+        assert seen["status"] == status, (
+            f"recording {recording_id} is {seen} after {timeout} s, not {status}")
+        return seen
+
+
+@pytest.fixture
+def recording_portal(live_portal_module: LivePortal) -> RecordingPortal:
+    return RecordingPortal(live_portal_module)
+
+
+# --- steps ---------------------------------------------------------------------------------------
+
+def into_call(sides: Sides, policy: RecordingPolicy = RecordingPolicy.CONSENT,
+              notice: bool = False, guests: tuple[str, ...] = ("Pat Phone",)) -> Call:
+    """Host on the call page, the first guest admitted; both see the other's picture."""
+    live = sides.live
+    kind = Kind.HEARING if policy is RecordingPolicy.NOTICE else Kind.CONSULT
+    consult: Consult = live.book_consult(live.create_host(), list(guests), policy=policy,
+                                         kind=kind)
+    host = sides.host(consult)
+    host.page.goto(consult.call_url)
+    guest = sides.guest()
+    guest.page.goto(consult.guest.url)
+    for side in (host, guest):
+        if notice:
+            acknowledge_notice(side)
+        device_check_passes(side)
+        assert side.page.is_hidden("#notice") != notice
+    host.page.click("#join")
+    host.stage("call")
+    guest.page.click("#join")
+    guest.stage("lobby")
+    host.page.click(f'[data-action=admit][data-participant="{consult.guest.participant_id}"]')
+    guest.stage("call")
+    call = Call(live, consult, host, guest)
+    for side in (host, guest):
+        remote_video_plays(side)
+        assert side.page.evaluate("() => document.body.dataset.recording") == "none"
+        assert side.page.is_hidden("#rec-indicator")
+    return call
+
+
+def acknowledge_notice(side: Side) -> None:
+    """A hearing: the notice is shown on the device check and Join waits for the tick."""
+    side.stage("check")
+    side.page.wait_for_selector("#notice", state="visible")
+    text = side.page.inner_text("#notice")
+    assert "recorded by order of the court" in text, text
+    assert "kept for" in text, text
+    side.page.wait_for_function("() => window.samtale.state.welcome !== null")
+    assert side.page.is_disabled("#join"), "Join must wait for the notice to be acknowledged"
+    side.page.check("#notice-ack")
+    side.wait("() => !document.getElementById('join').disabled")
+
+
+def host_asks(call: Call) -> str:
+    """The host presses Record, reads the wording and asks everyone; returns the recording id."""
+    host = call.host
+    host.page.wait_for_selector("#record", state="visible")
+    host.page.click("#record")
+    host.page.wait_for_selector("#record-confirm", state="visible")
+    wording = host.page.inner_text("#record-confirm")
+    assert "sound and picture of everyone" in wording, wording
+    assert "kept for" in wording, wording
+    host.page.click("#record-confirm-yes")
+    host.wait("() => !!(window.samtale.recording && window.samtale.recording.id)")
+    return str(host.page.evaluate("() => window.samtale.recording.id"))
+
+
+def guest_is_asked(call: Call, recording_id: str) -> None:
+    guest = call.guest
+    guest.page.wait_for_selector("#consent-dialog", state="visible")
+    assert guest.page.evaluate("() => window.samtale.recording.id") == recording_id
+    text = guest.page.inner_text("#consent-dialog")
+    assert "asks to record this call" in text and "withdraw" in text.lower(), text
+    # Everyone sees who is still asked: the host's status line names the guest.
+    for side in (call.host, guest):
+        side.wait("() => document.body.dataset.recording === 'requested'")
+    call.host.page.wait_for_selector("#rec-status", state="visible")
+    assert "Pat Phone" in call.host.page.inner_text("#rec-status")
+    assert call.host.page.is_hidden("#rec-indicator")
+
+
+def both_recorded(call: Call) -> None:
+    """The indicator on both screens, and both browsers' media flowing to the recorder."""
+    for side in (call.host, call.guest):
+        side.wait(INDICATOR_SHOWN)
+        assert "Recording" in side.page.inner_text("#rec-indicator")
+        assert side.page.evaluate("() => document.body.dataset.recording") == "recording"
+        side.wait("() => !!window.samtale.recorder && "
+                  "window.samtale.recorder.pc.connectionState === 'connected'")
+    first = {s.name: s.page.evaluate(OUTBOUND_JS) for s in (call.host, call.guest)}
+    time.sleep(1.5)
+    second = {s.name: s.page.evaluate(OUTBOUND_JS) for s in (call.host, call.guest)}
+    for name in ("host", "guest"):
+        a, b = first[name], second[name]
+        assert a and b, (name, a, b)
+        assert b["audio"] > a["audio"], f"{name}: no audio sent to the recorder: {a} -> {b}"
+        assert b["video"] > a["video"], f"{name}: no video sent to the recorder: {a} -> {b}"
+
+
+def start_recording(call: Call) -> str:
+    recording_id = host_asks(call)
+    guest_is_asked(call, recording_id)
+    call.guest.page.click("#consent-yes")
+    both_recorded(call)
+    return recording_id
+
+
+def stop_recording(call: Call, portal: RecordingPortal, recording_id: str) -> dict[str, Any]:
+    call.host.page.click("#record")  # now "Stop recording"
+    for side in (call.host, call.guest):
+        side.wait(INDICATOR_HIDDEN, timeout=5000)
+    seen = portal.wait_status(recording_id, "complete")
+    for side in (call.host, call.guest):
+        side.wait("() => document.body.dataset.recording === 'complete'")
+        assert side.page.evaluate("() => window.samtale.recorder") is None
+    return seen
+
+
+def probe(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(  # noqa: S603
+        [FFPROBE, "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"ffprobe failed on {path}: {done.stderr}"
+    streams: list[dict[str, Any]] = json.loads(done.stdout)["streams"]
+    return streams
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+def test_both_consent_and_the_recording_exports_with_both_participants(
+        sides: Sides, recording_portal: RecordingPortal, tmp_path: Path) -> None:
+    call = into_call(sides)
+    fps = float(call.guest.page.evaluate(
+        "() => window.samtale.media.videoTrack.getSettings().frameRate"))
+    recording_id = start_recording(call)
+    since = time.monotonic()
+    # The guest, recorded, may withdraw; the host stops instead.
+    assert call.guest.page.is_visible("#consent-withdraw")
+    assert call.host.page.inner_text("#record").strip() == "Stop recording"
+    # The phone switches camera: the recorder gets the new camera's picture too.
+    old_track = call.guest.page.evaluate("() => window.samtale.media.videoTrack.id")
+    call.guest.page.click("#switch-camera")
+    call.guest.wait(SENDS_CURRENT_CAMERA, arg=old_track)
+    time.sleep(max(0.0, RECORD_S - (time.monotonic() - since)))
+    recorded_s = time.monotonic() - since
+    seen = stop_recording(call, recording_portal, recording_id)
+    assert seen["reason"] == "stopped_by_host", seen
+    people = {t["participant"] for t in seen["tracks"]}
+    assert people == {call.host.self_id(), call.guest.self_id()}, seen
+
+    out = tmp_path / "export.mkv"
+    exported = recording_portal.flask("recordings", "export", recording_id, str(out))
+    assert exported.returncode == 0, f"export failed:\n{exported.stdout}\n{exported.stderr}"
+    streams = probe(out)
+    kinds = sorted(s["codec_type"] for s in streams)
+    assert kinds == ["audio", "audio", "video", "video"], streams
+    least = MIN_FRAME_SHARE * RECORD_S * fps
+    for stream in streams:
+        frames = int(stream.get("nb_read_frames", 0))
+        label = f"{stream['codec_type']} {stream.get('tags', {})}: {frames} frames"
+        assert frames > 0, label
+        if stream["codec_type"] == "video":
+            assert frames >= least, f"{label}; expected at least {least:.0f} " \
+                                    f"({recorded_s:.1f} s recorded at {fps} fps)"
+
+    verified = recording_portal.flask("recordings", "verify", recording_id)
+    assert verified.returncode == 0, f"verify failed:\n{verified.stdout}\n{verified.stderr}"
+
+
+def test_withdrawal_stops_the_recording_at_once(sides: Sides,
+                                                recording_portal: RecordingPortal) -> None:
+    call = into_call(sides)
+    recording_id = start_recording(call)
+    call.guest.page.click("#consent-withdraw")
+    # No frame more from the guest: the connection to the recorder is closed there and then.
+    assert call.guest.page.evaluate("() => window.samtale.recorder") is None
+    for side in (call.host, call.guest):
+        side.wait(INDICATOR_HIDDEN, timeout=5000)
+    call.host.wait("() => /withdrew/.test(document.getElementById('rec-live').textContent)")
+    seen = recording_portal.wait_status(recording_id, "complete")
+    assert seen["reason"] == "withdrawn", seen
+    for side in (call.host, call.guest):
+        side.wait("() => document.body.dataset.recording === 'complete'")
+        assert side.page.is_hidden("#rec-indicator")
+    assert call.guest.page.is_hidden("#consent-withdraw")
+    # The call itself goes on.
+    for side in (call.host, call.guest):
+        assert side.page.evaluate("() => window.samtale.stage") == "call"
+
+
+def test_a_no_records_nothing(sides: Sides, recording_portal: RecordingPortal) -> None:
+    call = into_call(sides)
+    recording_id = host_asks(call)
+    guest_is_asked(call, recording_id)
+    call.guest.page.click("#consent-no")
+    for side in (call.host, call.guest):
+        side.wait("() => document.body.dataset.recording === 'declined'")
+        assert side.page.is_hidden("#rec-indicator")
+        assert side.page.evaluate("() => window.samtale.recorder") is None
+    call.guest.page.wait_for_selector("#consent-dialog", state="hidden")
+    call.host.wait("() => /Nothing is recorded/.test("
+                   "document.getElementById('rec-live').textContent)")
+    seen = recording_portal.recording(recording_id)
+    assert seen["status"] == "declined", seen
+    assert seen["tracks"] == [], seen
+    assert not (recording_portal.recordings_dir / recording_id).exists()
+    # The host may ask again later.
+    call.host.wait("() => !document.getElementById('record').disabled")
+    assert call.host.page.inner_text("#record").strip() == "Record"
+
+
+def test_a_guest_cannot_fetch_recordings(sides: Sides,
+                                         recording_portal: RecordingPortal) -> None:
+    call = into_call(sides)
+    recording_id = start_recording(call)
+    time.sleep(1.5)
+    seen = stop_recording(call, recording_portal, recording_id)
+    assert seen["tracks"], seen
+    base = call.live.base_url
+    urls = [f"{base}/recordings/{recording_id}/tracks/{t['id']}" for t in seen["tracks"]]
+    urls.append(f"{base}/appointments/{call.consult.appointment_id}/recordings")
+    fetch = "async (url) => (await fetch(url, {credentials: 'include'})).status"
+    for url in urls:
+        assert call.guest.page.evaluate(fetch, url) == 403, url
+    # The same addresses work for the host: the guest's 403 is not a wrong address.
+    for url in urls:
+        assert call.host.page.evaluate(fetch, url) == 200, url
+
+
+def test_someone_joining_pauses_the_recording_until_they_agree(
+        sides: Sides, recording_portal: RecordingPortal) -> None:
+    call = into_call(sides, guests=("Pat Phone", "Sam Second"))
+    recording_id = start_recording(call)
+    for side in (call.host, call.guest):
+        side.page.evaluate("() => { window.samtale.recorder.pc.__kept = true; }")
+    second = call.consult.guests[1]
+    late = sides.guest()
+    late.name = "late guest"
+    late.page.goto(second.url)
+    device_check_passes(late)
+    late.page.click("#join")
+    late.stage("lobby")
+    call.host.page.click(f'[data-action=admit][data-participant="{second.participant_id}"]')
+    late.stage("call")
+    # Nobody is recorded while the newcomer has not answered, and everyone sees why.
+    for side in (call.host, call.guest):
+        side.wait("() => document.body.dataset.recording === 'paused'")
+        side.wait(INDICATOR_SHOWN)
+        assert "waiting for Sam Second" in side.page.inner_text("#rec-indicator")
+    late.page.wait_for_selector("#consent-dialog", state="visible")
+    assert late.page.evaluate("() => window.samtale.recorder") is None
+    late.page.click("#consent-yes")
+    for side in (call.host, call.guest, late):
+        side.wait("() => document.body.dataset.recording === 'recording'")
+        side.wait(INDICATOR_SHOWN)
+    # The newcomer publishes now; the others kept their connections to the recorder.
+    late.wait("() => !!window.samtale.recorder && "
+              "window.samtale.recorder.pc.connectionState === 'connected'")
+    first = late.page.evaluate(OUTBOUND_JS)
+    time.sleep(1.5)
+    after = late.page.evaluate(OUTBOUND_JS)
+    assert after["video"] > first["video"] and after["audio"] > first["audio"], (first, after)
+    for side in (call.host, call.guest):
+        assert side.page.evaluate("() => window.samtale.recorder.pc.__kept") is True
+    seen = stop_recording(call, recording_portal, recording_id)
+    assert {t["participant"] for t in seen["tracks"]} == {
+        call.host.self_id(), call.guest.self_id(), second.participant_id}, seen
+
+
+def test_a_hearing_notice_is_acknowledged_before_joining(
+        sides: Sides, recording_portal: RecordingPortal) -> None:
+    call = into_call(sides, RecordingPolicy.NOTICE, notice=True)
+    recording_id = host_asks(call)
+    # Everyone acknowledged the notice: the recording starts without a prompt, and there is
+    # no consent to withdraw.
+    both_recorded(call)
+    assert call.guest.page.is_hidden("#consent-dialog")
+    assert call.guest.page.is_hidden("#consent-withdraw")
+    stop_recording(call, recording_portal, recording_id)
+
+
+def test_no_recording_when_the_policy_is_off(sides: Sides) -> None:
+    live = sides.live
+    consult = live.book_consult(live.create_host(), ["Olga Off"], policy=RecordingPolicy.OFF)
+    host = sides.host(consult)
+    host.page.goto(consult.call_url)
+    device_check_passes(host)
+    assert host.page.is_hidden("#notice")
+    host.page.click("#join")
+    host.stage("call")
+    host.wait("() => window.samtale.state.inCall")
+    assert host.page.is_hidden("#record")
+    assert host.page.evaluate("() => window.samtale.recording.status") == "none"
+    # Asking anyway (a forged event) is refused, and the page says so.
+    host.page.evaluate("() => window.samtale.socket.emit('record:start', {version: 'x'})")
+    host.page.wait_for_selector("#call-alert", state="visible")
+    assert host.page.evaluate("() => document.body.dataset.recording") == "none"
