@@ -39,8 +39,10 @@ def _page(status: int, message: str, code: str) -> ResponseReturnValue:
 
 def handle_http(err: HTTPException) -> ResponseReturnValue:
     status = err.code or 500
-    # abort(403, "why") says more than the generic text; werkzeug's own default says less.
-    custom = err.description if err.description != type(err).description else None
+    # abort(403, "why") says more than the generic text; werkzeug's own default says less,
+    # and so does a rate limiter's "10 per 1 minute".
+    custom = (err.description if err.description != type(err).description and status != 429
+              else None)
     message = custom or _messages().get(status, err.description or "")
     return _page(status, message, (err.name or "error").lower().replace(" ", "_"))
 

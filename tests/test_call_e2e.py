@@ -119,7 +119,9 @@ class Side:
     console: list[str] = field(default_factory=list)
 
     def stage(self, stage: str, timeout: float = STEP_MS) -> None:
-        self.wait("(s) => document.body.dataset.stage === s", arg=stage, timeout=timeout)
+        # document.body is null for a moment while a page (re)loads.
+        self.wait("(s) => !!document.body && document.body.dataset.stage === s", arg=stage,
+                  timeout=timeout)
 
     def wait(self, js: str, arg: Any = None, timeout: float = STEP_MS) -> Any:
         try:

@@ -32,6 +32,7 @@ class Publisher:
         self.loop = loop
         self.pc: RTCPeerConnection | None = None
         self.connected = threading.Event()
+        self.connected_at = 0.0  # time.monotonic() when media could start to flow
 
     def _run(self, coro: Any, timeout: float = 20) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -42,7 +43,8 @@ class Publisher:
 
             @pc.on("connectionstatechange")
             def changed() -> None:
-                if pc.connectionState == "connected":
+                if pc.connectionState == "connected" and not self.connected.is_set():
+                    self.connected_at = time.monotonic()
                     self.connected.set()
 
             pc.addTransceiver(ColourVideo(), direction="sendonly")
@@ -145,11 +147,11 @@ def frames(streams: list[dict[str, Any]], kind: str) -> list[int]:
 def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: Any,
                                          tmp_path: Path) -> None:
     live = live_portal_module
-    recording_id, (host, guest), _publishers = start_recording(live, peers)
-    began = time.monotonic()
+    recording_id, (host, guest), publishers = start_recording(live, peers)
     time.sleep(5)
     host.emit("record:stop", {"id": recording_id})
-    recorded = time.monotonic() - began
+    # From the first connection to the recorder until Stop: the recording's own length.
+    recorded = time.monotonic() - min(p.connected_at for p in publishers)
     row = wait_status(live, recording_id, RecordingStatus.COMPLETE)
     assert row.stop_reason == "stopped_by_host"
     guest.wait_for("record:state", lambda s: s.get("status") == "complete")
