@@ -65,6 +65,21 @@ SENDS_CURRENT_CAMERA = """(old) => {
   return !!track && track.id !== old && !!sender && sender.track === track &&
     track.readyState === "live";
 }"""
+# Each recording player: wait for its metadata, seek to the middle, report where it landed.
+PLAY_AND_SEEK = """async () => Promise.all([...document.querySelectorAll("figure.track video")]
+  .map((video) => new Promise((resolve) => {
+    const fail = setTimeout(() => resolve({duration: video.duration, seeked: false}), 20000);
+    const seek = () => {
+      video.addEventListener("seeked", () => {
+        clearTimeout(fail);
+        resolve({duration: video.duration, seeked: true, at: video.currentTime});
+      }, {once: true});
+      video.currentTime = video.duration / 2;
+    };
+    if (video.readyState >= 1) { seek(); } else {
+      video.addEventListener("loadedmetadata", seek, {once: true});
+    }
+  })))"""
 INDICATOR_SHOWN = "() => !document.getElementById('rec-indicator').hidden"
 INDICATOR_HIDDEN = "() => document.getElementById('rec-indicator').hidden"
 
@@ -274,6 +289,18 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
 
     verified = recording_portal.flask("recordings", "verify", recording_id)
     assert verified.returncode == 0, f"verify failed:\n{verified.stdout}\n{verified.stderr}"
+
+    # The host plays it on the recordings page: it has a length, and the player can seek.
+    page = call.host.page
+    page.goto(f"{recording_portal.live.base_url}/appointments/{call.consult.appointment_id}"
+              f"/recordings")
+    played = page.evaluate(PLAY_AND_SEEK)
+    assert len(played) == 2, played  # one player per participant
+    for one in played:
+        # A real length (not Infinity): at least what was recorded after the indicator came
+        # on, plus the moments before it while the recorder connected.
+        assert 0.9 * recorded_s <= one["duration"] <= recorded_s + 3, (one, recorded_s)
+        assert one["seeked"] and abs(one["at"] - one["duration"] / 2) < 1.0, one
 
 
 def test_withdrawal_stops_the_recording_at_once(sides: Sides,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from flask import current_app
 from portal.models import Recording, RecordingStatus, RecordingTrack
 from portal.recording import manifest as signed_manifest
 from portal.recording.keys import Keyring, KeyringError, load_signing_key
+from portal.recording.seekable import PlainStream
 from portal.recording.store import ChunkReader, FileSummary, StoreError
 
 MANIFEST = "manifest.json"
@@ -169,41 +169,6 @@ def verify(recording: Recording) -> Verdict:
     for name in listed:
         verdict.fail(f"track {name} of the manifest is missing")
     return verdict
-
-
-class PlainStream(io.RawIOBase):
-    """A track's decrypted media as a seekable read-only file (for PyAV); nothing on disk."""
-
-    def __init__(self, source: ChunkReader) -> None:
-        super().__init__()
-        self._source, self._pos = source, 0
-
-    def close(self) -> None:
-        self._source.close()
-        super().close()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._source.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        end = min(self._source.size, self._pos + len(buffer))
-        if end <= self._pos:
-            return 0
-        data = b"".join(self._source.read_range(self._pos, end))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
 
 
 def export(recording: Recording, out: Path) -> dict[str, int]:

@@ -29,6 +29,7 @@ from portal.models import (
     utcnow,
 )
 from portal.recording import archive, services
+from portal.recording.seekable import make_seekable
 from portal.recording.store import ChunkWriter, FileSummary, StoreError, recover
 
 log = logging.getLogger(__name__)
@@ -287,10 +288,16 @@ class RecordingManager:
                                                   * 1000))
         if path.exists() and "file" not in details:
             try:
-                summary = self._summary(recording, path)
-                details["file"] = summary.to_dict()
-            except StoreError as exc:
-                details["error"] = str(exc)
+                details["file"] = make_seekable(
+                    path, recording_id=recording.id, track=track.name,
+                    data_key=archive.data_key(recording)).to_dict()
+            except Exception as exc:  # keep what was recorded: it plays, without seeking
+                log.warning("track %s stays as recorded (not seekable): %s", track.name, exc)
+                details["seekable"] = False
+                try:
+                    details["file"] = self._summary(recording, path).to_dict()
+                except StoreError as err:
+                    details["error"] = str(err)
         track.stopped_at = track.stopped_at or utcnow()
         track.details = _json(details)
 
