@@ -190,3 +190,30 @@ def test_a_crash_leaves_an_incomplete_but_playable_recording(
     assert len(frames(streams, "video")) == 2 and len(frames(streams, "audio")) == 2
     for count in frames(streams, "video") + frames(streams, "audio"):
         assert count > 0, streams  # everything up to the last sealed chunk plays
+
+
+def test_a_second_offer_replaces_the_first_and_both_are_kept(
+        live_portal_module: LivePortal, peers: Any, tmp_path: Path) -> None:
+    """A browser that publishes again (say after its connection to the recorder broke): the
+    old connection is stopped without holding up the handler, and both parts are sealed."""
+    live = live_portal_module
+    recording_id, (host, guest), publishers = start_recording(live, peers)
+    time.sleep(2)
+    again = peers()
+    guest.emit("record:offer", {"id": recording_id, "sdp": again.offer()})
+    again.answer(guest.wait_for("record:answer", timeout=20)["sdp"])
+    assert again.connected.wait(15), "the second connection did not come up"
+    time.sleep(2)
+    host.emit("record:stop", {"id": recording_id})
+    wait_status(live, recording_id, RecordingStatus.COMPLETE)
+
+    _duration, streams = export(live, recording_id, tmp_path / "twice.mkv")
+    video = frames(streams, "video")
+    assert len(video) == 3 and len(frames(streams, "audio")) == 3, streams
+    assert all(count > 0 for count in video), video
+    with live.app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        assert sorted(t.name for t in row.tracks)[-1].endswith("-2")
+        for track in row.tracks:
+            assert track.video_frames > 0 and json.loads(track.details)["file"], track.name

@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import Future
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from flask import Flask, current_app
 from sqlalchemy import select
@@ -32,6 +32,9 @@ from portal.recording import archive, services
 from portal.recording.seekable import make_seekable
 from portal.recording.store import ChunkWriter, FileSummary, StoreError, recover
 
+if TYPE_CHECKING:  # aiortc is imported only when something is recorded
+    from portal.recording.endpoint import Recorder
+
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
 
@@ -48,9 +51,10 @@ class RecordingManager:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self._lock = threading.Lock()
-        self._engine: Any = None
+        self._engine: Recorder | None = None
         self._writers: dict[str, ChunkWriter] = {}  # publication key -> writer
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
+        self._retiring: dict[str, dict[str, Future[Any]]] = {}  # recording -> key -> result
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
         self._heartbeat_started = False
         self._closed = threading.Event()
@@ -58,13 +62,15 @@ class RecordingManager:
     # --- the engine ---------------------------------------------------------------------------
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Recorder:
         """The engine, started on first use together with the heartbeat."""
         with self._lock:
             engine = self._engine
         if engine is None:
             self.start()
-        return self._engine
+            engine = self._engine
+        assert engine is not None
+        return engine
 
     def start(self) -> None:
         """Start the engine and the heartbeat (which first recovers crashed recordings)."""
@@ -72,9 +78,10 @@ class RecordingManager:
 
         with self._lock:
             if self._engine is None:
-                self._engine = RecordingEngine(ice_servers=self._ice_servers(),
-                                               on_failed=self._publication_failed)
-                self._engine.start()
+                engine = RecordingEngine(ice_servers=self._ice_servers(),
+                                         on_failed=self._publication_failed)
+                engine.start()
+                self._engine = engine
             if self._heartbeat_started:
                 return
             self._heartbeat_started = True
@@ -165,8 +172,8 @@ class RecordingManager:
     def publish(self, recording: Recording, me: Participant, sid: str, offer_sdp: str) -> None:
         """A consenting participant's browser offers its media; answer it on `sid`."""
         old = self._publications.get(recording.id, {}).get(me.id)
-        if old is not None:  # republishing (a reload): the old connection is over
-            self._stop_publication(old)
+        if old is not None:  # republishing: the old connection is over (finish() waits for it)
+            self._retire(recording.id, old)
         count = sum(1 for t in recording.tracks if t.participant_id == me.id)
         track = RecordingTrack(recording_id=recording.id, participant_id=me.id,
                                name=f"p{me.id}-{count + 1}")
@@ -177,14 +184,14 @@ class RecordingManager:
         data_key = self._data_keys.get(recording.id) or archive.data_key(recording)
         recording_id, track_name = recording.id, track.name
 
-        def open_sink() -> ChunkWriter:
+        def open_sink() -> BinaryIO:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Sealed every half second: a crash loses about a second of media at most.
             writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
                                  data_key=data_key, flush_interval=0.5)
             with self._lock:
                 self._writers[key] = writer
-            return writer
+            return cast(BinaryIO, writer)  # file-like enough for PyAV (write/flush/close)
 
         with self._lock:
             self._publications.setdefault(recording.id, {})[me.id] = key
@@ -203,6 +210,21 @@ class RecordingManager:
                                         "message": "The recorder could not connect."}, to=sid)
 
         future.add_done_callback(answered)
+
+    def _retire(self, recording_id: str, key: str) -> None:
+        """Stop a publication in the background; its result is kept for finish()."""
+        result: Future[Any] = Future()
+        with self._lock:
+            self._retiring.setdefault(recording_id, {})[key] = result
+
+        def run() -> None:
+            try:
+                result.set_result(self._stop_publication(key))
+            except Exception:
+                log.exception("stopping publication %s failed", key)
+                result.set_result(None)
+
+        socketio.start_background_task(run)
 
     def _stop_publication(self, key: str) -> Any:
         try:
@@ -252,7 +274,9 @@ class RecordingManager:
         """Stop every publication, then seal: summaries, signed manifest, status complete."""
         with self._lock:
             keys = self._publications.pop(recording_id, {})
+            retiring = self._retiring.pop(recording_id, {})
         results = {key: self._stop_publication(key) for key in keys.values()}
+        results.update({key: done.result(2 * STOP_TIMEOUT) for key, done in retiring.items()})
         with self._lock:
             self._data_keys.pop(recording_id, None)
         recording = db.session.get(Recording, recording_id)
