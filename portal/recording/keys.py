@@ -222,16 +222,7 @@ class Keyring:
     def _reload(self) -> None:
         assert self._path is not None
         path = self._path
-        try:
-            raw, info = read_private(path)
-        except OSError as exc:
-            raise KeyringError(f"cannot read the recording keyring {path}: {exc}") from None
-        if exposed_to_others(info):
-            raise KeyringError(
-                f"the recording keyring {path} is accessible to other users "
-                f"(mode {info.st_mode & 0o777:03o}); run `chmod 600 {path}` and check who "
-                "may have copied it"
-            )
+        raw, info = _read_secret(path, "keyring", "check who may have copied it")
         self._set_keys(_parse_file(raw, path))
         self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
 
@@ -245,6 +236,20 @@ class Keyring:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+
+def _read_secret(path: Path, what: str, advice: str) -> tuple[bytes, os.stat_result]:
+    """A key file's bytes; refused when others may read it (a copied key opens everything)."""
+    try:
+        raw, info = read_private(path)
+    except OSError as exc:
+        raise KeyringError(f"cannot read the recording {what} {path}: {exc}") from None
+    if exposed_to_others(info):
+        raise KeyringError(
+            f"the recording {what} {path} is accessible to other users "
+            f"(mode {info.st_mode & 0o777:03o}); run `chmod 600 {path}` and {advice}"
+        )
+    return raw, info
 
 
 def _new_key_id(taken: set[str]) -> str:
@@ -363,16 +368,8 @@ def load_signing_key(instance_path: Path, env_value: str | None) -> Ed25519Priva
             serialization.NoEncryption(),
         )
         create_exclusive(path, pem)
-    try:
-        pem, info = read_private(path)
-    except OSError as exc:
-        raise KeyringError(f"cannot read the recording signing key {path}: {exc}") from None
-    if exposed_to_others(info):
-        raise KeyringError(
-            f"the recording signing key {path} is accessible to other users "
-            f"(mode {info.st_mode & 0o777:03o}); run `chmod 600 {path}`, and consider it "
-            "compromised if it may have been copied"
-        )
+    pem, _info = _read_secret(path, "signing key",
+                              "consider it compromised if it may have been copied")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
