@@ -105,8 +105,48 @@ DIAGNOSE_JS = """async () => {
     peer: v.dataset.peer, paused: v.paused, readyState: v.readyState, width: v.videoWidth,
     time: v.currentTime, tracks: v.srcObject ? v.srcObject.getTracks().map((t) => t.kind) : null}));
   return {stage: document.body.dataset.stage, peers, videos,
-          alert: (document.getElementById("call-alert") || {}).textContent};
+          alert: (document.getElementById("call-alert") || {}).textContent,
+          timeline: (window.__pcLog || []).slice(-60)};
 }"""
+
+
+# Installed in every tab before the page's scripts: a timeline of each peer connection
+# (descriptions, states, candidates each way), read by DIAGNOSE_JS when a wait fails.
+PC_TIMELINE_JS = """(() => {
+  const Native = window.RTCPeerConnection;
+  const t0 = performance.now();
+  let next = 0;
+  window.__pcLog = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    const n = next++;
+    pc.__n = n;
+    const log = (what) => {
+      window.__pcLog.push(`${Math.round(performance.now() - t0)} pc${n} ${what}`);
+      if (window.__pcLog.length > 200) { window.__pcLog.shift(); }
+    };
+    for (const ev of ["signalingstatechange", "icegatheringstatechange",
+                      "iceconnectionstatechange", "negotiationneeded"]) {
+      pc.addEventListener(ev, () => log(`${ev} ${pc.signalingState}/` +
+        `${pc.iceGatheringState}/${pc.iceConnectionState}`));
+    }
+    pc.addEventListener("icecandidate", ({candidate}) =>
+      log(`local candidate ${candidate ? candidate.type + " " + candidate.address : "end"}`));
+    const wrap = (name, describe) => {
+      const orig = pc[name].bind(pc);
+      pc[name] = (...a) => {
+        log(`${name} ${describe(a[0])}`);
+        return orig(...a).catch((e) => { log(`${name} failed: ${e}`); throw e; });
+      };
+    };
+    wrap("setLocalDescription", (d) => (d ? d.type : "implicit"));
+    wrap("setRemoteDescription", (d) => d && d.type);
+    wrap("addIceCandidate", (c) => (c && c.candidate ? c.candidate.split(" ").slice(4, 8).join(" ")
+                                                   : "end"));
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();"""
 
 
 @dataclass
@@ -160,6 +200,7 @@ class Sides:
 
     def _open(self, context: BrowserContext, name: str) -> Side:
         self.contexts.append(context)
+        context.add_init_script(PC_TIMELINE_JS)
         page = context.new_page()
         page.set_default_timeout(STEP_MS)
         side = Side(page, name)
@@ -293,6 +334,9 @@ def test_admitted_guest_and_host_see_and_hear_each_other(sides: Sides) -> None:
     assert guest_id == call.consult.guest.participant_id
     assert call.host.page.get_attribute("video.remote", "data-peer") == str(guest_id)
     assert call.guest.page.get_attribute("video.remote", "data-peer") == str(host_id)
+    # No offer collision: the polite side (lower id) answered the other's offer, never offered.
+    polite = call.host if host_id < guest_id else call.guest
+    assert polite.page.evaluate(OWN_OFFERS_JS) == 0, polite.diagnose()
     # The quality indicator fills in from getStats every 2 s.
     for side in (call.host, call.guest):
         side.wait("() => ['good', 'fair', 'poor'].includes("
@@ -414,6 +458,48 @@ def test_dropped_connection_resumes_and_restarts_ice(sides: Sides) -> None:
                    " === 'false'")
     assert call.guest.page.evaluate("() => window.samtale.stage") == "call"
     assert lobby_rows(call.host) == 0
+    media_flows_both_ways(call)
+
+
+# How often this tab's call connection made an offer of its own (from PC_TIMELINE_JS).
+OWN_OFFERS_JS = """() => {
+  const n = [...window.samtale.peers.values()][0].__n;
+  const offered = ` pc${n} signalingstatechange have-local-offer`;
+  return window.__pcLog.filter((line) => line.includes(offered)).length;
+}"""
+
+# Every relayed ICE candidate is dropped until this page restarts ICE (then they go through).
+LOSE_CANDIDATES_JS = """() => {
+  const link = window.SamtaleCall.PeerLink.prototype;
+  const handle = link.handle, restartIce = link.restartIce;
+  window.__iceRestarts = 0;
+  link.handle = function (message) {
+    if (message.candidate !== undefined && window.__iceRestarts === 0) {
+      return Promise.resolve();
+    }
+    return handle.call(this, message);
+  };
+  link.restartIce = function (...args) {
+    window.__iceRestarts += 1;
+    return restartIce.apply(this, args);
+  };
+}"""
+
+
+def test_lost_candidates_do_not_leave_the_call_silent(sides: Sides) -> None:
+    """Both browsers negotiate but every candidate is lost: neither side's ICE ever starts.
+    The stall watchdog restarts ICE with fresh candidates and the call comes up."""
+    consult, host, guest = open_consult(sides)
+    for side in (host, guest):
+        side.page.evaluate(LOSE_CANDIDATES_JS)
+    call = Call(sides.live, consult, host, guest)
+    admit_from_call_page(call)
+    connected = "() => [...window.samtale.peers.values()].some((pc) =>" \
+                " pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed')"
+    for side in (host, guest):
+        side.wait(connected, timeout=30_000)
+    # One restart is enough: the other side learns the restarted side's address from its checks.
+    assert sum(side.page.evaluate("() => window.__iceRestarts") for side in (host, guest)) >= 1
     media_flows_both_ways(call)
 
 

@@ -4,6 +4,15 @@
 "use strict";
 (function () {
   const NS = (window.SamtaleCall = window.SamtaleCall || {});
+  // Negotiated but ICE never started (candidates lost, or gathering stuck): try again with
+  // fresh candidates instead of waiting forever. "failed" has its own restart below. Only the
+  // impolite side does it, so that two restarts never collide (a rollback there can leave the
+  // received tracks muted in Chromium); its checks teach the other side its address.
+  const ICE_STALL_MS = 8000;
+  // Both sides add their tracks at once, so both want to offer. The polite side waits this
+  // long for the other's offer first: an offer rolled back while ICE is starting can leave
+  // Chromium's transport gathering forever with no candidate (seen in the e2e tests).
+  const POLITE_OFFER_DELAY_MS = 1500;
 
   /** A description or candidate, reduced to the keys the signaling protocol accepts. */
   function plainDescription(d) {
@@ -34,6 +43,8 @@
       this.isSettingRemoteAnswerPending = false;
       this._prev = null; // last stats sample
       this._queue = Promise.resolve(); // signals are handled one at a time, in order
+      this._stallTimer = null;
+      this._waitedForOffer = false;
       this.pc = new RTCPeerConnection({iceServers: iceServers || []});
       this.stream = stream;
       for (const track of stream.getTracks()) { this.pc.addTrack(track, stream); }
@@ -46,8 +57,10 @@
       this.pc.addEventListener("track", (event) => {
         if (this.handlers.track) { this.handlers.track(event); }
       });
+      this.pc.addEventListener("signalingstatechange", () => this._watchIce());
       this.pc.addEventListener("iceconnectionstatechange", () => {
         const state = this.pc.iceConnectionState;
+        this._watchIce();
         if (state === "failed") { this.restartIce(); }
         if (this.handlers.ice) { this.handlers.ice(state); }
       });
@@ -56,8 +69,33 @@
       });
     }
 
+    /** While negotiated and ICE is still "new", a timer restarts ICE (again and again). */
+    _watchIce() {
+      clearTimeout(this._stallTimer);
+      this._stallTimer = null;
+      const pc = this.pc;
+      if (this.closed || this.polite || pc.signalingState !== "stable" ||
+          pc.iceConnectionState !== "new") {
+        return;
+      }
+      this._stallTimer = setTimeout(() => {
+        this._stallTimer = null;
+        if (!this.closed && pc.signalingState === "stable" && pc.iceConnectionState === "new") {
+          console.warn("samtale: ICE has not started; restarting it");
+          this.restartIce();
+          this._watchIce();
+        }
+      }, ICE_STALL_MS);
+    }
+
     async _negotiate() {
       if (this.closed) { return; }
+      if (this.polite && !this.pc.remoteDescription && !this._waitedForOffer) {
+        this._waitedForOffer = true;
+        setTimeout(() => { if (!this.pc.remoteDescription) { this._negotiate(); } },
+                   POLITE_OFFER_DELAY_MS);
+        return; // an offer that comes meanwhile is answered with our tracks in it
+      }
       try {
         this.makingOffer = true;
         await this.pc.setLocalDescription();
@@ -179,6 +217,7 @@
     close() {
       if (this.closed) { return; }
       this.closed = true;
+      clearTimeout(this._stallTimer);
       try { this.pc.close(); } catch (e) { /* already closed */ }
     }
   }
