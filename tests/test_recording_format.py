@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from portal.recording import manifest
@@ -214,6 +214,9 @@ def test_every_single_byte_flip_is_detected(tmp_path: Path, mask: int) -> None:
 
 @FAST
 @given(size=st.integers(1, 3 * CHUNK_SIZE), where=st.floats(0, 1), mask=st.integers(1, 255))
+# Data that fills its chunks exactly ends in an empty final chunk: its tag must be checked too.
+@example(size=CHUNK_SIZE, where=1.0, mask=1)
+@example(size=2 * CHUNK_SIZE, where=1.0, mask=128)
 def test_a_flip_anywhere_in_a_large_file_is_detected(tmp_path: Path, size: int, where: float,
                                                      mask: int) -> None:
     path = tmp_path / "big.smr"

@@ -558,10 +558,14 @@ class ChunkReader:
         return summary
 
     def _range(self, start: int, end: int) -> Iterator[bytes]:
-        if start == end:
+        # A read to the end also opens the chunks that hold no bytes there (the empty final
+        # chunk of a file whose data filled its last chunk): else an altered final chunk, or
+        # its final flag, would go unchecked.
+        to_end = end == self._size
+        if start == end and not to_end:
             return
-        index = bisect.bisect_right(self._starts, start) - 1
-        while index < len(self._frames) and self._starts[index] < end:
+        index = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        while index < len(self._frames) and (self._starts[index] < end or to_end):
             plaintext = self._chunk(index)
             base = self._starts[index]
             piece = plaintext[max(start - base, 0) : min(end - base, len(plaintext))]
