@@ -276,7 +276,7 @@ class RecordingManager:
             keys = self._publications.pop(recording_id, {})
             retiring = self._retiring.pop(recording_id, {})
         results = {key: self._stop_publication(key) for key in keys.values()}
-        results.update({key: done.result(2 * STOP_TIMEOUT) for key, done in retiring.items()})
+        results.update({key: _waited(key, done) for key, done in retiring.items()})
         with self._lock:
             self._data_keys.pop(recording_id, None)
         recording = db.session.get(Recording, recording_id)
@@ -376,6 +376,15 @@ def recover_recording(recording: Recording) -> None:
     archive.seal(recording, consents_json(recording))
     audit.record("recording.incomplete", object_type="recording", object_id=recording.id,
                  actor=audit.SYSTEM, details={"tracks": len(recording.tracks)})
+
+
+def _waited(key: str, done: Future[Any]) -> Any:
+    """A retired publication's stop result; a stop that hangs must not keep a recording open."""
+    try:
+        return done.result(2 * STOP_TIMEOUT)
+    except TimeoutError:
+        log.warning("publication %s did not stop in time; sealing without its summary", key)
+        return None
 
 
 def consents_json(recording: Recording) -> list[dict[str, Any]]:
