@@ -213,6 +213,15 @@ def runner(app: Flask) -> Any:
     return app.test_cli_runner()
 
 
+@pytest.fixture
+def peers() -> Iterator[Any]:
+    """Make aiortc publishers to the recorder (tests/recording_peers.py); closed afterwards."""
+    from recording_peers import publishers  # aiortc: imported only by tests that publish
+
+    with publishers() as make:
+        yield make
+
+
 # --- Live portal (a real server in a subprocess) for Socket.IO and browser tests: tests/live.py
 
 from live import live_portal, live_portal_factory, live_portal_module  # noqa: E402, F401

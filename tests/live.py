@@ -14,7 +14,8 @@ A `LivePortal` offers `base_url`, `create_host()`, `book_consult(host, guests=[.
 appointment starting now, with invite tokens and URLs), `login_cookie(host)` (the session cookie
 of a signed-in host, as a `Cookie:` header value), `playwright_cookies(host)` (for
 `context.add_cookies`), `host_client()/guest_client()` (connected python-socketio clients
-that queue everything they receive), `get_appointment()`, `stderr()`.
+that queue everything they receive), `get_appointment()`, `stderr()`, `kill()` (SIGKILL).
+`into_call(live, consult)` brings a host and an admitted guest into the call.
 """
 
 from __future__ import annotations
@@ -285,7 +286,8 @@ class LivePortal:
         with self.stderr_path.open("ab") as err:
             self.process = subprocess.Popen(  # noqa: S603
                 [sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT, env=self.env,
-                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+                start_new_session=True)
         _wait_until_healthy(self)
 
     # -- data, made in-process against the same SQLite file (WAL) ---------------------------
@@ -410,17 +412,54 @@ class LivePortal:
             made.close()
         self.clients.clear()
 
+    def kill(self) -> None:
+        """SIGKILL to the server's master and worker at once, as a crash of the machine."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
     def stop(self) -> None:
+        """SIGTERM, as an operator's clean stop; a server that hangs is killed."""
         self.close_clients()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+                self.kill()
+        # A worker the master left behind would keep the port.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         with self.app.app_context():
             db.engine.dispose()
+
+
+def self_id(client: SignalClient) -> Any:
+    """The participant id the portal's welcome gives this client."""
+    return client.wait_for("welcome")["self"]["id"]
+
+
+def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = None,
+              guest_index: int = 0) -> tuple[SignalClient, SignalClient, Any, Any]:
+    """Host (in the call) admits the guest, who joins; returns both clients and their ids."""
+    if host is None:
+        host = live.host_client(consult)
+        host.wait_for("welcome")
+        host.emit("call:join", {"resume": False})
+        host.wait_for("call:joined")
+    host_id = host.id
+    guest = live.guest_client(consult.guests[guest_index], label=f"guest{guest_index}")
+    guest_id = self_id(guest)
+    guest.emit("lobby:join", {})
+    assert guest.wait_for("lobby:state") == {"state": "waiting"}
+    host.wait_for("lobby:list", lambda p: guest_id in [w["id"] for w in p["waiting"]])
+    host.emit("lobby:admit", {"participant_id": guest_id})
+    assert guest.wait_for("lobby:state") == {"state": "admitted"}
+    guest.emit("call:join", {"resume": False})
+    joined = guest.wait_for("call:joined")
+    assert host_id in [p["id"] for p in joined["peers"]]
+    host.wait_for("call:peer-joined", lambda p: p["peer"]["id"] == guest_id)
+    return host, guest, host_id, guest_id
 
 
 def _server_env(database_url: str, port: int, grace_seconds: int,
@@ -490,7 +529,8 @@ def start_live_portal(template: Path, workdir: Path, *,
     with stderr_path.open("wb") as err:
         process = subprocess.Popen(  # noqa: S603
             [sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT,
-            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT)
+            env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+            start_new_session=True)  # gunicorn: a master and its worker, killed together
     live = LivePortal(base_url, database_url, grace_seconds, process, stderr_path, setup_app,
                       env)
     _wait_until_healthy(live)

@@ -4,10 +4,8 @@ ffprobe counts the frames of what was written."""
 
 from __future__ import annotations
 
-import array
 import asyncio
 import json
-import math
 import os
 import subprocess
 import threading
@@ -23,14 +21,12 @@ import av
 import ifaddr
 import pytest
 from aiortc import (
-    AudioStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
-from aiortc.mediastreams import MediaStreamError
+from recording_peers import ColourVideo, SineAudio
 
 from portal.recording.endpoint import (
     EngineStoppedError,
@@ -48,53 +44,6 @@ ENGINE_THREADS = ("recording-engine", "audio-decoder", "video-decoder")
 
 
 # --- a browser stand-in -----------------------------------------------------------------------
-
-
-class ColourVideo(VideoStreamTrack):
-    """30 fps frames whose colour changes every frame (so that VP8 has something to code)."""
-
-    def __init__(self, width: int = 320, height: int = 240) -> None:
-        super().__init__()
-        self.size = (width, height)
-        self.sent = 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame(*self.size, "yuv420p")
-        for i, plane in enumerate(frame.planes):
-            plane.update(bytes([(self.sent * 4 + i * 80) % 256]) * plane.buffer_size)
-        frame.pts, frame.time_base = pts, time_base
-        self.sent += 1
-        return frame
-
-
-class SineAudio(AudioStreamTrack):
-    """A 440 Hz tone, 20 ms frames at 48 kHz, paced in real time."""
-
-    RATE, SAMPLES = 48000, 960
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent = 0
-        self._start = 0.0
-        tone = array.array("h", (int(8000 * math.sin(2 * math.pi * 440 * i / self.RATE))
-                                 for i in range(self.RATE)))
-        self._tone = tone.tobytes() * 2
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self.sent == 0:
-            self._start = time.time()
-        else:
-            await asyncio.sleep(self._start + self.sent * self.SAMPLES / self.RATE - time.time())
-        frame = av.AudioFrame(format="s16", layout="mono", samples=self.SAMPLES)
-        offset = (self.sent * self.SAMPLES % self.RATE) * 2
-        frame.planes[0].update(self._tone[offset:offset + self.SAMPLES * 2])
-        frame.pts, frame.sample_rate = self.sent * self.SAMPLES, self.RATE
-        frame.time_base = Fraction(1, self.RATE)
-        self.sent += 1
-        return frame
 
 
 @dataclass

@@ -4,144 +4,16 @@ And a crash: the server killed with SIGKILL mid-recording, then started again.""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from live import LivePortal, SignalClient
-from test_recording_endpoint import ColourVideo, SineAudio
-from test_signaling_live import into_call
+from live import LivePortal
+from recording_peers import FPS, export, frames, start_recording, wait_status
 
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
-
-FPS = 30
-
-
-class Publisher:
-    """A browser's second peer connection: send-only audio and video to the recorder."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.pc: RTCPeerConnection | None = None
-        self.connected = threading.Event()
-        self.connected_at = 0.0  # time.monotonic() when media could start to flow
-
-    def _run(self, coro: Any, timeout: float = 20) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def offer(self) -> str:
-        async def make() -> str:
-            pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-
-            @pc.on("connectionstatechange")
-            def changed() -> None:
-                if pc.connectionState == "connected" and not self.connected.is_set():
-                    self.connected_at = time.monotonic()
-                    self.connected.set()
-
-            pc.addTransceiver(ColourVideo(), direction="sendonly")
-            pc.addTransceiver(SineAudio(), direction="sendonly")
-            await pc.setLocalDescription(await pc.createOffer())
-            return str(pc.localDescription.sdp)
-
-        return str(self._run(make()))
-
-    def answer(self, sdp: str) -> None:
-        assert self.pc is not None
-        self._run(self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer")))
-
-    def close(self) -> None:
-        if self.pc is not None:
-            self._run(self.pc.close())
-
-
-@pytest.fixture
-def peers() -> Iterator[Any]:
-    """Publishers on one event loop in a thread of the test (the server has its own)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    made: list[Publisher] = []
-
-    def make() -> Publisher:
-        made.append(Publisher(loop))
-        return made[-1]
-
-    yield make
-    for publisher in made:
-        publisher.close()
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()
-
-
-def start_recording(live: LivePortal, peers: Any) -> tuple[str, list[SignalClient],
-                                                          list[Publisher]]:
-    """Host and guest in the call, both agree, both publish; returns once media flows."""
-    host_user = live.create_host()
-    consult = live.book_consult(host_user)
-    host, guest, _host_id, _guest_id = into_call(live, consult)
-    version = host.wait_for("welcome")["recording"]["wording"]["version"] \
-        if host.welcome is None else host.welcome["recording"]["wording"]["version"]
-    host.emit("record:start", {"version": version})
-    asked = host.wait_for("record:state", lambda s: s.get("status") == "requested")
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version})
-    publishers = []
-    for client in (host, guest):
-        assert client.wait_for("record:publish") == {"id": asked["id"]}
-        publisher = peers()
-        client.emit("record:offer", {"id": asked["id"], "sdp": publisher.offer()})
-        publisher.answer(client.wait_for("record:answer", timeout=20)["sdp"])
-        publishers.append(publisher)
-    for publisher in publishers:
-        assert publisher.connected.wait(15), "the recorder's connection did not come up"
-    return asked["id"], [host, guest], publishers
-
-
-def wait_status(live: LivePortal, recording_id: str, wanted: RecordingStatus,
-                timeout: float = 30) -> Recording:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        with live.app.app_context():
-            row = db.session.get(Recording, recording_id)
-            assert row is not None
-            status = row.status
-            if status is wanted:
-                db.session.expunge(row)
-                return row
-        time.sleep(0.2)
-    raise AssertionError(f"recording {recording_id} is {status}, not {wanted}; server log:\n"
-                         f"{live.stderr()[-4000:]}")
-
-
-def probe(path: Path) -> tuple[float, list[dict[str, Any]]]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams",
-                          "-show_format", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True)
-    data = json.loads(out.stdout)
-    return float(data["format"]["duration"]), data["streams"]
-
-
-def export(live: LivePortal, recording_id: str, out: Path) -> tuple[float, list[dict[str, Any]]]:
-    verified = live.flask("recordings", "verify", recording_id)
-    assert verified.returncode == 0, verified.stdout + verified.stderr
-    exported = live.flask("recordings", "export", recording_id, str(out))
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    return probe(out)
-
-
-def frames(streams: list[dict[str, Any]], kind: str) -> list[int]:
-    return [int(s["nb_read_frames"]) for s in streams if s["codec_type"] == kind]
 
 
 def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: Any,
@@ -176,7 +48,7 @@ def test_a_crash_leaves_an_incomplete_but_playable_recording(
     live: LivePortal = live_portal_factory()
     recording_id, clients, _publishers = start_recording(live, peers)
     time.sleep(3)
-    live.process.kill()  # SIGKILL: no finalising, no manifest
+    live.kill()  # SIGKILL to master and worker: no finalising, no manifest
     live.process.wait(10)
     for client in clients:
         client.close()

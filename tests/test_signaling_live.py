@@ -4,43 +4,15 @@ portal running as `python app.py` (tests/live.py). Waits are event-driven, 5 s a
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
-from live import WAIT, Consult, LivePortal, SignalClient
+from live import WAIT, LivePortal, SignalClient, into_call, self_id
 
 from portal.models import Status
 
 SDP = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.10 54400 typ host",
              "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd"}
-
-
-def self_id(client: SignalClient) -> Any:
-    return client.wait_for("welcome")["self"]["id"]
-
-
-def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = None,
-              guest_index: int = 0) -> tuple[SignalClient, SignalClient, Any, Any]:
-    """Host (in the call) admits the guest, who joins; returns both clients and their ids."""
-    if host is None:
-        host = live.host_client(consult)
-        host.wait_for("welcome")
-        host.emit("call:join", {"resume": False})
-        host.wait_for("call:joined")
-    host_id = host.id
-    guest = live.guest_client(consult.guests[guest_index], label=f"guest{guest_index}")
-    guest_id = self_id(guest)
-    guest.emit("lobby:join", {})
-    assert guest.wait_for("lobby:state") == {"state": "waiting"}
-    host.wait_for("lobby:list", lambda p: guest_id in [w["id"] for w in p["waiting"]])
-    host.emit("lobby:admit", {"participant_id": guest_id})
-    assert guest.wait_for("lobby:state") == {"state": "admitted"}
-    guest.emit("call:join", {"resume": False})
-    joined = guest.wait_for("call:joined")
-    assert host_id in [p["id"] for p in joined["peers"]]
-    host.wait_for("call:peer-joined", lambda p: p["peer"]["id"] == guest_id)
-    return host, guest, host_id, guest_id
 
 
 def test_host_login_cookie_and_welcome(live_portal_module: LivePortal) -> None:
