@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"PORTAL_{name}", default)
@@ -64,6 +66,11 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "PERMANENT_SESSION_LIFETIME": _env_int("SESSION_HOURS", 12) * 3600,
+        # Password hashing (argon2id); the defaults are argon2-cffi's (RFC 9106, low memory).
+        # Hashes keep their own parameters: changing these rehashes each one at next sign-in.
+        "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", RFC_9106_LOW_MEMORY.time_cost),
+        "ARGON2_MEMORY_COST": _env_int("ARGON2_MEMORY_COST", RFC_9106_LOW_MEMORY.memory_cost),
+        "ARGON2_PARALLELISM": _env_int("ARGON2_PARALLELISM", RFC_9106_LOW_MEMORY.parallelism),
         "WTF_CSRF_TIME_LIMIT": None,  # bound to the session instead; a long form must not expire
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": _env("DEFAULT_TIMEZONE", "UTC"),

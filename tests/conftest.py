@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from live import CHEAP_ARGON2
 
 from portal import create_app
 from portal.accounts import services as accounts
@@ -40,6 +41,7 @@ def make_app(database_url: str, **extra: Any) -> Flask:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
+        **CHEAP_ARGON2,
         **extra,
     }
     return create_app(config)

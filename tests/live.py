@@ -67,6 +67,8 @@ STARTUP_TIMEOUT = 30.0
 #: How long the socket helpers wait for an expected event.
 WAIT = 5.0
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+#: The cheapest valid argon2id parameters: tests hash passwords by the hundred.
+CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8, "ARGON2_PARALLELISM": 1}
 
 
 def free_port() -> int:
@@ -479,6 +481,7 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
         "PORTAL_DEFAULT_TIMEZONE": "UTC",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
+        **{f"PORTAL_{name}": str(value) for name, value in CHEAP_ARGON2.items()},
     })
     env.update(extra or {})
     return env
@@ -524,6 +527,7 @@ def start_live_portal(template: Path, workdir: Path, *,
         "RATELIMIT_STORAGE_URI": "memory://", "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BASE_URL": base_url, "RECONNECT_GRACE_SECONDS": grace_seconds,
         "RECORDINGS_DIR": env["PORTAL_RECORDINGS_DIR"], "RECORDING_KEYS_DIR": str(files),
+        **CHEAP_ARGON2,
     })
     stderr_path = workdir / f"server-{port}.stderr"
     with stderr_path.open("wb") as err:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from support import audit_events, book, invite, local_input, now, one_time_password, snapshot
 
 from portal.accounts import services as accounts
+from portal.config import settings
 from portal.errors import Conflict
 from portal.extensions import db
 from portal.models import Role, User
@@ -41,6 +42,34 @@ def test_password_is_stored_as_argon2id(app, people):
     assert digest.startswith("$argon2id$")
     assert PASSWORD not in digest
     assert PasswordHasher().verify(digest, PASSWORD)
+
+
+def test_production_hashes_use_argon2_cffi_defaults(tmp_path):
+    defaults = PasswordHasher()
+    configured = settings(tmp_path)
+    assert (configured["ARGON2_TIME_COST"], configured["ARGON2_MEMORY_COST"],
+            configured["ARGON2_PARALLELISM"]) == (
+        defaults.time_cost, defaults.memory_cost, defaults.parallelism)
+
+
+def test_a_hash_with_other_parameters_signs_in_and_is_rehashed(app, people, browser):
+    """Tests hash with the cheapest parameters; a hash made with the production ones (argon2
+    keeps them in the hash) still verifies, and sign-in rehashes it with the app's."""
+    production = PasswordHasher().hash(PASSWORD)
+    with app.app_context():
+        user = db.session.get(User, people.host_a.id)
+        assert user is not None
+        user.password_hash = production
+        db.session.commit()
+    browser.login(people.host_a)
+    assert signed_in(browser)
+    digest = stored_hash(app, people.host_a.id)
+    assert digest != production and digest.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert PasswordHasher().verify(digest, PASSWORD)
+    assert browser.post("/logout").status_code == 302
+    assert not signed_in(browser)
+    browser.login(people.host_a)  # no needless rehash: the stored one has the app's parameters
+    assert stored_hash(app, people.host_a.id) == digest
 
 
 def test_sign_in_records_the_login(app, people, browser):

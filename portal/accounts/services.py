@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -18,9 +20,30 @@ from portal.tokens import hash_token, new_token
 MIN_PASSWORD_LENGTH = 12
 API_TOKEN_PREFIX = "smt_"  # noqa: S105 (a label, not a secret)
 
-_hasher = PasswordHasher()
-# Verified against for unknown e-mail addresses, so a miss costs as long as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+@dataclass(frozen=True)
+class _Passwords:
+    hasher: PasswordHasher
+    #: Verified against for unknown e-mail addresses, so a miss costs as long as a hit.
+    dummy_hash: str
+
+
+def _passwords() -> _Passwords:
+    """The app's argon2id hasher with the configured parameters (ARGON2_* settings)."""
+    found = current_app.extensions.get("passwords")
+    if found is None:
+        config = current_app.config
+        hasher = PasswordHasher(time_cost=config["ARGON2_TIME_COST"],
+                                memory_cost=config["ARGON2_MEMORY_COST"],
+                                parallelism=config["ARGON2_PARALLELISM"])
+        found = current_app.extensions.setdefault(
+            "passwords", _Passwords(hasher, hasher.hash(secrets.token_hex(16))))
+    assert isinstance(found, _Passwords)
+    return found
+
+
+def _hash(password: str) -> str:
+    return _passwords().hasher.hash(password)
 
 
 def normalise_email(email: str) -> str:
@@ -67,7 +90,7 @@ def create_user(email: str, name: str, role: Role, password: str | None = None) 
         email=email,
         name=name,
         role=role,
-        password_hash=_hasher.hash(one_time),
+        password_hash=_hash(one_time),
         must_change_password=True,
     )
     db.session.add(user)
@@ -81,7 +104,8 @@ def authenticate(email: str, password: str) -> User | None:
     """The user if the password is right and the account enabled; audits the attempt."""
     user = user_by_email(email)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        passwords = _passwords()
+        passwords.hasher.verify(user.password_hash if user else passwords.dummy_hash, password)
         ok = user is not None
     except (VerificationError, InvalidHashError):
         ok = False
@@ -90,8 +114,8 @@ def authenticate(email: str, password: str) -> User | None:
         audit.record("auth.login_failed", object_type="user",
                      object_id=user.id if user else None, details={"reason": reason})
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _passwords().hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hash(password)
     user.last_login_at = utcnow()
     audit.record("auth.login", object_type="user", object_id=user.id,
                  actor=audit.Actor("user", str(user.id)))
@@ -105,13 +129,13 @@ def record_logout(user: User) -> None:
 def change_password(user: User, current: str, new: str) -> None:
     """The user's own change: needs the current password. Ends the user's other sessions."""
     try:
-        _hasher.verify(user.password_hash, current)
+        _passwords().hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError) as exc:
         raise DomainError(_("The current password is wrong."), field="current") from exc
     check_password_strength(new)
     if new == current:
         raise DomainError(_("Choose a password different from the current one."), field="new")
-    user.password_hash = _hasher.hash(new)
+    user.password_hash = _hash(new)
     user.must_change_password = False
     user.session_epoch += 1
     audit.record("user.password_changed", object_type="user", object_id=user.id)
@@ -120,7 +144,7 @@ def change_password(user: User, current: str, new: str) -> None:
 def reset_password(user: User) -> str:
     """An administrator's reset: a one-time password, and every session of the user ends."""
     one_time = generate_password()
-    user.password_hash = _hasher.hash(one_time)
+    user.password_hash = _hash(one_time)
     user.must_change_password = True
     user.session_epoch += 1
     audit.record("user.password_reset", object_type="user", object_id=user.id)
