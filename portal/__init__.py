@@ -10,6 +10,9 @@ from flask_babel import lazy_gettext
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Shipped inside the package (in the checkout, symlinks to the top-level folders), so a wheel
+# finds them as well as a checkout does.
+PACKAGE_DIR = Path(__file__).parent
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -28,7 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.recording.views import bp as recordings_bp
     from portal.views import bp as home_bp
 
-    app = Flask(__name__, template_folder=str(PROJECT_ROOT / "templates"),
+    app = Flask(__name__, template_folder=str(PACKAGE_DIR / "templates"),
                 instance_relative_config=True)
     instance = Path(app.instance_path)
     app.config.update(settings(instance))
@@ -44,7 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance.mkdir(parents=True, exist_ok=True)
 
     database.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True,
+    migrate.init_app(app, db, directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True,
                      compare_type=True)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
