@@ -56,6 +56,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db),
         "HOST": _env("HOST", "127.0.0.1"),
         "PORT": _env_int("PORT", 5000),
+        # Server threads: every open Socket.IO connection holds one while it lasts.
+        "SERVER_THREADS": _env_int("THREADS", 500),
         # How many reverse proxies stand in front; their X-Forwarded-* headers are then trusted.
         "PROXIES": _env_int("PROXIES", 0),
         # Public base URL for links sent to guests (behind a proxy: https://consult.example.org).
