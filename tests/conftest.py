@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,12 +29,43 @@ PG_ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES", "postgresql://postgres@127
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 
 
-def make_app(database_url: str, **extra: Any) -> Flask:
-    scratch = Path(tempfile.mkdtemp(prefix="samtale-rec-"))
+@dataclass
+class Staff:
+    id: int
+    email: str
+    password: str = PASSWORD
+
+
+@dataclass
+class People:
+    admin: Staff
+    host_a: Staff
+    host_b: Staff
+
+
+def add_people(url: str, files: Path) -> People:
+    """Add the administrator and two hosts of the `people` fixture to a migrated database."""
+    made = {}
+    app = make_app(url, files)
+    with app.app_context():
+        for key, email, role in (("admin", "admin@example.org", Role.ADMIN),
+                                 ("host_a", "a@example.org", Role.HOST),
+                                 ("host_b", "b@example.org", Role.HOST)):
+            user, _ = accounts.create_user(email, key.replace("_", " ").title(), role, PASSWORD)
+            user.must_change_password = False
+            db.session.commit()
+            made[key] = Staff(user.id, email)
+        db.session.remove()  # its connection back, so that dispose closes it (the WAL ends)
+        db.engine.dispose()
+    return People(**made)
+
+
+def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
+    """A test app on the database; its recording keys and recordings go into `files` (a
+    pytest temporary folder, so that they never land in the checkout's instance/)."""
     config = {
-        # Keys and recordings of a test app never land in the checkout's instance/.
-        "RECORDINGS_DIR": str(scratch / "recordings"),
-        "RECORDING_KEYS_DIR": str(scratch),
+        "RECORDINGS_DIR": str(files / "recordings"),
+        "RECORDING_KEYS_DIR": str(files),
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -51,11 +81,20 @@ def make_app(database_url: str, **extra: Any) -> Flask:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated through Alembic; each test gets a copy."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    app = make_app(f"sqlite:///{path}")
+    app = make_app(f"sqlite:///{path}", path.parent)
     with app.app_context():
         upgrade()
         db.engine.dispose()
     return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_people_template(sqlite_template: Path,
+                           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
+    """The migrated template with the `people` in it (password hashing costs: done once)."""
+    path = tmp_path_factory.mktemp("template") / "people.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return path, add_people(f"sqlite:///{path}", path.parent)
 
 
 def _pg_admin() -> psycopg.Connection[Any]:
@@ -72,18 +111,34 @@ def pg_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL database migrated once through Alembic, used as a template."""
     name = f"samtale_tpl_{uuid.uuid4().hex[:8]}"
     with _pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    app = make_app(pg_url(name))
+    app = make_app(pg_url(name), tmp_path_factory.mktemp("pg-template"))
     with app.app_context():
         upgrade()
         db.engine.dispose()
     yield name
     with _pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_people_template(pg_template: str, tmp_path_factory: pytest.TempPathFactory,
+                       ) -> Iterator[tuple[str, People]]:
+    """pg_template with the `people` in it, itself a template."""
+    name = f"samtale_tplp_{uuid.uuid4().hex[:8]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield name, add_people(pg_url(name), tmp_path_factory.mktemp("pg-people"))
+    with _pg_admin() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: The template fixture the `app` fixture copies when a test asks for `people`, by backend.
+PEOPLE_TEMPLATES = {"sqlite": "sqlite_people_template", "postgresql": "pg_people_template"}
 
 
 @pytest.fixture
@@ -105,20 +160,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    # A test with `people` starts from a template that holds them already.
+    with_people = "people" in request.fixturenames
     if backend == "sqlite":
-        template = request.getfixturevalue("sqlite_template")
+        template = (request.getfixturevalue(PEOPLE_TEMPLATES[backend])[0] if with_people
+                    else request.getfixturevalue("sqlite_template"))
         path = tmp_path / "portal.sqlite3"
         shutil.copy(template, path)
         url = f"sqlite:///{path}"
         dbname = None
     else:
-        template = request.getfixturevalue("pg_template")
+        template = (request.getfixturevalue(PEOPLE_TEMPLATES[backend])[0] if with_people
+                    else request.getfixturevalue("pg_template"))
         dbname = f"samtale_t_{uuid.uuid4().hex[:10]}"
         with _pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"')
         url = pg_url(dbname)
-    application = make_app(url, RECORDINGS_DIR=str(tmp_path / "recordings"),
-                           RECORDING_KEYS_DIR=str(tmp_path))
+    application = make_app(url, tmp_path)
     yield application
     application.extensions["recording"].shutdown()
     with application.app_context():
@@ -128,33 +186,13 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
-@dataclass
-class Staff:
-    id: int
-    email: str
-    password: str = PASSWORD
-
-
-@dataclass
-class People:
-    admin: Staff
-    host_a: Staff
-    host_b: Staff
-
-
 @pytest.fixture
-def people(app: Flask) -> People:
-    """An administrator and two hosts, all with chosen passwords."""
-    made = {}
-    with app.app_context():
-        for key, email, role in (("admin", "admin@example.org", Role.ADMIN),
-                                 ("host_a", "a@example.org", Role.HOST),
-                                 ("host_b", "b@example.org", Role.HOST)):
-            user, _ = accounts.create_user(email, key.replace("_", " ").title(), role, PASSWORD)
-            user.must_change_password = False
-            db.session.commit()
-            made[key] = Staff(user.id, email)
-    return People(**made)
+def people(app: Flask, backend: str, request: pytest.FixtureRequest) -> People:
+    """An administrator and two hosts, all with chosen passwords. They are in the database
+    template the `app` fixture copied (made once per session); this returns who they are."""
+    made: People = request.getfixturevalue(PEOPLE_TEMPLATES[backend])[1]
+    return People(*(Staff(staff.id, staff.email) for staff in
+                    (made.admin, made.host_a, made.host_b)))
 
 
 class Browser:

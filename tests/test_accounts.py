@@ -355,7 +355,7 @@ def test_admin_issue_token_garbage(app, people, new_browser, data):
 def test_login_rate_limit(sqlite_template, tmp_path):
     path = tmp_path / "limited.sqlite3"
     shutil.copy(sqlite_template, path)
-    app = make_app(f"sqlite:///{path}", LOGIN_RATE_LIMIT="3 per minute")
+    app = make_app(f"sqlite:///{path}", tmp_path, LOGIN_RATE_LIMIT="3 per minute")
     with app.app_context():
         user, _ = accounts.create_user("a@example.org", "Host A", Role.HOST, PASSWORD)
         user.must_change_password = False

@@ -28,7 +28,7 @@ def empty_app(request: pytest.FixtureRequest, tmp_path: Path):
         url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     else:
         url = request.getfixturevalue("pg_database")
-    app = make_app(url)
+    app = make_app(url, tmp_path)
     yield app
     with app.app_context():
         db.session.remove()
