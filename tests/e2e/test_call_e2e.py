@@ -27,6 +27,8 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
 CHROMIUM = os.environ.get("SAMTALE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",  # a test pattern and a beeping microphone

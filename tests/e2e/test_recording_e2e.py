@@ -38,6 +38,8 @@ from test_call_e2e import (  # noqa: F401 - chromium, playwright_instance, sides
 from portal.extensions import db
 from portal.models import Kind, Recording, RecordingPolicy, RecordingTrack
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 #: Stopping seals every track and signs the manifest: allow for 2 busy cores.
 SEAL_S = 30.0

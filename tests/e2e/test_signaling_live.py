@@ -10,6 +10,8 @@ from live import WAIT, LivePortal, SignalClient, into_call, self_id
 
 from portal.models import Status
 
+pytestmark = [pytest.mark.live]
+
 SDP = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 192.0.2.10 54400 typ host",
              "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "abcd"}

@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from live import LivePortal
 from recording_peers import FPS, export, frames, start_recording, wait_status
 
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
 
+pytestmark = [pytest.mark.live]
 
 def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: Any,
                                          tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import _pg_admin, pg_url
-from live import LivePortal, _server_env, _wait_until_healthy, free_port
+from live import CHEAP_ARGON2, LivePortal, _server_env, _wait_until_healthy, free_port
 
 from portal import PROJECT_ROOT, create_app
+
+pytestmark = [pytest.mark.live]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -25,17 +27,23 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def _start_worker(database_url: str, channel: str, workdir: Path) -> LivePortal:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    files = workdir / f"files-{port}"  # shared storage is not under test: a folder each
     setup_app = create_app({"TESTING": True, "SECRET_KEY": "live-test-secret-key-0123456789abcdef",
                             "SQLALCHEMY_DATABASE_URI": database_url, "BASE_URL": base_url,
-                            "RATELIMIT_STORAGE_URI": "memory://"})
+                            "RATELIMIT_STORAGE_URI": "memory://",
+                            "RECORDINGS_DIR": str(files / "recordings"),
+                            "RECORDING_KEYS_DIR": str(files), **CHEAP_ARGON2})
     stderr_path = workdir / f"worker-{port}.stderr"
     env = _server_env(database_url, port, 5, {"PORTAL_SOCKETIO_MESSAGE_QUEUE": REDIS_URL,
-                                              "PORTAL_SOCKETIO_CHANNEL": channel})
+                                              "PORTAL_SOCKETIO_CHANNEL": channel,
+                                              "PORTAL_RECORDINGS_DIR": str(files / "recordings"),
+                                              "PORTAL_RECORDING_KEYS_DIR": str(files)})
     with stderr_path.open("wb") as err:
         process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py")],
                                    cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=err, stderr=subprocess.STDOUT)
-    worker = LivePortal(base_url, database_url, 5, process, stderr_path, setup_app)
+                                   stdout=err, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # master and worker stop together
+    worker = LivePortal(base_url, database_url, 5, process, stderr_path, setup_app, env)
     _wait_until_healthy(worker)
     return worker
 
