@@ -1,0 +1,153 @@
+"""A new user's first try: clone the repository into an empty folder (no .venv, no instance/),
+run `scripts/start`, and sign in with the demo host's printed password. The install comes from
+the committed lock (requirements/runtime.txt), so this checks what a clone of HEAD gets."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live import CSRF_RE, free_port
+
+pytestmark = [pytest.mark.slow]
+
+HERE = Path(__file__).resolve().parent
+#: A fresh install downloads every locked package (pip's cache helps on a second run).
+INSTALL_TIMEOUT = 900.0
+DEMO_HOST = re.compile(r"^demo host: (\S+@\S+)\s+password: (\S+)\s+\(shown once\)$", re.M)
+RUNNING = re.compile(r"^Samtale is running at (http://\S+?)/?\s", re.M)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+class Client:
+    """A browser's cookie handling by hand: the session cookie is Secure, which browsers accept
+    from http://127.0.0.1 (a secure context) but http.cookiejar would drop."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.cookies: dict[str, str] = {}
+        self.opener = urllib.request.build_opener(NoRedirect)
+
+    def request(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str, str]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        req = urllib.request.Request(self.base + path, data=body)  # noqa: S310 (loopback)
+        if self.cookies:
+            req.add_header("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        try:
+            with self.opener.open(req, timeout=30) as response:
+                status, headers, text = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:  # 3xx and 4xx land here without redirects
+            status, headers, text = error.code, error.headers, error.read()
+        for cookie in headers.get_all("Set-Cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            self.cookies[name.strip()] = value
+        return status, headers.get("Location", ""), text.decode()
+
+
+@pytest.fixture
+def fresh_clone() -> Iterator[Path]:
+    root = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--show-toplevel"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="samtale-clone-", ignore_cleanup_errors=True) as tmp:
+        clone = Path(tmp) / "samtale"
+        subprocess.run(["git", "clone", "--quiet", root, str(clone)], check=True, timeout=120)
+        assert not (clone / ".venv").exists() and not (clone / "instance").exists()
+        yield clone
+
+
+def new_user_env(port: int) -> dict[str, str]:
+    """The caller's environment without this test run's settings: no PORTAL_* but the port,
+    and no virtualenv, so scripts/start makes its own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PORTAL_") and k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    venv_bin = str(Path(os.environ["VIRTUAL_ENV"]) / "bin") if "VIRTUAL_ENV" in os.environ else ""
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and p != venv_bin)
+    env["PORTAL_PORT"] = str(port)
+    return env
+
+
+def wait_for(pattern: re.Pattern[str], log: Path, process: subprocess.Popen[bytes],
+             timeout: float) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = pattern.search(log.read_text(errors="replace"))
+        if match:
+            return match
+        assert process.poll() is None, f"scripts/start exited {process.returncode}"
+        time.sleep(0.5)
+    raise AssertionError(f"no {pattern.pattern!r} within {timeout:.0f} s")
+
+
+def test_scripts_start_serves_a_fresh_clone_and_the_demo_host_signs_in(
+        fresh_clone: Path) -> None:
+    port = free_port()
+    out, err = fresh_clone / "start.out", fresh_clone / "start.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen([str(fresh_clone / "scripts" / "start")], cwd=fresh_clone,
+                                   env=new_user_env(port), stdin=subprocess.DEVNULL,
+                                   stdout=stdout, stderr=stderr, start_new_session=True)
+
+    def logs() -> str:
+        return (f"--- stdout\n{out.read_text(errors='replace')[-3000:]}\n"
+                f"--- stderr\n{err.read_text(errors='replace')[-5000:]}")
+
+    try:
+        try:
+            url = wait_for(RUNNING, out, process, INSTALL_TIMEOUT).group(1)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{logs()}") from None
+        assert url == f"http://127.0.0.1:{port}", logs()
+        demo = DEMO_HOST.search(out.read_text())
+        assert demo, logs()
+        email, password = demo.groups()
+        assert email == "host@samtale.test"
+
+        # The URL is printed just before the server binds: give it a moment.
+        client = Client(url)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, _, page = client.request("/login")
+                break
+            except (ConnectionError, urllib.error.URLError):
+                assert process.poll() is None, logs()
+                assert time.monotonic() < deadline, logs()
+                time.sleep(0.5)
+        assert status == 200, logs()
+        assert "<form method=\"post\"" in page and 'name="password"' in page
+        token = CSRF_RE.search(page)
+        assert token, page
+
+        status, location, page = client.request(
+            "/login", {"csrf_token": token.group(1), "email": email, "password": password})
+        assert status == 302, page
+        assert location and "/login" not in location, location
+        for _hop in range(3):  # the signed-in start page may pass on to the host's own page
+            status, location, page = client.request(urllib.parse.urlsplit(location).path)
+            if status != 302:
+                break
+            assert "/login" not in location and "/password" not in location, location
+        assert status == 200, page
+        assert "Sign out" in page  # signed in, and not sent to change the printed password
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, logs()
+    finally:
+        if process.poll() is None:  # a failed test: stop what it started, and all of it
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
