@@ -11,6 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from portal.appointments import services as appointments
+from portal.clock import Clock
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -23,6 +24,31 @@ from portal.models import (
 
 INVITE_LINK_RE = re.compile(r'id="new-link".*?value="https?://[^/"]+(/j/[^"]+)"', re.S)
 ONE_TIME_RE = re.compile(r'id="one-time".*?value="([^"]+)"', re.S)
+
+
+class HandClock(Clock):
+    """A clock that moves only when the test moves it (install with `hand_clock(app)`)."""
+
+    def __init__(self) -> None:
+        self._now = datetime.now(UTC)
+        self._monotonic = 1000.0
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        self._monotonic += seconds
+
+
+def hand_clock(app: Flask) -> HandClock:
+    """Put a HandClock in the app's place for everything made from now on."""
+    made = HandClock()
+    app.extensions["clock"] = made
+    return made
 
 
 def now() -> datetime:

@@ -13,10 +13,11 @@ import pytest
 from conftest import People, Staff
 from flask import Flask
 from sqlalchemy import select
-from support import NO_PAYLOAD, SocketClient, book, get_appointment, invite
+from support import NO_PAYLOAD, SocketClient, book, get_appointment, hand_clock, invite
 
 from portal.accounts import services as accounts
 from portal.appointments import services as appointments
+from portal.call.guard import EVENT_BURST, EVENT_RATE
 from portal.extensions import db
 from portal.models import ChatMessage, Participant, Status, User
 
@@ -780,6 +781,7 @@ def test_chat_is_not_shared_across_appointments(
 
 def test_chat_rate_limit(app: Flask, consult: Consult,
                          host_socket: Callable[..., SocketClient]) -> None:
+    hand_clock(app)  # frozen: a slow run must not refill the bucket between the lines
     host, (pat,) = in_call(app, host_socket, consult)
     for i in range(5):
         pat.emit("chat:send", {"text": f"line {i}"})
@@ -794,15 +796,24 @@ def test_chat_rate_limit(app: Flask, consult: Consult,
 
 def test_event_flood_is_rate_limited(app: Flask, consult: Consult,
                                      host_socket: Callable[..., SocketClient]) -> None:
+    """The token bucket by the app's clock, which only the test moves: exact counts."""
+    clock = hand_clock(app)
     host, (pat,) = in_call(app, host_socket, consult)
-    for i in range(400):
-        host.emit("media:state", {"audio": bool(i % 2), "video": True})
-    errors = host.take("error")
-    assert errors, "400 events at once were all accepted"
+    clock.advance(EVENT_BURST / EVENT_RATE)  # what joining the call took is back: a full bucket
+
+    def flood(count: int) -> tuple[int, list[dict[str, Any]]]:
+        for i in range(count):
+            host.emit("media:state", {"audio": bool(i % 2), "video": True})
+        return len(pat.take("call:peer-media")), host.take("error")
+
+    relayed, errors = flood(2 * EVENT_BURST)
+    assert relayed == EVENT_BURST and len(errors) == EVENT_BURST, (relayed, len(errors))
     assert {e["code"] for e in errors} == {"rate_limited"}, errors[:3]
     assert all(e["event"] == "media:state" for e in errors)
-    relayed = pat.take("call:peer-media")
-    assert 200 <= len(relayed) < 400, len(relayed)
+    clock.advance(2)  # refills rate × 2 s, no more
+    relayed, errors = flood(3 * EVENT_RATE)
+    assert relayed == 2 * EVENT_RATE and len(errors) == EVENT_RATE, (relayed, len(errors))
+    assert {e["code"] for e in errors} == {"rate_limited"}, errors[:3]
     assert host.connected
 
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal.accounts import services
+from portal.accounts import auth, services
 from portal.accounts.forms import LoginForm, PasswordForm
 from portal.call.guard import close_staff_sockets
 from portal.errors import DomainError
@@ -15,6 +15,7 @@ from portal.extensions import db, limiter
 from portal.links import is_local_path
 
 bp = Blueprint("accounts", __name__)
+bp.before_app_request(auth.end_expired_sign_in)
 
 
 def _safe_next(target: str | None) -> str:
@@ -34,6 +35,7 @@ def login() -> ResponseReturnValue:
         db.session.commit()
         if user is not None:
             login_user(user)
+            auth.note_sign_in()
             return redirect(_safe_next(request.args.get("next")))
         flash(_("Wrong e-mail address or password, or the account is disabled."), "error")
         return render_template("accounts/login.html", form=form), 401

@@ -26,6 +26,7 @@ from portal.call.guard import (
     unbind,
 )
 from portal.call.ice import ice_servers
+from portal.clock import clock
 from portal.database import after_commit
 from portal.extensions import db, socketio
 from portal.models import (
@@ -69,7 +70,8 @@ def _identify(auth: Any) -> Identity:
             raise Refused("unauthorized" if check.state is InviteState.UNKNOWN else "ended",
                           _("This invite link does not work now."))
         guest = check.guest
-        return Identity(guest.id, guest.appointment_id, invite_token=token)
+        return Identity(guest.id, guest.appointment_id, invite_token=token,
+                        clock=clock().monotonic)
     appointment_id = auth.get("appointment")
     if not isinstance(appointment_id, int) or isinstance(appointment_id, bool) \
             or not 0 < appointment_id < 2**31:
@@ -83,7 +85,7 @@ def _identify(auth: Any) -> Identity:
         raise Refused("ended", _("This appointment is over."))
     host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
     return Identity(host_row.id, appointment.id, user_id=current_user.id,
-                    session_epoch=current_user.session_epoch)
+                    session_epoch=current_user.session_epoch, clock=clock().monotonic)
 
 
 def _recording_welcome(appointment: Appointment) -> dict[str, Any]:

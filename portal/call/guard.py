@@ -35,19 +35,28 @@ class Refused(Exception):
         self.code, self.message, self.close = code, message, close
 
 
+#: Events a socket may send: `RATE` a second on average, bursts of up to `BURST`.
+EVENT_RATE, EVENT_BURST = 40, 200
+CHAT_RATE, CHAT_BURST = 0.5, 5
+
+
 @dataclass
 class Bucket:
-    """Token bucket: `rate` events a second on average, bursts up to `burst`."""
+    """Token bucket: `rate` events a second on average, bursts up to `burst`; full at first."""
 
     rate: float
     burst: float
-    tokens: float = -1.0
-    stamp: float = field(default_factory=time.monotonic)
+    #: Monotonic seconds: the app's clock (portal/clock.py), which tests move by hand.
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    stamp: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.stamp = self.clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        if self.tokens < 0:
-            self.tokens = self.burst
+        now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens < 1:
@@ -65,8 +74,13 @@ class Identity:
     user_id: int | None = None  # staff (the host)
     session_epoch: int | None = None
     invite_token: str | None = None  # guests; kept in memory only, never stored
-    events: Bucket = field(default_factory=lambda: Bucket(rate=40, burst=200))
-    chat: Bucket = field(default_factory=lambda: Bucket(rate=0.5, burst=5))
+    clock: Callable[[], float] = time.monotonic  # for the rate limits
+    events: Bucket = field(init=False)
+    chat: Bucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = Bucket(rate=EVENT_RATE, burst=EVENT_BURST, clock=self.clock)
+        self.chat = Bucket(rate=CHAT_RATE, burst=CHAT_BURST, clock=self.clock)
 
     @property
     def is_host(self) -> bool:
