@@ -109,7 +109,13 @@ class Server(BaseApplication):
 
 def options(app: Flask) -> dict[str, Any]:
     """gunicorn's settings for this portal (docs/operations.md gives the command line)."""
+    url = f"http://{app.config['HOST']}:{app.config['PORT']}/"
+
+    def when_ready(_arbiter: Any) -> None:  # the master listens: now the address is true
+        print(f"Samtale is running at {url}  (Ctrl+C stops it)", flush=True)
+
     return {
+        "when_ready": when_ready,
         "bind": f"{app.config['HOST']}:{app.config['PORT']}",
         "workers": 1,
         "worker_class": "portal.serve.Worker",
