@@ -33,7 +33,10 @@ from live import LivePortal, SignalClient, into_call
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
 
-FPS = 30
+#: Of the frames a sender made before the recording stopped, the share the recorder must
+#: have stored: it may lose those still on their way at the stop, and on a busy machine a
+#: picture whose lost packet makes it wait for the keyframe its PLI asks for.
+STORED_SHARE = 0.85
 
 
 class ColourVideo(VideoStreamTrack):

@@ -26,7 +26,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from recording_peers import ColourVideo, SineAudio
+from recording_peers import STORED_SHARE, ColourVideo, SineAudio
 
 from portal.recording.endpoint import (
     EngineStoppedError,
@@ -53,6 +53,29 @@ class Client:
     video: ColourVideo | None
     audio: SineAudio | None
     states: list[str] = field(default_factory=list)
+
+    def sent(self) -> dict[str, int]:
+        """Frames the tracks have handed to the sender so far, by kind."""
+        return {kind: track.sent for kind, track in (("video", self.video), ("audio", self.audio))
+                if track is not None}
+
+
+@dataclass
+class Sent:
+    """What the sender produced just before the stop was asked for, and just after it ended."""
+
+    before: dict[str, int]
+    after: dict[str, int]
+
+    def holds(self, streams: dict[str, Probed], *kinds: str) -> None:
+        """Stored frames against sent ones. Never more than were sent by the end of the stop;
+        at least STORED_SHARE of those sent before it. What a recorder may lose: the frames
+        still on their way when it stopped (a few), and on a busy machine a lost packet
+        whose picture cannot be decoded until the keyframe its PLI asks for (a round trip)."""
+        for kind in kinds:
+            stored = streams[kind].frames
+            assert 0 < stored <= self.after[kind], (kind, stored, self)
+            assert stored >= STORED_SHARE * self.before[kind], (kind, stored, self)
 
 
 def prefer(transceiver: Any, kind: str, mime: str) -> None:
@@ -208,7 +231,7 @@ def test_the_patch_is_written_for_this_aiortc() -> None:
 def test_vp8_and_opus_are_stored_as_received(engine: RecordingEngine, tmp_path: Path) -> None:
     track = Track(tmp_path / "p1.track")
 
-    async def run() -> tuple[Client, PublicationResult, Path]:
+    async def run() -> tuple[Client, PublicationResult, Path, Sent]:
         client = await publish(engine, "rec-1/p1", track.open)
         await asyncio.sleep(3)
         # Crash safety: what is sealed on disk already holds all but the last second or two.
@@ -216,11 +239,13 @@ def test_vp8_and_opus_are_stored_as_received(engine: RecordingEngine, tmp_path: 
         early = probe(track.plaintext(incomplete=True))
         assert early["video"].frames >= FPS * 1
         await asyncio.sleep(1)
+        before = client.sent()
         result = await stop(engine, "rec-1/p1")
+        after = client.sent()
         await client.pc.close()
-        return client, result, track.plaintext()
+        return client, result, track.plaintext(), Sent(before, after)
 
-    client, result, path = asyncio.run(run())
+    client, result, path, sent = asyncio.run(run())
     assert track.opened == 1 and track.writer is not None and track.writer.closed
     assert result.mode == "passthrough" and result.reason is None and result.error is None
     assert result.codecs == {"video": "vp8", "audio": "opus"}
@@ -229,11 +254,8 @@ def test_vp8_and_opus_are_stored_as_received(engine: RecordingEngine, tmp_path: 
     streams = probe(path)
     assert streams["video"].codec == "vp8" and streams["video"].width == 320
     assert streams["audio"].codec == "opus"
-    assert streams["video"].frames >= 0.7 * FPS * seconds
+    sent.holds(streams, "video", "audio")
     assert streams["video"].frames == result.frames["video"]
-    assert close_to(streams["audio"].frames, seconds / 0.020, 0.15)
-    assert client.audio is not None and client.video is not None
-    assert streams["video"].frames <= client.video.sent
     for stream in streams.values():
         assert close_to(stream.last_pts, seconds, 0.10)
         assert stream.pts == sorted(stream.pts)
@@ -250,28 +272,37 @@ def test_pause_drops_media_and_resume_waits_for_a_keyframe(
         engine: RecordingEngine, tmp_path: Path) -> None:
     track = Track(tmp_path / "p1.track")
 
-    async def run() -> tuple[PublicationResult, float]:
+    async def run() -> tuple[PublicationResult, float, list[dict[str, int]]]:
         client = await publish(engine, "rec-1/p1", track.open)
         await asyncio.sleep(2)
+        counts = [client.sent()]
         await asyncio.wrap_future(engine.pause("rec-1/p1"))
+        counts.append(client.sent())
         paused = time.monotonic()
         await asyncio.sleep(2)
+        counts.append(client.sent())
         await asyncio.wrap_future(engine.resume("rec-1/p1"))
+        counts.append(client.sent())
         paused = time.monotonic() - paused
         await asyncio.sleep(2)
+        counts.append(client.sent())
         result = await stop(engine, "rec-1/p1")
+        counts.append(client.sent())
         await client.pc.close()
-        return result, paused
+        return result, paused, counts
 
-    result, paused = asyncio.run(run())
+    result, paused, counts = asyncio.run(run())
+    # Frames sent: asked to pause, paused, asked to resume, resumed, asked to stop, stopped.
+    pausing, paused_at, resuming, resumed, stopping, stopped = counts
     recorded = media_seconds(result) - paused
     streams = probe(track.plaintext())
-    # Nothing from the 2 s pause: the frame counts match the ~4 s recorded, and the paused
-    # time is cut out of the timeline rather than left as a hole.
-    assert 0.7 * FPS * recorded <= streams["video"].frames <= FPS * (recorded + 0.5)
-    assert streams["audio"].frames <= (recorded + 0.5) / 0.020
-    assert result.dropped["video"] >= 0.7 * FPS * paused
-    assert result.dropped["audio"] >= 0.7 * paused / 0.020
+    # Nothing from the 2 s pause: the frame counts match what was sent while recording, and
+    # the paused time is cut out of the timeline rather than left as a hole.
+    for kind in ("video", "audio"):
+        most = paused_at[kind] + stopped[kind] - resuming[kind]
+        least = STORED_SHARE * (pausing[kind] + stopping[kind] - resumed[kind])
+        assert least <= streams[kind].frames <= most, (kind, streams[kind].frames, counts)
+        assert result.dropped[kind] >= STORED_SHARE * (resuming[kind] - paused_at[kind])
     assert close_to(streams["video"].last_pts, recorded, 0.10)
     gaps = [b - a for a, b in zip(streams["video"].pts, streams["video"].pts[1:], strict=False)]
     assert max(gaps) < 0.5
@@ -283,39 +314,44 @@ def test_a_codec_that_cannot_pass_through_is_transcoded(
         engine: RecordingEngine, tmp_path: Path) -> None:
     sink = MemorySink()
 
-    async def run() -> PublicationResult:
+    async def run() -> tuple[PublicationResult, Sent]:
         client = await publish(engine, "rec-1/p1", lambda: sink, video=False,
                                audio_mime="audio/PCMU")
         await asyncio.sleep(2)
+        before = client.sent()
         result = await stop(engine, "rec-1/p1")
+        after = client.sent()
         await client.pc.close()
-        return result
+        return result, Sent(before, after)
 
-    result = asyncio.run(run())
+    result, sent = asyncio.run(run())
     assert sink.closed
     assert result.mode == "transcode" and result.codecs == {"audio": "opus"}
     assert result.reason is not None and "pcmu" in result.reason
     streams = probe(sink.save(tmp_path / "out.webm"))
     assert list(streams) == ["audio"] and streams["audio"].codec == "opus"
-    assert streams["audio"].frames >= 0.7 * media_seconds(result) / 0.020
+    # Re-encoded, but 20 ms in, 20 ms out: one Opus frame for each PCMU frame sent.
+    sent.holds(streams, "audio")
 
 
 def test_h264_is_stored_as_received_in_matroska(engine: RecordingEngine, tmp_path: Path) -> None:
     sink = MemorySink()
 
-    async def run() -> PublicationResult:
+    async def run() -> tuple[PublicationResult, Sent]:
         client = await publish(engine, "rec-1/p1", lambda: sink, audio=False,
                                video_mime="video/H264")
         await asyncio.sleep(2)
+        before = client.sent()
         result = await stop(engine, "rec-1/p1")
+        after = client.sent()
         await client.pc.close()
-        return result
+        return result, Sent(before, after)
 
-    result = asyncio.run(run())
+    result, sent = asyncio.run(run())
     assert result.mode == "passthrough" and result.codecs == {"video": "h264"}
     streams = probe(sink.save(tmp_path / "out.mkv"))
     assert streams["video"].codec == "h264" and streams["video"].width == 320
-    assert streams["video"].frames >= 0.7 * FPS * media_seconds(result)
+    sent.holds(streams, "video")
 
 
 def test_other_aiortc_peers_in_the_process_still_decode(engine: RecordingEngine) -> None:

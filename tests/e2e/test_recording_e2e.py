@@ -45,17 +45,22 @@ FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 SEAL_S = 30.0
 #: How long the test records before stopping, in seconds.
 RECORD_S = 5.0
-#: Of the frames the camera made while recorded, at least this share must be in the file
-#: (the first keyframe takes a moment; frames are dropped until it comes).
-MIN_FRAME_SHARE = 0.4
+#: Of the frames (video) and packets (audio: one 20 ms Opus frame each) a browser sent to the
+#: recorder before Stop, at least this share must be in the file. It may lose: what was on
+#: its way at Stop, the picture until the keyframe its PLI asks for after a lost packet on a
+#: busy machine, and the moment the phone switches camera.
+MIN_FRAME_SHARE = 0.8
 
 # The recorder's peer connection on the page (record.js): state and packets sent per kind.
 OUTBOUND_JS = """async () => {
   const r = window.samtale.recorder;
   if (!r) { return null; }
-  const out = {id: r.id, state: r.pc.connectionState, audio: 0, video: 0};
+  const out = {id: r.id, state: r.pc.connectionState, audio: 0, video: 0, framesSent: 0};
   (await r.pc.getStats()).forEach((s) => {
-    if (s.type === "outbound-rtp") { out[s.kind] += s.packetsSent || 0; }
+    if (s.type === "outbound-rtp") {
+      out[s.kind] += s.packetsSent || 0;
+      if (s.kind === "video") { out.framesSent += s.framesSent || 0; }
+    }
   });
   return out;
 }"""
@@ -269,7 +274,13 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
     call.guest.wait(SENDS_CURRENT_CAMERA, arg=old_track)
     time.sleep(max(0.0, RECORD_S - (time.monotonic() - since)))
     recorded_s = time.monotonic() - since
+    # What each browser had sent to the recorder just before Stop; after it, the recorder's
+    # peer connection is gone, so the frames sent until the server stopped are bounded by
+    # the time it took at the camera's rate (audio: 50 packets a second).
+    sent = {side.name: side.page.evaluate(OUTBOUND_JS) for side in (call.host, call.guest)}
+    stop_asked = time.monotonic()
     seen = stop_recording(call, recording_portal, recording_id)
+    slack_s = time.monotonic() - stop_asked
     assert seen["reason"] == "stopped_by_host", seen
     people = {t["participant"] for t in seen["tracks"]}
     assert people == {call.host.self_id(), call.guest.self_id()}, seen
@@ -280,14 +291,18 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
     streams = probe(out)
     kinds = sorted(s["codec_type"] for s in streams)
     assert kinds == ["audio", "audio", "video", "video"], streams
-    least = MIN_FRAME_SHARE * RECORD_S * fps
+    # The export does not say whose stream is whose: the bounds hold for either browser.
+    bounds = {"video": ("framesSent", fps), "audio": ("audio", 50.0)}
     for stream in streams:
         frames = int(stream.get("nb_read_frames", 0))
-        label = f"{stream['codec_type']} {stream.get('tags', {})}: {frames} frames"
+        kind = stream["codec_type"]
+        key, rate = bounds[kind]
+        least = MIN_FRAME_SHARE * min(out[key] for out in sent.values())
+        most = max(out[key] for out in sent.values()) + rate * slack_s + 5
+        label = f"{kind} {stream.get('tags', {})}: {frames} frames"
         assert frames > 0, label
-        if stream["codec_type"] == "video":
-            assert frames >= least, f"{label}; expected at least {least:.0f} " \
-                                    f"({recorded_s:.1f} s recorded at {fps} fps)"
+        assert least <= frames <= most, f"{label}; expected {least:.0f}..{most:.0f} " \
+                                        f"(sent before Stop: {sent}; stop took {slack_s:.1f} s)"
 
     verified = recording_portal.flask("recordings", "verify", recording_id)
     assert verified.returncode == 0, f"verify failed:\n{verified.stdout}\n{verified.stderr}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from live import LivePortal
-from recording_peers import FPS, export, frames, start_recording, wait_status
+from recording_peers import STORED_SHARE, export, frames, start_recording, wait_status
 
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
@@ -23,19 +23,27 @@ def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: 
     live = live_portal_module
     recording_id, (host, guest), publishers = start_recording(live, peers)
     time.sleep(5)
+    before = [p.sent() for p in publishers]
     host.emit("record:stop", {"id": recording_id})
     # From the first connection to the recorder until Stop: the recording's own length.
     recorded = time.monotonic() - min(p.connected_at for p in publishers)
     row = wait_status(live, recording_id, RecordingStatus.COMPLETE)
+    after = [p.sent() for p in publishers]
     assert row.stop_reason == "stopped_by_host"
     guest.wait_for("record:state", lambda s: s.get("status") == "complete")
 
     duration, streams = export(live, recording_id, tmp_path / "consult.mkv")
     assert sorted(s["codec_name"] for s in streams) == ["opus", "opus", "vp8", "vp8"]
-    for count in frames(streams, "video"):  # both participants' pictures, most frames kept
-        assert count >= 0.7 * FPS * recorded, (count, recorded)
-    for count in frames(streams, "audio"):  # 20 ms Opus frames
-        assert count >= 0.7 * 50 * recorded, (count, recorded)
+    # Both participants' pictures and sound, against what their senders made: no more than
+    # was sent until the recording was complete, and most of what was sent before Stop (the
+    # export does not say whose stream is whose: the bounds hold for either). Lost: frames
+    # on their way at Stop, and on a busy machine a picture lost until the keyframe its
+    # PLI asks for.
+    for kind in ("video", "audio"):
+        least = STORED_SHARE * min(sent[kind] for sent in before)
+        most = max(sent[kind] for sent in after)
+        for count in frames(streams, kind):
+            assert least <= count <= most, (kind, count, before, after)
     assert abs(duration - recorded) <= 0.1 * recorded, (duration, recorded)
     files = sorted(p.name for p in (live.recordings_dir / recording_id).iterdir())
     assert "manifest.json" in files and len([f for f in files if f.endswith(".smr")]) == 2
