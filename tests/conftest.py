@@ -270,3 +270,15 @@ from live import live_portal, live_portal_factory, live_portal_module  # noqa: E
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "live_portal(grace_seconds=5, env=None): options of the live_portal server")
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything in tests/e2e/ starts a server (or a browser, which needs one): marked `live`
+    even where a module forgot, so that `-m "not browser and not live"` leaves it out."""
+    for item in items:
+        if item.path.is_relative_to(E2E) or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.live)
