@@ -262,8 +262,11 @@ def peers() -> Iterator[Any]:
         yield make
 
 
-# --- Live portal (a real server in a subprocess) for Socket.IO and browser tests: tests/live.py
+# --- Signaling through the test client (tests/calls.py)
 
+from calls import consult, host_socket, other  # noqa: E402, F401
+
+# --- Live portal (a real server in a subprocess) for Socket.IO and browser tests: tests/live.py
 from live import live_portal, live_portal_factory, live_portal_module  # noqa: E402, F401
 
 

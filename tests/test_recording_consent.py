@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_signaling are parameters here
 """Consent to recording through the signaling protocol: who may ask, who must agree, what a
 "no", a withdrawal, a newcomer or a leaver does, and the hearing's notice. No media here."""
 
@@ -11,20 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from calls import Consult, admit, guest_socket, in_call, join_call
 from conftest import People
 from flask import Flask
 from sqlalchemy import select
 from support import SocketClient, audit_events, book, invite
-from test_signaling import (  # noqa: F401 - fixtures
-    Consult,
-    admit,
-    consult,
-    guest_socket,
-    host_socket,
-    in_call,
-    join_call,
-    other,
-)
 
 from portal.extensions import db
 from portal.models import (
