@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_call_e2e are parameters here
+# ruff: noqa: F811 - pytest fixtures imported from browser_call are parameters here
 """End to end: consented recording in real headless Chromium (a desktop host, a "Pixel 7"
 guest, fake camera and microphone) against a real portal whose recorder is the server's aiortc
 endpoint, with its own recordings directory and keys.
@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import Consult, LivePortal
-from sqlalchemy import select
-from test_call_e2e import (  # noqa: F401 - chromium, playwright_instance, sides: fixtures
+from browser_call import (  # noqa: F401 - chromium, playwright_instance, sides: fixtures
     Call,
     Side,
     Sides,
@@ -34,6 +32,8 @@ from test_call_e2e import (  # noqa: F401 - chromium, playwright_instance, sides
     remote_video_plays,
     sides,
 )
+from live import Consult, LivePortal
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Kind, Recording, RecordingPolicy, RecordingTrack
