@@ -258,6 +258,7 @@ def probe(path: Path) -> list[dict[str, Any]]:
 
 # --- the tests -----------------------------------------------------------------------------------
 
+@pytest.mark.slow  # about 20 s: records 5 s, seals, exports, plays
 def test_both_consent_and_the_recording_exports_with_both_participants(
         sides: Sides, recording_portal: RecordingPortal, tmp_path: Path) -> None:
     call = into_call(sides)
