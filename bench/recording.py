@@ -21,6 +21,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,9 +42,13 @@ from aiortc import (
 from aiortc.contrib.media import MediaRecorder
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # netns: the namespace the WebRTC tests use too
 
-from portal.recording.endpoint import RecordingEngine  # noqa: E402
+import netns  # noqa: E402
+
+from portal.recording.endpoint import RecordingEngine, install_loopback_fallback  # noqa: E402
 from portal.recording.store import ChunkReader, ChunkWriter  # noqa: E402
 
 PUBLICATIONS = 2
@@ -113,13 +118,16 @@ async def _client_session(conn: Connection, publications: int, width: int, heigh
     cpu = time.process_time()
     await asyncio.to_thread(conn.recv)  # "stop"
     cpu = time.process_time() - cpu
+    addresses = [a for pc in pcs for kind in netns.aiortc_addresses(pc) for a in kind]
     for pc in pcs:
         await pc.close()
-    conn.send({"cpu": cpu, "frames_sent": [v.sent for v in videos]})
+    conn.send({"cpu": cpu, "frames_sent": [v.sent for v in videos],
+               "outside_loopback": netns.outside_loopback(addresses)})
 
 
 def client_main(conn: Connection) -> None:
     """The child process: one session per ("start", publications, width, height)."""
+    install_loopback_fallback()  # in the namespace, 127.0.0.1 is all there is
     while (message := conn.recv()) != "exit":
         asyncio.run(_client_session(conn, *message[1:]))
 
@@ -265,6 +273,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0, help="measured window per phase")
     parser.add_argument("--megabytes", type=int, default=64, help="data for the write test")
     args = parser.parse_args()
+    why = netns.require_root()
+    if why:
+        sys.exit(why)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the namespace is removed
+    # Media between the peers and the recorders stays on loopback, in a namespace of our own;
+    # the client process is started from inside it, and so is in it too.
+    with netns.temporary("samtale-bench"):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     client = context.Process(target=client_main, args=(child,), daemon=True)
@@ -282,6 +301,10 @@ def main() -> None:
     finally:
         parent.send("exit")
         client.join(10)
+    for window in (passthrough, baseline, small):
+        if window["client"]["outside_loopback"]:
+            sys.exit(f"ICE used addresses outside loopback: {window['client']['outside_loopback']}")
+    print("ICE: every candidate gathered and used was on loopback")
     rows = [("pass-through (RecordingEngine + ChunkWriter)", passthrough),
             ("aiortc MediaRecorder (decode + re-encode)", baseline)]
     for name, window in rows:
