@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from jinja2.bccache import Bucket, BytecodeCache
 from live import CHEAP_ARGON2
+from netns import Namespace, require_root
 
 from portal import create_app
 from portal.accounts import services as accounts
@@ -282,6 +283,31 @@ def peers() -> Iterator[Any]:
 
     with publishers() as make:
         yield make
+
+
+# --- WebRTC stays on loopback: tests/netns.py
+
+@pytest.fixture(scope="session")
+def media_namespace() -> Iterator[Namespace]:
+    """The run's own network namespace (only `lo`), for every test marked `webrtc`."""
+    why = require_root()
+    if why:
+        pytest.fail(why, pytrace=False)
+    namespace = Namespace.create()
+    yield namespace
+    namespace.remove()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _webrtc_inside_namespace(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A `webrtc` module runs inside the namespace: its live portal, Chromium and aiortc
+    peers are started from this thread, and so are in it too. Autouse fixtures come first
+    in their scope, so the module's other fixtures start inside."""
+    if request.node.get_closest_marker("webrtc") is None:
+        yield
+        return
+    with request.getfixturevalue("media_namespace").entered():
+        yield
 
 
 # --- Signaling through the test client (tests/calls.py)

@@ -147,9 +147,13 @@ def aiortc_addresses(pc: object) -> tuple[list[str], list[str]]:
     return gathered, used
 
 
-def assert_aiortc_on_loopback(pc: object, label: str = "aiortc peer") -> None:
-    """Fail if a connected aiortc peer gathered or uses an address outside loopback."""
-    gathered, used = aiortc_addresses(pc)
+def assert_on_loopback(gathered: list[str], used: list[str], label: str = "peer") -> None:
+    """Fail unless a connected peer used a pair, and gathered and used loopback only."""
     assert used, f"{label}: no candidate pair in use"
     outside = outside_loopback(gathered + used)
     assert not outside, f"{label}: ICE outside loopback: {outside} (gathered {gathered})"
+
+
+def assert_aiortc_on_loopback(pc: object, label: str = "aiortc peer") -> None:
+    """Fail if a connected aiortc peer gathered or uses an address outside loopback."""
+    assert_on_loopback(*aiortc_addresses(pc), label=label)

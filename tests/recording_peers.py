@@ -29,9 +29,11 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from live import LivePortal, SignalClient, into_call
+from netns import aiortc_addresses, assert_on_loopback
 
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
+from portal.recording.endpoint import install_loopback_fallback
 
 #: Of the frames a sender made before the recording stopped, the share the recorder must
 #: have stored: it may lose those still on their way at the stop, and on a busy machine a
@@ -97,6 +99,7 @@ class Publisher:
         self.audio = SineAudio()
         self.connected = threading.Event()
         self.connected_at = 0.0  # time.monotonic() when media could start to flow
+        self.ice: tuple[list[str], list[str]] = ([], [])  # addresses gathered, in use
 
     def _run(self, coro: Any, timeout: float = 20) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -109,6 +112,7 @@ class Publisher:
             def changed() -> None:
                 if pc.connectionState == "connected" and not self.connected.is_set():
                     self.connected_at = time.monotonic()
+                    self.ice = aiortc_addresses(pc)  # the pair is forgotten when ICE ends
                     self.connected.set()
 
             pc.addTransceiver(self.video, direction="sendonly")
@@ -132,12 +136,15 @@ class Publisher:
     def close(self) -> None:
         if self.pc is not None:
             self._run(self.pc.close())
+        if self.connected.is_set():  # the media went over loopback only
+            assert_on_loopback(*self.ice, label="aiortc publisher")
 
 
 @contextmanager
 def publishers() -> Iterator[Callable[[], Publisher]]:
     """Make Publishers on one event loop in a thread of the test (the server has its own);
     all are closed and the loop stopped on exit."""
+    install_loopback_fallback()  # inside the test's namespace 127.0.0.1 is all there is
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

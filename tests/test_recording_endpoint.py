@@ -26,6 +26,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from netns import assert_aiortc_on_loopback
 from recording_peers import STORED_SHARE, ColourVideo, SineAudio
 
 from portal.recording.endpoint import (
@@ -37,6 +38,8 @@ from portal.recording.endpoint import (
 )
 from portal.recording.passthrough import Received, TrackMuxer
 from portal.recording.store import ChunkReader, ChunkWriter
+
+pytestmark = [pytest.mark.webrtc]
 
 FPS = 30
 RECORDING_ID = "rec-1"
@@ -110,6 +113,7 @@ async def publish(engine: RecordingEngine, key: str, open_sink: Callable[[], Any
         engine.publish(key, pc.localDescription.sdp, open_sink))
     await pc.setRemoteDescription(RTCSessionDescription(client.answer, "answer"))
     await asyncio.wait_for(connected.wait(), 10)
+    assert_aiortc_on_loopback(pc, "publisher")
     return client
 
 
@@ -367,7 +371,9 @@ def test_other_aiortc_peers_in_the_process_still_decode(engine: RecordingEngine)
         await sender.setRemoteDescription(receiver.localDescription)
         track = await tracks.get()
         try:
-            return await asyncio.wait_for(track.recv(), 10)
+            frame = await asyncio.wait_for(track.recv(), 10)
+            assert_aiortc_on_loopback(sender, "sender")
+            return frame
         finally:
             await sender.close()
             await receiver.close()

@@ -5,6 +5,7 @@ failed, per test); test modules import them from here."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from live import Consult, LivePortal
+from netns import outside_loopback
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -108,7 +110,9 @@ DIAGNOSE_JS = """async () => {
 
 # Installed in every tab before the page's scripts: a timeline of each peer connection
 # (descriptions, states, candidates each way), read by DIAGNOSE_JS when a wait fails.
+ICE_MARK = "samtale-ice "
 PC_TIMELINE_JS = """(() => {
+  const ICE_MARK = "__ICE_MARK__";
   const Native = window.RTCPeerConnection;
   const t0 = performance.now();
   let next = 0;
@@ -126,14 +130,45 @@ PC_TIMELINE_JS = """(() => {
       pc.addEventListener(ev, () => log(`${ev} ${pc.signalingState}/` +
         `${pc.iceGatheringState}/${pc.iceConnectionState}`));
     }
-    pc.addEventListener("icecandidate", ({candidate}) =>
-      log(`local candidate ${candidate ? candidate.type + " " + candidate.address : "end"}`));
+    pc.addEventListener("icecandidate", ({candidate}) => {
+      log(`local candidate ${candidate ? candidate.type + " " + candidate.address : "end"}`);
+      if (candidate) {  // reported through the console: it outlives a reload or a closed tab
+        console.debug(ICE_MARK + JSON.stringify({gathered: [candidate.address ||
+                                                            candidate.candidate.split(" ")[4]]}));
+      }
+    });
+    pc.addEventListener("connectionstatechange", async () => {
+      if (pc.connectionState !== "connected") { return; }
+      const report = await pc.getStats();
+      const used = [];
+      report.forEach((r) => {
+        if (r.type !== "transport" || !r.selectedCandidatePairId) { return; }
+        const pair = report.get(r.selectedCandidatePairId);
+        for (const id of pair ? [pair.localCandidateId, pair.remoteCandidateId] : []) {
+          const c = report.get(id);
+          // Chromium hides a peer-reflexive remote's address; "remote" below covers it.
+          if (c && (c.address || c.ip)) { used.push(c.address || c.ip); }
+        }
+      });
+      console.debug(ICE_MARK + JSON.stringify({used}));
+    });
     const wrap = (name, describe) => {
       const orig = pc[name].bind(pc);
       pc[name] = (...a) => {
         log(`${name} ${describe(a[0])}`);
         return orig(...a).catch((e) => { log(`${name} failed: ${e}`); throw e; });
       };
+    };
+    const remote = (addresses) => console.debug(ICE_MARK + JSON.stringify({remote: addresses}));
+    pc.addEventListener("signalingstatechange", () => {
+      const sdp = pc.remoteDescription ? pc.remoteDescription.sdp : "";
+      remote(sdp.split(/\\r?\\n/).filter((l) => l.startsWith("a=candidate:"))
+                 .map((l) => l.split(" ")[4]));
+    });
+    const addCandidate = pc.addIceCandidate.bind(pc);
+    pc.addIceCandidate = (c, ...rest) => {
+      if (c && c.candidate) { remote([c.candidate.split(" ")[4]]); }
+      return addCandidate(c, ...rest);
     };
     wrap("setLocalDescription", (d) => (d ? d.type : "implicit"));
     wrap("setRemoteDescription", (d) => d && d.type);
@@ -142,7 +177,7 @@ PC_TIMELINE_JS = """(() => {
     return pc;
   };
   window.RTCPeerConnection.prototype = Native.prototype;
-})();"""
+})();""".replace("__ICE_MARK__", ICE_MARK)
 
 
 @dataclass
@@ -153,6 +188,10 @@ class Side:
     name: str = "tab"
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
+    #: ICE addresses this tab's peer connections gathered, and those of the pairs they used.
+    gathered: list[str] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)  # what the other side offered
 
     def stage(self, stage: str, timeout: float = STEP_MS) -> None:
         # document.body is null for a moment while a page (re)loads.
@@ -202,6 +241,12 @@ class Sides:
         side = Side(page, name)
 
         def on_console(msg: Any) -> None:
+            if msg.text.startswith(ICE_MARK):
+                report = json.loads(msg.text[len(ICE_MARK):])
+                side.gathered += report.get("gathered", [])
+                side.used += report.get("used", [])
+                side.remote += report.get("remote", [])
+                return
             side.console.append(f"{time.strftime('%H:%M:%S')} {msg.type}: {msg.text}")
             if msg.type == "error" and "Failed to load resource" not in msg.text:
                 side.errors.append(f"console: {msg.text}")
@@ -238,6 +283,10 @@ def sides(request: pytest.FixtureRequest, chromium: Browser, playwright_instance
     try:
         errors = [e for side in made.sides for e in side.errors]
         assert not errors, f"the pages reported errors: {errors}"
+        for side in made.sides:  # media stayed in the test's own namespace, on loopback
+            outside = outside_loopback(side.gathered + side.used + side.remote)
+            assert not outside, (f"{side.name}: ICE outside loopback: {outside} (gathered "
+                                 f"{side.gathered}, used {side.used}, offered {side.remote})")
     finally:
         made.close()
 

@@ -29,7 +29,7 @@ from browser_call import (  # noqa: F401 - chromium, playwright_instance: fixtur
     sides,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.live]
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
 
 # --- the tests --------------------------------------------------------------------------------

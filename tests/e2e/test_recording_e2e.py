@@ -38,7 +38,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Kind, Recording, RecordingPolicy, RecordingTrack
 
-pytestmark = [pytest.mark.browser, pytest.mark.live]
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
 FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 #: Stopping seals every track and signs the manifest: allow for 2 busy cores.

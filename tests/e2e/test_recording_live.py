@@ -16,7 +16,7 @@ from recording_peers import STORED_SHARE, export, frames, start_recording, wait_
 from portal.extensions import db
 from portal.models import Recording, RecordingStatus
 
-pytestmark = [pytest.mark.live]
+pytestmark = [pytest.mark.live, pytest.mark.webrtc]
 
 def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: Any,
                                          tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from recording_peers import export, frames, start_recording, wait_status
 
 from portal.models import RecordingStatus
 
-pytestmark = [pytest.mark.live]
+pytestmark = [pytest.mark.live, pytest.mark.webrtc]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
