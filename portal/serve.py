@@ -13,6 +13,9 @@ the Socket.IO connections so that browsers reconnect to the next server at once.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -27,11 +30,15 @@ def portal_of(wsgi: Any) -> Flask | None:
     return wsgi if isinstance(wsgi, Flask) else None
 
 
-def stop_portal(app: Flask) -> None:
-    """Seal this process's recordings and close its Socket.IO connections."""
+def seal_recordings(app: Flask) -> None:
+    """Seal this process's recordings as complete and stop the recorder."""
+    app.extensions["recording"].close()
+
+
+def close_sockets() -> None:
+    """Close this process's Socket.IO connections: browsers reconnect to the next server."""
     from portal.extensions import socketio
 
-    app.extensions["recording"].close()
     server = getattr(socketio, "server", None)
     if server is None:
         return
@@ -43,14 +50,17 @@ def stop_portal(app: Flask) -> None:
 
 
 class Worker(ThreadWorker):
-    """gunicorn's `gthread` worker that starts and stops the portal's background parts."""
+    """gunicorn's `gthread` worker that starts and stops the portal's background parts.
+
+    A stop signal (SIGTERM, SIGINT, SIGQUIT) is handled in a thread of its own, not in the
+    signal handler: the handler interrupts the main thread wherever it is, perhaps holding a
+    lock that sealing needs. The thread seals the recordings, ends the accept loop, and once no
+    new connection is taken closes the open ones, so that gunicorn's graceful drain is quick.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Signal handlers run on the main thread, one inside another: a second signal while
-        # the first is sealing must neither wait for it (a lock would deadlock) nor exit.
-        self._stopping = False
-        self._stopped = False
+        self._stopping = False  # only ever set on the main thread (signal handlers, run())
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -59,36 +69,37 @@ class Worker(ThreadWorker):
             # First marks what a crash left as incomplete, then records.
             app.extensions["recording"].start()
 
-    def _stop_portal(self) -> None:
-        if self._stopping or self._stopped:
-            return
-        self._stopping = True
+    def _stop(self) -> None:
         app = portal_of(getattr(self, "wsgi", None))
         try:
             if app is not None:
-                stop_portal(app)
+                seal_recordings(app)
         except Exception:  # still exit: gunicorn's master would kill us later anyway
-            log.exception("stopping the portal cleanly failed")
-        finally:
-            self._stopping, self._stopped = False, True
+            log.exception("sealing the recordings at shutdown failed")
+        ThreadWorker.handle_exit(self, signal.SIGTERM, None)  # ends the loop; wakes it
+        deadline = time.monotonic() + 2
+        while self._accepting and time.monotonic() < deadline:
+            time.sleep(0.02)
+        close_sockets()
 
-    def handle_exit(self, sig: int, frame: Any) -> None:  # SIGTERM: graceful
-        if self._stopping:
-            return
-        self._stop_portal()
-        super().handle_exit(sig, frame)
+    def _begin_stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            threading.Thread(target=self._stop, name="portal-stop", daemon=True).start()
 
-    def handle_quit(self, sig: int, frame: Any) -> None:  # SIGINT, SIGQUIT: quick
-        if self._stopping:
-            return
-        self._stop_portal()
-        super().handle_quit(sig, frame)
+    def handle_exit(self, sig: int, frame: Any) -> None:  # SIGTERM
+        self._begin_stop()
+
+    def handle_quit(self, sig: int, frame: Any) -> None:  # SIGINT (Ctrl+C), SIGQUIT
+        self._begin_stop()  # graceful too: the recordings must be sealed first
 
     def run(self) -> None:
         try:
             super().run()
-        finally:  # the master died, or the loop ended some other way
-            self._stop_portal()
+        finally:  # the master died (no signal): seal what is still open, here
+            if not self._stopping:
+                self._stopping = True
+                self._stop()
 
 
 class Server(BaseApplication):
@@ -121,7 +132,8 @@ def options(app: Flask) -> dict[str, Any]:
         "worker_class": "portal.serve.Worker",
         # Each open Socket.IO connection holds a thread for as long as it lasts.
         "threads": app.config["SERVER_THREADS"],
-        "graceful_timeout": 10,
+        # Sealing a long recording (a remux per track) may take a while; the master waits.
+        "graceful_timeout": 30,
         # No access log: invite links carry their token in the path.
         "accesslog": None,
         "proc_name": "samtale",
