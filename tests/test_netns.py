@@ -51,3 +51,11 @@ def test_inside_the_namespace_only_loopback_is_gathered(media_namespace: Namespa
     assert all(not outside_loopback([a if isinstance(a, str) else a[0]]) for a in inside), inside
     if outside:  # this machine has other addresses: outside the namespace the check catches them
         assert outside_loopback(gathered())
+
+
+def test_without_root_the_message_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netns
+
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    why = netns.require_root()
+    assert why is not None and "needs root" in why and "not webrtc" in why
