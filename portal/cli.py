@@ -153,7 +153,7 @@ def demo() -> None:
     for email, name, role in DEMO_ACCOUNTS:
         user = accounts.user_by_email(email)
         if user is not None:
-            click.echo(f"demo {role.value}: {email}  (forgot the password? flask --app app "
+            click.echo(f"demo {role.value}: {email}  (forgot the password? {_flask()} --app app "
                        f"users reset-password {email})")
         else:
             user, one_time = accounts.create_user(email, name, role)
@@ -168,6 +168,12 @@ def demo() -> None:
     click.echo(f"demo consult: sign in as the host and open {base}/appointments/"
                f"{appointment.id}/call")
     click.echo(f"demo guest link (open it in another browser or a private window): {link}")
+
+
+def _flask() -> str:
+    """The flask command as it was typed (scripts/start: .venv/bin/flask), for a hint to copy."""
+    typed = sys.argv[0] if sys.argv else ""
+    return typed if typed.endswith("flask") else "flask"
 
 
 def _demo_consult(host: User) -> tuple[Appointment, str]:
