@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.inputs import IdConverter, refuse_nul_characters
     from portal.join.views import bp as join_bp
+    from portal.recording import manager as recording_manager
     from portal.recording.views import bp as recordings_bp
     from portal.views import bp as home_bp
 
@@ -65,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                       recordings_bp):
         app.register_blueprint(blueprint)
     init_api(app)
+    recording_manager.init_app(app)
     init_call(app)
     errorpages.init_app(app)
     cli.init_app(app)

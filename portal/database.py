@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, event
-from sqlalchemy.orm import Session
 
 from portal.extensions import db
+from portal.session import AFTER_COMMIT
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -45,16 +45,6 @@ def init_app(app: Flask) -> None:
 
 def after_commit(callback: Callable[[], None]) -> None:
     """Run callback once the current transaction has committed (never if it rolls back):
-    tell the sockets about a change only when the change is really there."""
-    db.session.info.setdefault("after_commit", []).append(callback)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for callback in session.info.pop("after_commit", []):
-        callback()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_commit(session: Session) -> None:
-    session.info.pop("after_commit", None)
+    tell the sockets about a change only when the change is really there. It runs after the
+    commit has finished (portal/session.py), so it may read the database."""
+    db.session.info.setdefault(AFTER_COMMIT, []).append(callback)

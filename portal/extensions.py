@@ -12,8 +12,9 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from portal.models.base import Base
+from portal.session import Session
 
-db = SQLAlchemy(metadata=Base.metadata)
+db = SQLAlchemy(metadata=Base.metadata, session_options={"class_": Session})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

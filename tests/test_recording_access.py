@@ -24,7 +24,7 @@ from portal.models import (
     utcnow,
 )
 from portal.recording import archive
-from portal.recording.manager import consents_json
+from portal.recording.sealing import consents_json
 from portal.recording.store import ChunkWriter
 
 

@@ -17,7 +17,7 @@ from support import NO_PAYLOAD, SocketClient, book, get_appointment, hand_clock,
 
 from portal.accounts import services as accounts
 from portal.appointments import services as appointments
-from portal.call.guard import EVENT_BURST, EVENT_RATE
+from portal.call.identity import EVENT_BURST, EVENT_RATE
 from portal.extensions import db
 from portal.models import ChatMessage, Participant, Status, User
 
@@ -863,11 +863,9 @@ def test_disabled_host_mid_call(app: Flask, consult: Consult, people: People,
         assert user is not None
         accounts.set_disabled(user, True)
         db.session.commit()
-    host.emit("signal", {"to": pat.id, "description": {"type": "offer", "sdp": SDP}})
-    assert host.error("signal")["code"] == "unauthorized"
-    if host.connected:  # the server may close such a socket at once
-        host.emit("call:end", {})
-        assert host.error("call:end")["code"] == "unauthorized"
+    # Checked again at once: told why and closed, before it can send anything more.
+    assert host.error("connect")["code"] == "unauthorized"
+    assert not host.connected
     assert pat.take("signal") == pat.take("call:ended") == []
     assert get_appointment(app, consult.id).status is not Status.ENDED
 
@@ -881,8 +879,9 @@ def test_host_signed_out_elsewhere_mid_call(app: Flask, consult: Consult,
         assert user is not None
         accounts.reset_password(user)
         db.session.commit()
-    host.emit("media:state", {"audio": False, "video": False})
-    assert host.error("media:state")["code"] == "unauthorized"
+    # Checked again at once, not at its next event: the socket is told why and closed.
+    assert host.error("connect")["code"] == "unauthorized"
+    assert not host.connected
     assert pat.take("call:peer-media") == []
 
 

@@ -11,10 +11,12 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal import signals
 from portal.audit import services as audit
 from portal.errors import Conflict, DomainError
 from portal.extensions import db
 from portal.models import ApiToken, Role, User, utcnow
+from portal.signals import announce
 from portal.tokens import hash_token, new_token
 
 MIN_PASSWORD_LENGTH = 12
@@ -123,7 +125,14 @@ def authenticate(email: str, password: str) -> User | None:
 
 
 def record_logout(user: User) -> None:
+    """Signing out also ends the account's call connections."""
     audit.record("auth.logout", object_type="user", object_id=user.id)
+    announce(signals.signed_out, user_id=user.id, message=_("You signed out."))
+
+
+def _sessions_end(user: User) -> None:
+    user.session_epoch += 1
+    announce(signals.account_changed, user_id=user.id)
 
 
 def change_password(user: User, current: str, new: str) -> None:
@@ -137,7 +146,7 @@ def change_password(user: User, current: str, new: str) -> None:
         raise DomainError(_("Choose a password different from the current one."), field="new")
     user.password_hash = _hash(new)
     user.must_change_password = False
-    user.session_epoch += 1
+    _sessions_end(user)
     audit.record("user.password_changed", object_type="user", object_id=user.id)
 
 
@@ -146,7 +155,7 @@ def reset_password(user: User) -> str:
     one_time = generate_password()
     user.password_hash = _hash(one_time)
     user.must_change_password = True
-    user.session_epoch += 1
+    _sessions_end(user)
     audit.record("user.password_reset", object_type="user", object_id=user.id)
     return one_time
 
@@ -160,7 +169,7 @@ def set_disabled(user: User, disabled: bool, *, by: User | None = None) -> None:
     if disabled == user.is_disabled:
         return
     user.disabled_at = utcnow() if disabled else None
-    user.session_epoch += 1
+    _sessions_end(user)
     audit.record("user.disabled" if disabled else "user.enabled",
                  object_type="user", object_id=user.id)
 

@@ -9,7 +9,6 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.accounts import auth, services
 from portal.accounts.forms import LoginForm, PasswordForm
-from portal.call.guard import close_staff_sockets
 from portal.errors import DomainError
 from portal.extensions import db, limiter
 from portal.links import is_local_path
@@ -46,11 +45,9 @@ def login() -> ResponseReturnValue:
 @bp.post("/logout")
 @login_required
 def logout() -> ResponseReturnValue:
-    user_id = current_user.id
     services.record_logout(current_user._get_current_object())
     db.session.commit()
     logout_user()
-    close_staff_sockets(user_id, _("You signed out."))
     flash(_("You are signed out."), "info")
     return redirect(url_for("accounts.login"))
 

@@ -10,8 +10,9 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from portal import presence, signals
 from portal.audit import services as audit
-from portal.call import notify
+from portal.audit.services import Actor
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.models import (
@@ -26,6 +27,7 @@ from portal.models import (
     User,
     utcnow,
 )
+from portal.signals import announce
 from portal.tokens import hash_token, new_token
 
 MIN_DURATION = 5
@@ -110,8 +112,10 @@ def update(appointment: Appointment, *, kind: Kind | None = None, title: str | N
     after = _snapshot(appointment)
     changed = {k: after[k] for k in after if after[k] != before[k]}
     if changed:
-        action = ("appointment.rescheduled" if {"starts_at", "duration_minutes"} & changed.keys()
-                  else "appointment.updated")
+        moved = bool({"starts_at", "duration_minutes"} & changed.keys())
+        action = "appointment.rescheduled" if moved else "appointment.updated"
+        if moved:  # links now open and close at other times: the sockets are checked again
+            announce(signals.appointment_rescheduled, appointment_id=appointment.id)
         audit.record(action, object_type="appointment", object_id=appointment.id,
                      details={"changed": sorted(changed), **{
                          k: v for k, v in changed.items() if k != "title"}})
@@ -127,8 +131,27 @@ def cancel(appointment: Appointment) -> None:
     """Cancel a scheduled appointment; every invite link then answers 410."""
     _require_status(appointment, Status.SCHEDULED)
     appointment.status = Status.CANCELLED
-    notify.appointment_closed(appointment)
+    announce(signals.appointment_closed, appointment_id=appointment.id)
     audit.record("appointment.cancelled", object_type="appointment", object_id=appointment.id)
+
+
+def go_live(appointment: Appointment, actor: Actor) -> None:
+    """The first person joined the call."""
+    if appointment.status is Status.SCHEDULED:
+        appointment.status = Status.LIVE
+        audit.record("appointment.live", object_type="appointment", object_id=appointment.id,
+                     actor=actor)
+
+
+def end(appointment: Appointment, actor: Actor) -> None:
+    """The host ended the call: over for everyone, and every invite link stops working."""
+    require_open_for_call(appointment)
+    appointment.status = Status.ENDED
+    for p in appointment.participants:
+        presence.leave(p)
+    announce(signals.appointment_closed, appointment_id=appointment.id)
+    audit.record("appointment.ended", object_type="appointment", object_id=appointment.id,
+                 actor=actor)
 
 
 def require_scheduled(appointment: Appointment) -> None:
@@ -214,7 +237,7 @@ def revoke_invite(guest: Participant) -> None:
     if guest.invite_revoked:
         return
     guest.invite_revoked_at = utcnow()
-    notify.guest_removed(guest)
+    _stop_link(guest)
     audit.record("invite.revoked", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
 
@@ -227,11 +250,19 @@ def reissue_invite(guest: Participant) -> str:
     guest.invite_token_hash = digest
     guest.invite_issued_at = utcnow()
     guest.invite_revoked_at = None
-    notify.guest_removed(guest)
+    _stop_link(guest)
     guest.lobby_state = LobbyState.INVITED  # a new link is a new chance, even after a denial
     audit.record("invite.reissued", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
     return token
+
+
+def _stop_link(guest: Participant) -> None:
+    """The guest's link was stopped or replaced: out of the lobby and the call, at once."""
+    sid, was_in_call = guest.presence_sid, presence.in_call(guest)
+    presence.leave(guest)
+    announce(signals.link_stopped, participant_id=guest.id, appointment_id=guest.appointment_id,
+             sid=sid, was_in_call=was_in_call)
 
 
 def invite_window(appointment: Appointment) -> tuple[datetime, datetime]:
@@ -265,17 +296,20 @@ def check_invite(token: str, *, now: datetime | None = None) -> InviteCheck:
         select(Participant).where(Participant.invite_token_hash == hash_token(token)))
     if guest is None:
         return InviteCheck(InviteState.UNKNOWN)
+    return InviteCheck(invite_state(guest, now=now), guest, invite_window(guest.appointment)[0])
+
+
+def invite_state(guest: Participant, *, now: datetime | None = None) -> InviteState:
+    """What the guest's current link is worth right now."""
     appointment = guest.appointment
     opens, closes = invite_window(appointment)
     now = now or utcnow()
     if guest.invite_revoked:
-        state = InviteState.REVOKED
-    elif appointment.status is Status.CANCELLED:
-        state = InviteState.CANCELLED
-    elif appointment.status is Status.ENDED or now >= closes:
-        state = InviteState.ENDED
-    elif now < opens:
-        state = InviteState.TOO_EARLY
-    else:
-        state = InviteState.VALID
-    return InviteCheck(state, guest, opens)
+        return InviteState.REVOKED
+    if appointment.status is Status.CANCELLED:
+        return InviteState.CANCELLED
+    if appointment.status is Status.ENDED or now >= closes:
+        return InviteState.ENDED
+    if now < opens:
+        return InviteState.TOO_EARLY
+    return InviteState.VALID

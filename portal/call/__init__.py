@@ -1,4 +1,8 @@
-"""The consult itself: Socket.IO signaling between the participants' browsers."""
+"""The socket layer of a call: Socket.IO signaling between the participants' browsers.
+
+The call's rules are in portal.call.services (and portal.recording.actions); this package
+only identifies sockets, checks their events, and carries messages.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from portal.extensions import socketio
 
 
 def init_app(app: Flask) -> None:
-    from portal.call import events  # noqa: F401 - registers the handlers
-    from portal.recording import manager
+    from portal.call import events, notify, recording_events  # noqa: F401 - the handlers
+    from portal.call.guard import Sockets
 
-    manager.init_app(app)
+    app.extensions["sockets"] = Sockets(app)
+    notify.connect(app)
 
     base_url = app.config["BASE_URL"]
     socketio.init_app(

@@ -1,7 +1,9 @@
-"""What every signaling event goes through: who is asking, is the payload sound, how often.
+"""What every signaling event goes through: who is asking, is the payload sound, how often,
+and one transaction: the handler's changes commit together, then its messages go out.
 
-A refused event becomes an `error` event (code + message) for the sender; nothing escapes as
-an exception into the server log, and nothing is relayed or stored.
+A refused event becomes an `error` event (code + message) for the sender; a DomainError from
+an operation becomes one too, as errorpages does for HTTP. Nothing escapes as an exception
+into the server log, and nothing is relayed or stored.
 """
 
 from __future__ import annotations
@@ -9,107 +11,117 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import wraps
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial, wraps
 from typing import Any
 
-from flask import request
+from flask import Flask, current_app, has_app_context, request
 from flask_babel import gettext as _
+from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from marshmallow import Schema, ValidationError
 
-from portal.call.presence import user_room
+from portal.call.fanout import Fanout
+from portal.call.identity import Identity, Refused, identify, recheck
+from portal.clock import clock
+from portal.database import after_commit
+from portal.errors import DomainError
 from portal.extensions import db, socketio
 
 log = logging.getLogger(__name__)
-
 MAX_PAYLOAD = 64 * 1024
+Handler = Callable[[str, Identity, dict[str, Any]], None]
 
 
-class Refused(Exception):
-    """An event the server will not act on; the sender gets `error` {code, message, event}."""
+class Sockets:
+    """This worker's identified sockets (app.extensions["sockets"]), and the notices that
+    close or re-check them on every worker."""
 
-    def __init__(self, code: str, message: str, *, close: bool = False) -> None:
-        super().__init__(message)
-        self.code, self.message, self.close = code, message, close
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._identities: dict[str, Identity] = {}
+        self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
+                             app.config["SOCKETIO_CHANNEL"])
+
+    def bind(self, sid: str, identity: Identity) -> None:
+        self.fanout.start()
+        with self._lock:
+            self._identities[sid] = identity
+
+    def unbind(self, sid: str) -> Identity | None:
+        with self._lock:
+            return self._identities.pop(sid, None)
+
+    def identity_of(self, sid: str) -> Identity | None:
+        with self._lock:
+            return self._identities.get(sid)
+
+    def _matching(self, kind: str, key: int) -> list[tuple[str, Identity]]:
+        field = {"participant": "participant_id", "user": "user_id",
+                 "appointment": "appointment_id"}[kind]
+        with self._lock:
+            return [(sid, who) for sid, who in self._identities.items()
+                    if getattr(who, field) == key]
+
+    def close(self, kind: str, key: int, code: str | None = None, message: str = "") -> None:
+        """Close the sockets of a participant, user or appointment on every worker; with a
+        code, each first gets `error` {code, message, event: "connect"}."""
+        self.fanout.send({"kind": kind, "id": key, "close": True, "code": code,
+                          "message": message})
+
+    def recheck(self, kind: str, key: int) -> None:
+        """Their identity may have changed: check each again now, and before its next event."""
+        self.fanout.send({"kind": kind, "id": key, "close": False})
+
+    def _notice(self, notice: dict[str, Any]) -> None:
+        matching = self._matching(notice["kind"], int(notice["id"]))
+        if notice["close"]:  # no database needed: at once
+            for sid, _who in matching:
+                if notice["code"]:
+                    refuse(sid, "connect", Refused(notice["code"], notice["message"], close=True))
+                else:
+                    _disconnect(sid)
+            return
+        for _sid, who in matching:
+            who.stale = True  # the socket's next event is checked first, whatever happens here
+        if not matching:
+            return
+        if has_app_context():  # after a commit in this worker
+            self._recheck(matching)
+        else:  # another worker's notice, on the listening thread
+            with self.app.app_context():
+                self._recheck(matching)
+
+    def _recheck(self, matching: list[tuple[str, Identity]]) -> None:
+        refused: list[tuple[str, Refused]] = []
+        for sid, who in matching:
+            try:
+                recheck(who)
+            except Refused as why:
+                refused.append((sid, why))
+            except Exception:
+                log.exception("checking socket %s again failed", sid)
+        # Closing a socket runs its disconnect handler, which writes: end this read first.
+        db.session.rollback()
+        for sid, reason in refused:
+            refuse(sid, "connect", reason)
 
 
-#: Events a socket may send: `RATE` a second on average, bursts of up to `BURST`.
-EVENT_RATE, EVENT_BURST = 40, 200
-CHAT_RATE, CHAT_BURST = 0.5, 5
+def sockets(app: Flask | None = None) -> Sockets:
+    found = (app or current_app).extensions["sockets"]
+    assert isinstance(found, Sockets)
+    return found
 
 
-@dataclass
-class Bucket:
-    """Token bucket: `rate` events a second on average, bursts up to `burst`; full at first."""
-
-    rate: float
-    burst: float
-    #: Monotonic seconds: the app's clock (portal/clock.py), which tests move by hand.
-    clock: Callable[[], float] = time.monotonic
-    tokens: float = field(init=False)
-    stamp: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-        self.stamp = self.clock()
-
-    def take(self) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-@dataclass
-class Identity:
-    """Who a socket belongs to, fixed at connect and re-checked on every event."""
-
-    participant_id: int
-    appointment_id: int
-    user_id: int | None = None  # staff (the host)
-    session_epoch: int | None = None
-    invite_token: str | None = None  # guests; kept in memory only, never stored
-    clock: Callable[[], float] = time.monotonic  # for the rate limits
-    events: Bucket = field(init=False)
-    chat: Bucket = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.events = Bucket(rate=EVENT_RATE, burst=EVENT_BURST, clock=self.clock)
-        self.chat = Bucket(rate=CHAT_RATE, burst=CHAT_BURST, clock=self.clock)
-
-    @property
-    def is_host(self) -> bool:
-        return self.user_id is not None
-
-
-_sockets: dict[str, Identity] = {}
-_lock = threading.Lock()
-
-
-def bind(sid: str, identity: Identity) -> None:
-    with _lock:
-        _sockets[sid] = identity
-
-
-def unbind(sid: str) -> Identity | None:
-    with _lock:
-        return _sockets.pop(sid, None)
-
-
-def identity_of(sid: str) -> Identity | None:
-    with _lock:
-        return _sockets.get(sid)
+def _disconnect(sid: str) -> None:
+    socketio.server.disconnect(sid, namespace="/")
 
 
 def refuse(sid: str, event: str, err: Refused) -> None:
     socketio.emit("error", {"code": err.code, "message": err.message, "event": event}, to=sid)
     if err.close:
-        socketio.server.disconnect(sid, namespace="/")
+        _disconnect(sid)
 
 
 def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
@@ -131,38 +143,66 @@ def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
     return loaded
 
 
-Handler = Callable[[str, Identity, dict[str, Any]], None]
+# --- what a handler says, once its transaction has committed --------------------------------
+
+def later(callback: Callable[[], None]) -> None:
+    """Run callback once the handler's transaction has committed (it may read the database);
+    never if it rolls back."""
+    after_commit(callback)
 
 
-def event(name: str, schema: Schema, *, verify: Callable[[Identity], Any]) -> Callable[
-        [Handler], Handler]:
-    """Register a Socket.IO handler that gets (sid, identity, validated payload).
+def send(event: str, data: Any, *, to: str, skip_sid: str | None = None) -> None:
+    later(partial(socketio.emit, event, data, to=to, skip_sid=skip_sid))
 
-    verify(identity) re-checks that the socket's staff session or invite is still good and
-    raises Refused otherwise.
-    """
+
+def enter(sid: str, room: str) -> None:
+    later(partial(join_room, room, sid=sid, namespace="/"))
+
+
+def leave(sid: str, room: str) -> None:
+    later(partial(leave_room, room, sid=sid, namespace="/"))
+
+
+# --- the transaction boundary ---------------------------------------------------------------
+
+@contextmanager
+def _transaction(sid: str, name: str) -> Iterator[None]:
+    """Commit what the handler changed (then its messages go out), or roll all of it back and
+    tell the sender why."""
+    try:
+        yield
+        db.session.commit()
+    except Refused as err:
+        db.session.rollback()
+        log.info("refused %s from %s: %s", name, sid, err.code)
+        refuse(sid, name, err)
+    except DomainError as err:
+        db.session.rollback()
+        log.info("refused %s from %s: %s", name, sid, err.code)
+        refuse(sid, name, Refused(err.code, err.message))
+    except Exception:
+        db.session.rollback()
+        log.exception("signaling event %s failed", name)
+        refuse(sid, name, Refused("internal", _("Something went wrong on our side.")))
+
+
+def event(name: str, schema: Schema) -> Callable[[Handler], Handler]:
+    """Register a Socket.IO handler that gets (sid, identity, validated payload)."""
 
     def register(handler: Handler) -> Handler:
         @wraps(handler)
         def on_event(data: Any = None, *extra: Any) -> None:
             sid: str = request.sid  # type: ignore[attr-defined]
-            identity = identity_of(sid)
-            try:
+            identity = sockets().identity_of(sid)
+            with _transaction(sid, name):
                 if identity is None:
                     raise Refused("unauthorized", _("Connect again."), close=True)
                 if not identity.events.take():
                     raise Refused("rate_limited", _("Too many messages; slow down."))
                 payload = check_payload(data, schema)
-                verify(identity)
+                if identity.due():
+                    recheck(identity)
                 handler(sid, identity, payload)
-            except Refused as err:
-                db.session.rollback()
-                log.info("refused %s from %s: %s", name, sid, err.code)
-                refuse(sid, name, err)
-            except Exception:
-                db.session.rollback()
-                log.exception("signaling event %s failed", name)
-                refuse(sid, name, Refused("internal", _("Something went wrong on our side.")))
 
         socketio.on_event(name, on_event)
         return handler
@@ -170,19 +210,67 @@ def event(name: str, schema: Schema, *, verify: Callable[[Identity], Any]) -> Ca
     return register
 
 
-def close_staff_sockets(user_id: int, message: str) -> None:
-    """Signing out ends the account's call connections on this worker (and tells the rest)."""
-    with _lock:
-        sids = [sid for sid, who in _sockets.items() if who.user_id == user_id]
-    socketio.emit("error", {"code": "unauthorized", "message": message, "event": "connect"},
-                  to=user_room(user_id))
-    for sid in sids:
-        socketio.server.disconnect(sid, namespace="/")
+def on_connect(welcome: Callable[[str, Identity], None]) -> Callable[..., None]:
+    """The connect handler: identify the socket (or refuse the connection), then welcome()
+    in one transaction."""
+
+    def connect(auth: Any = None) -> None:
+        sid: str = request.sid  # type: ignore[attr-defined]
+        registry = sockets()
+        if registry.identity_of(sid) is not None:
+            return  # an event the client named "connect": a socket is identified once only
+        try:
+            identity = identify(auth, clock())
+        except Exception as exc:
+            db.session.rollback()
+            if not isinstance(exc, Refused):
+                log.exception("identifying a socket failed")
+            err = exc if isinstance(exc, Refused) else Refused(
+                "internal", _("Something went wrong on our side."))
+            raise ConnectionRefusedError(err.message, {"code": err.code,
+                                                       "message": err.message}) from None
+        registry.bind(sid, identity)
+        with _transaction(sid, "connect"):
+            welcome(sid, identity)
+
+    socketio.on_event("connect", connect)
+    return connect
 
 
-def close_appointment_sockets(appointment_id: int) -> None:
-    """The call is over: close this worker's sockets of it (the others refuse their next event)."""
-    with _lock:
-        sids = [sid for sid, who in _sockets.items() if who.appointment_id == appointment_id]
-    for sid in sids:
-        socketio.server.disconnect(sid, namespace="/")
+def on_disconnect(gone: Callable[[str, Identity], None]) -> Callable[..., None]:
+    """The disconnect handler: gone() in one transaction, for identified sockets only."""
+
+    def disconnect(*_args: Any) -> None:
+        sid: str = request.sid  # type: ignore[attr-defined]
+        if socketio.server.manager.is_connected(sid, "/"):
+            return  # an event the client named "disconnect", not a real one
+        identity = sockets().unbind(sid)
+        if identity is None:
+            return
+        try:
+            gone(sid, identity)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("recording that socket %s went away failed", sid)
+
+    socketio.on_event("disconnect", disconnect)
+    return disconnect
+
+
+def in_background(task: Callable[[], None], *, delay: float = 0.0) -> None:
+    """Run task later in its own thread and transaction (a timer, say)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> None:
+        if delay:
+            socketio.sleep(delay)
+        with app.app_context():
+            try:
+                task()
+                db.session.commit()
+            except Exception:  # a background thread: log, never die noisily
+                db.session.rollback()
+                log.exception("background task %s failed", getattr(task, "__name__", task))
+
+    socketio.start_background_task(run)

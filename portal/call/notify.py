@@ -1,50 +1,82 @@
-"""Changes made outside the call (a stopped link, a cancelled appointment) reach the sockets.
+"""The notifier: what the domain announces (portal.signals) reaches the sockets.
 
-Views and the API call these inside their transaction; the sockets hear of it after commit,
-from a background task, so that no socket handler runs inside someone else's transaction.
+Receivers run once the announcing transaction has committed. Work that reads the database
+runs in a background task of its own, never inside someone else's transaction.
 """
 
 from __future__ import annotations
 
-from flask import current_app
+from typing import Any
+
+from flask import Flask
 from flask_babel import gettext as _
 
-from portal.call import presence
-from portal.call.guard import Refused, close_appointment_sockets, refuse
-from portal.database import after_commit
+from portal import presence, signals
+from portal.call import rooms
+from portal.call.guard import Refused, refuse, sockets
 from portal.extensions import db, socketio
-from portal.models import Appointment, Participant
+from portal.models import Appointment
 
 
-def guest_removed(guest: Participant) -> None:
-    """The guest's link was stopped or replaced: out of the lobby and the call, at once."""
-    sid, pid, appointment_id = guest.presence_sid, guest.id, guest.appointment_id
-    was_in_call = presence.in_call(guest)
-    presence.leave(guest)
+def send_lobby(appointment: Appointment) -> None:
+    """The hosts' pages get the waiting room as it is now."""
+    socketio.emit("lobby:list", {"waiting": presence.waiting(appointment)},
+                  to=rooms.hosts_room(appointment.id))
+
+
+def _appointment_closed(app: Flask, *, appointment_id: int) -> None:
+    """Ended or cancelled: everyone connected hears it is over, then every socket closes."""
+    socketio.emit("call:ended", {}, to=rooms.appointment_room(appointment_id))
+    socketio.close_room(rooms.call_room(appointment_id))
+    sockets(app).close("appointment", appointment_id)
+
+
+def _appointment_rescheduled(app: Flask, *, appointment_id: int) -> None:
+    sockets(app).recheck("appointment", appointment_id)
+
+
+def _link_stopped(app: Flask, *, participant_id: int, appointment_id: int, sid: str | None,
+                  was_in_call: bool) -> None:
+    """Out of the lobby and the call at once; any other tab of the link closes too."""
     message = _("This invite link was stopped by the host.")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def tell() -> None:
         with app.app_context():
             if was_in_call:
-                socketio.emit("call:peer-left", {"id": pid}, to=presence.call_room(appointment_id))
+                socketio.emit("call:peer-left", {"id": participant_id},
+                              to=rooms.call_room(appointment_id))
             if sid is not None:
                 refuse(sid, "connect", Refused("ended", message, close=True))
+            sockets(app).recheck("participant", participant_id)
             appointment = db.session.get(Appointment, appointment_id)
             if appointment is not None:
-                presence.send_lobby(appointment)
+                send_lobby(appointment)
 
-    after_commit(lambda: socketio.start_background_task(tell))
+    socketio.start_background_task(tell)
 
 
-def appointment_closed(appointment: Appointment) -> None:
-    """Cancelled: everyone still connected hears that it is over."""
-    appointment_id = appointment.id
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+def _account_changed(app: Flask, *, user_id: int) -> None:
+    sockets(app).recheck("user", user_id)
 
-    def tell() -> None:
-        with app.app_context():
-            socketio.emit("call:ended", {}, to=presence.appointment_room(appointment_id))
-            close_appointment_sockets(appointment_id)
 
-    after_commit(lambda: socketio.start_background_task(tell))
+def _signed_out(app: Flask, *, user_id: int, message: str) -> None:
+    sockets(app).close("user", user_id, "unauthorized", message)
+
+
+def _recording_changed(app: Flask, *, appointment_id: int, recording_id: str,
+                       state: dict[str, Any], publish: list[str]) -> None:
+    socketio.emit("record:state", state, to=rooms.appointment_room(appointment_id))
+    for sid in publish:
+        socketio.emit("record:publish", {"id": recording_id}, to=sid)
+
+
+def connect(app: Flask) -> None:
+    """Listen to this app's announcements."""
+    for signal, receiver in (
+            (signals.appointment_closed, _appointment_closed),
+            (signals.appointment_rescheduled, _appointment_rescheduled),
+            (signals.link_stopped, _link_stopped),
+            (signals.account_changed, _account_changed),
+            (signals.signed_out, _signed_out),
+            (signals.recording_changed, _recording_changed)):
+        signal.connect(receiver, sender=app, weak=False)

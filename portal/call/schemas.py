@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 _ID = validate.Range(min=1, max=2**31 - 1)
 
 
-class _Strict(Schema):
+class Strict(Schema):
     class Meta:
         unknown = "raise"
 
@@ -23,27 +23,27 @@ class StrictBool(fields.Boolean):
         return value
 
 
-class Empty(_Strict):
+class Empty(Strict):
     pass
 
 
-class Target(_Strict):
+class Target(Strict):
     participant_id = fields.Integer(required=True, strict=True, validate=_ID)
 
 
-class Join(_Strict):
+class Join(Strict):
     resume = StrictBool(load_default=False)
     #: Policy notice: the version of the notice the participant acknowledged.
     notice = fields.String(load_default=None, validate=validate.Length(max=40))
 
 
-class Description(_Strict):
+class Description(Strict):
     type = fields.String(required=True,
                          validate=validate.OneOf(["offer", "answer", "pranswer", "rollback"]))
     sdp = fields.String(load_default="", validate=validate.Length(max=32 * 1024))
 
 
-class Candidate(_Strict):
+class Candidate(Strict):
     candidate = fields.String(required=True, validate=validate.Length(max=1024))
     sdpMid = fields.String(allow_none=True, load_default=None,  # noqa: N815 - WebRTC's name
                            validate=validate.Length(max=64))
@@ -53,7 +53,7 @@ class Candidate(_Strict):
                                      validate=validate.Length(max=256))
 
 
-class Signal(_Strict):
+class Signal(Strict):
     to = fields.Integer(required=True, strict=True, validate=_ID)
     description = fields.Nested(Description)
     candidate = fields.Nested(Candidate, allow_none=True)
@@ -64,10 +64,36 @@ class Signal(_Strict):
             raise ValidationError("exactly one of description and candidate")
 
 
-class MediaState(_Strict):
+class MediaState(Strict):
     audio = StrictBool(required=True)
     video = StrictBool(required=True)
 
 
-class Chat(_Strict):
+class Chat(Strict):
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+# --- recording (docs/signaling.md, "Recording") ----------------------------------------------
+
+_RECORDING_ID = validate.Regexp(r"^[0-9a-f]{32}$")
+_VERSION = validate.Length(min=1, max=40)
+
+
+class RecordStart(Strict):
+    version = fields.String(required=True, validate=_VERSION)
+
+
+class RecordAnswer(Strict):
+    id = fields.String(required=True, validate=_RECORDING_ID)
+    decision = fields.String(required=True,
+                             validate=validate.OneOf(["granted", "declined", "withdrawn"]))
+    version = fields.String(required=True, validate=_VERSION)
+
+
+class RecordStop(Strict):
+    id = fields.String(required=True, validate=_RECORDING_ID)
+
+
+class RecordOffer(Strict):
+    id = fields.String(required=True, validate=_RECORDING_ID)
+    sdp = fields.String(required=True, validate=validate.Length(min=10, max=32 * 1024))

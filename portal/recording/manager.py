@@ -1,7 +1,10 @@
-"""The web process's side of recording: keys, files and the media engine, per app.
+"""The web process's side of recording: the media engine, its publications and the data keys
+they write with, per app (app.extensions["recording"]).
 
-It lives in app.extensions["recording"]. Socket.IO handlers call it after their commit; it
-never blocks them on aiortc: the engine answers through futures whose callbacks emit.
+State changes reach it through `apply(change)` inside their transaction; it acts on the media
+once the transaction has committed and announces the new state (portal.signals), so the
+socket layer, not this module, tells the browsers. It never blocks a caller on aiortc: the
+engine answers through futures. Sealing a finished recording is portal.recording.sealing.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -16,33 +20,33 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from flask import Flask, current_app
 from sqlalchemy import select
 
+from portal import signals
 from portal.audit import services as audit
-from portal.call import presence
 from portal.database import after_commit
-from portal.extensions import db, socketio
-from portal.models import (
-    Consent,
-    Participant,
-    Recording,
-    RecordingStatus,
-    RecordingTrack,
-    utcnow,
-)
-from portal.recording import archive, services
-from portal.recording.seekable import make_seekable
-from portal.recording.store import ChunkWriter, FileSummary, StoreError, recover
+from portal.extensions import db
+from portal.models import Participant, Recording, RecordingStatus, RecordingTrack, utcnow
+from portal.recording import archive, sealing, services
+from portal.recording.store import ChunkWriter
 
 if TYPE_CHECKING:  # aiortc is imported only when something is recorded
-    from portal.recording.endpoint import Recorder
+    from aiortc import RTCIceServer
+
+    from portal.recording.endpoint import PublicationResult, Recorder
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+#: reply(answer_sdp, None) or reply(None, error message): the engine's answer to an offer.
+Reply = Callable[[str | None, str | None], None]
 
 
 def get() -> RecordingManager:
     manager = current_app.extensions["recording"]
     assert isinstance(manager, RecordingManager)
     return manager
+
+
+def _in_background(target: Callable[..., None], *args: Any) -> None:
+    threading.Thread(target=target, args=args, daemon=True).start()
 
 
 class RecordingManager:
@@ -54,7 +58,7 @@ class RecordingManager:
         self._engine: Recorder | None = None
         self._writers: dict[str, ChunkWriter] = {}  # publication key -> writer
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
-        self._retiring: dict[str, dict[str, Future[Any]]] = {}  # recording -> key -> result
+        self._retiring: dict[str, dict[str, Future[PublicationResult | None]]] = {}
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
         self._heartbeat_started = False
         self._closed = threading.Event()
@@ -85,9 +89,9 @@ class RecordingManager:
             if self._heartbeat_started:
                 return
             self._heartbeat_started = True
-        socketio.start_background_task(self._heartbeat)
+        _in_background(self._heartbeat)
 
-    def _ice_servers(self) -> list[Any]:
+    def _ice_servers(self) -> list[RTCIceServer]:
         """STUN lets a recorder behind NAT learn its public address; no TURN for a server."""
         from aiortc import RTCIceServer
 
@@ -132,53 +136,64 @@ class RecordingManager:
                     log.exception("recording heartbeat failed")
             self._closed.wait(interval)
 
-    def _stamp(self) -> None:
+    def _mine(self) -> set[str]:
         with self._lock:
-            mine = list(self._publications) + list(self._data_keys)
+            return set(self._publications) | set(self._data_keys)
+
+    def _stamp(self) -> None:
+        mine = self._mine()
         if mine:
-            for recording in db.session.scalars(
-                    select(Recording).where(Recording.id.in_(set(mine)))):
+            for recording in db.session.scalars(select(Recording).where(Recording.id.in_(mine))):
                 recording.alive_at = utcnow()
             db.session.commit()
 
+    def recover_stale(self) -> list[str]:
+        """Recordings whose recorder stopped stamping them: incomplete, readable, sealed."""
+        beat = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
+        found = sealing.stale(utcnow() - timedelta(seconds=3 * beat), self._mine())
+        for recording in found:
+            sealing.recover_recording(recording)
+            db.session.commit()
+        return [r.id for r in found]
+
     # --- after a state change -----------------------------------------------------------------
 
-    def begin(self, recording: Recording) -> None:
-        """A recording starts: make and wrap its data key (before the commit)."""
-        key = os.urandom(32)
-        recording.key_id, recording.wrapped_key = archive.keyring().wrap(key, recording.id)
-        with self._lock:
-            self._data_keys[recording.id] = key
-
-    def apply(self, change: services.Change) -> None:
-        """Call inside the transaction; acts on the media and tells everyone after commit."""
-        recording = change.recording
-        if change.publish and recording.key_id is None:
-            self.begin(recording)
-        with self._lock:
-            known = recording.id in self._data_keys
-        if recording.key_id is not None and not known:
-            key = archive.data_key(recording)
+    def _data_key(self, recording: Recording) -> bytes:
+        """The recording's data key: made and wrapped when it starts, then kept in memory."""
+        with self._lock:  # a key made in a transaction that rolled back is not reused
+            key = self._data_keys.get(recording.id) if recording.key_id is not None else None
+        if key is None:
+            if recording.key_id is None:
+                key = os.urandom(32)
+                recording.key_id, recording.wrapped_key = archive.keyring().wrap(
+                    key, recording.id)
+            else:
+                key = archive.data_key(recording)
             with self._lock:
                 self._data_keys[recording.id] = key
-        state = services.state_json(recording)
-        recording_id, appointment_id = recording.id, recording.appointment_id
+        return key
+
+    def apply(self, change: services.Change) -> None:
+        """Call inside the transaction; acts on the media and announces after commit."""
+        recording = change.recording
+        if change.publish or recording.key_id is not None:
+            self._data_key(recording)
+        recording_id = recording.id
         publish = [p.presence_sid for p in recording.appointment.participants
                    if p.id in change.publish and p.presence_sid
                    and p.id not in self._publications.get(recording_id, {})]
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
 
         def act() -> None:
             if change.pause or change.resume:
                 for key in self._keys_of(recording_id):
                     (self.engine.pause if change.pause else self.engine.resume)(key)
             if change.stop:
-                socketio.start_background_task(self._finish_in_app, app, recording_id)
-            socketio.emit("record:state", state, to=presence.appointment_room(appointment_id))
-            for sid in publish:
-                socketio.emit("record:publish", {"id": recording_id}, to=sid)
+                _in_background(self._finish_in_app, recording_id)
 
         after_commit(act)
+        signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
+                         recording_id=recording_id, state=services.state_json(recording),
+                         publish=publish)
 
     def _keys_of(self, recording_id: str) -> list[str]:
         with self._lock:
@@ -186,20 +201,19 @@ class RecordingManager:
 
     # --- publications -------------------------------------------------------------------------
 
-    def publish(self, recording: Recording, me: Participant, sid: str, offer_sdp: str) -> None:
-        """A consenting participant's browser offers its media; answer it on `sid`."""
-        old = self._publications.get(recording.id, {}).get(me.id)
-        if old is not None:  # republishing: the old connection is over (finish() waits for it)
-            self._retire(recording.id, old)
+    def publish(self, recording: Recording, me: Participant, offer_sdp: str,
+                reply: Reply) -> None:
+        """A consenting participant's browser offers its media; reply gets the answer. The
+        track row is added now, the engine is asked once it has committed."""
         count = sum(1 for t in recording.tracks if t.participant_id == me.id)
         track = RecordingTrack(recording_id=recording.id, participant_id=me.id,
                                name=f"p{me.id}-{count + 1}")
         db.session.add(track)
-        db.session.commit()
         key = f"{recording.id}/{track.name}"
         path = archive.track_path(track)
-        data_key = self._data_keys.get(recording.id) or archive.data_key(recording)
-        recording_id, track_name = recording.id, track.name
+        data_key = self._data_key(recording)
+        recording_id, track_name, participant_id = recording.id, track.name, me.id
+        paused = recording.status is RecordingStatus.PAUSED
 
         def open_sink() -> BinaryIO:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,40 +224,34 @@ class RecordingManager:
                 self._writers[key] = writer
             return cast(BinaryIO, writer)  # file-like enough for PyAV (write/flush/close)
 
-        with self._lock:
-            self._publications.setdefault(recording.id, {})[me.id] = key
-        future: Future[str] = self.engine.publish(key, offer_sdp, open_sink)
-        paused = recording.status is RecordingStatus.PAUSED
-        if paused:
-            self.engine.pause(key)
-
         def answered(done: Future[str]) -> None:
             try:
-                socketio.emit("record:answer", {"id": recording_id, "sdp": done.result()},
-                              to=sid)
+                reply(done.result(), None)
             except Exception as exc:  # the browser shows it; the recording goes on without
                 log.warning("publication %s failed: %s", key, exc)
-                socketio.emit("error", {"code": "recording_failed", "event": "record:offer",
-                                        "message": "The recorder could not connect."}, to=sid)
+                reply(None, "The recorder could not connect.")
 
-        future.add_done_callback(answered)
+        def start() -> None:
+            with self._lock:
+                pubs = self._publications.setdefault(recording_id, {})
+                old, pubs[participant_id] = pubs.get(participant_id), key
+            if old is not None:  # republishing: the old connection is over (finish waits)
+                self._retire(recording_id, old)
+            future = self.engine.publish(key, offer_sdp, open_sink)
+            if paused:
+                self.engine.pause(key)
+            future.add_done_callback(answered)
+
+        after_commit(start)
 
     def _retire(self, recording_id: str, key: str) -> None:
         """Stop a publication in the background; its result is kept for finish()."""
-        result: Future[Any] = Future()
+        result: Future[PublicationResult | None] = Future()
         with self._lock:
             self._retiring.setdefault(recording_id, {})[key] = result
+        _in_background(lambda: result.set_result(self._stop_publication(key)))
 
-        def run() -> None:
-            try:
-                result.set_result(self._stop_publication(key))
-            except Exception:
-                log.exception("stopping publication %s failed", key)
-                result.set_result(None)
-
-        socketio.start_background_task(run)
-
-    def _stop_publication(self, key: str) -> Any:
+    def _stop_publication(self, key: str) -> PublicationResult | None:
         try:
             return self.engine.stop(key).result(STOP_TIMEOUT)
         except Exception:
@@ -261,17 +269,15 @@ class RecordingManager:
 
     def _publication_failed(self, key: str, reason: str) -> None:
         """From the engine's thread: a publication's connection died; stop the recording."""
-        recording_id = key.split("/", 1)[0]
-        socketio.start_background_task(self._stop_in_app, self.app, recording_id, reason)
+        _in_background(self._stop_in_app, key.split("/", 1)[0], reason)
 
-    def _stop_in_app(self, app: Flask, recording_id: str, reason: str) -> None:
-        with app.app_context():
+    def _stop_in_app(self, recording_id: str, reason: str) -> None:
+        with self.app.app_context():
             try:
                 recording = db.session.get(Recording, recording_id)
                 if recording is None:
                     return
-                change = services.stop(recording, f"connection_{reason}", audit.SYSTEM)
-                self.apply(change)
+                self.apply(services.stop(recording, f"connection_{reason}", audit.SYSTEM))
                 db.session.commit()
             except Exception:
                 db.session.rollback()
@@ -279,8 +285,8 @@ class RecordingManager:
 
     # --- the end ------------------------------------------------------------------------------
 
-    def _finish_in_app(self, app: Flask, recording_id: str) -> None:
-        with app.app_context():
+    def _finish_in_app(self, recording_id: str) -> None:
+        with self.app.app_context():
             try:
                 self.finish(recording_id)
             except Exception:
@@ -288,7 +294,7 @@ class RecordingManager:
                 log.exception("finishing recording %s failed", recording_id)
 
     def finish(self, recording_id: str) -> None:
-        """Stop every publication, then seal: summaries, signed manifest, status complete."""
+        """Stop every publication, then seal (summaries, signed manifest, status complete)."""
         with self._lock:
             keys = self._publications.pop(recording_id, {})
             retiring = self._retiring.pop(recording_id, {})
@@ -297,105 +303,16 @@ class RecordingManager:
         with self._lock:
             self._data_keys.pop(recording_id, None)
         recording = db.session.get(Recording, recording_id)
-        if recording is None or recording.status not in (RecordingStatus.RECORDING,
-                                                         RecordingStatus.PAUSED):
+        if recording is None or recording.status not in sealing.RUNNING:
             return
-        for track in recording.tracks:
-            self._describe(recording, track, results.get(f"{recording_id}/{track.name}"))
-        recording.status = RecordingStatus.COMPLETE
-        recording.stopped_at = recording.stopped_at or utcnow()
-        archive.seal(recording, consents_json(recording))
-        audit.record("recording.complete", object_type="recording", object_id=recording.id,
-                     actor=audit.SYSTEM, details={"tracks": len(recording.tracks),
-                                                  "manifest": recording.manifest_digest})
-        state = services.state_json(recording)
+        sealing.seal_complete(recording, results)
+        signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
+                         recording_id=recording_id, state=services.state_json(recording),
+                         publish=[])
         db.session.commit()
-        socketio.emit("record:state", state,
-                      to=presence.appointment_room(recording.appointment_id))
-
-    def _describe(self, recording: Recording, track: RecordingTrack, result: Any) -> None:
-        details = archive.track_details(track)
-        path = archive.track_path(track)
-        if result is not None:
-            track.mode = result.mode
-            track.video_frames = int(result.frames.get("video", 0))
-            track.audio_frames = int(result.frames.get("audio", 0))
-            details["codecs"] = result.codecs
-            if getattr(result, "reason", None):
-                details["transcode_reason"] = result.reason
-            first = getattr(result, "first_media_at", None)
-            if first is not None and recording.started_at is not None:
-                details["offset_ms"] = max(0, int((first - recording.started_at.timestamp())
-                                                  * 1000))
-        if path.exists() and "file" not in details:
-            try:
-                details["file"] = make_seekable(
-                    path, recording_id=recording.id, track=track.name,
-                    data_key=archive.data_key(recording)).to_dict()
-            except Exception as exc:  # keep what was recorded: it plays, without seeking
-                log.warning("track %s stays as recorded (not seekable): %s", track.name, exc)
-                details["seekable"] = False
-                try:
-                    details["file"] = self._summary(recording, path).to_dict()
-                except StoreError as err:
-                    details["error"] = str(err)
-        track.stopped_at = track.stopped_at or utcnow()
-        track.details = _json(details)
-
-    def _summary(self, recording: Recording, path: Any) -> FileSummary:
-        from portal.recording.store import ChunkReader
-
-        with ChunkReader(path, recording_id=recording.id, data_key=archive.data_key(recording),
-                         allow_incomplete=True) as source:
-            return source.verify()
-
-    # --- after a crash ------------------------------------------------------------------------
-
-    def recover_stale(self) -> list[str]:
-        """Recordings whose recorder stopped stamping them: incomplete, readable, sealed."""
-        beat = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
-        cutoff = utcnow() - timedelta(seconds=3 * beat)
-        with self._lock:
-            mine = set(self._publications) | set(self._data_keys)
-        stale = [r for r in db.session.scalars(select(Recording).where(
-            Recording.status.in_((RecordingStatus.REQUESTED, RecordingStatus.RECORDING,
-                                  RecordingStatus.PAUSED)),
-            Recording.alive_at < cutoff)) if r.id not in mine]
-        for recording in stale:
-            recover_recording(recording)
-            db.session.commit()
-        return [r.id for r in stale]
 
 
-def recover_recording(recording: Recording) -> None:
-    """Mark a crashed recording incomplete; keep every sealed chunk readable."""
-    if recording.status is RecordingStatus.REQUESTED:
-        recording.status = RecordingStatus.CANCELLED
-        recording.stop_reason = "recorder_stopped"
-        audit.record("recording.cancelled", object_type="recording", object_id=recording.id,
-                     actor=audit.SYSTEM, details={"reason": "recorder_stopped"})
-        return
-    key = archive.data_key(recording)
-    for track in recording.tracks:
-        details = archive.track_details(track)
-        path = archive.track_path(track)
-        if path.exists():
-            try:
-                details["file"] = recover(path, recording_id=recording.id,
-                                          data_key=key).to_dict()
-            except StoreError as exc:
-                details["error"] = str(exc)
-        track.stopped_at = track.stopped_at or utcnow()
-        track.details = _json(details)
-    recording.status = RecordingStatus.INCOMPLETE
-    recording.stop_reason = recording.stop_reason or "recorder_stopped"
-    recording.stopped_at = recording.stopped_at or recording.alive_at or utcnow()
-    archive.seal(recording, consents_json(recording))
-    audit.record("recording.incomplete", object_type="recording", object_id=recording.id,
-                 actor=audit.SYSTEM, details={"tracks": len(recording.tracks)})
-
-
-def _waited(key: str, done: Future[Any]) -> Any:
+def _waited(key: str, done: Future[PublicationResult | None]) -> PublicationResult | None:
     """A retired publication's stop result; a stop that hangs must not keep a recording open."""
     try:
         return done.result(2 * STOP_TIMEOUT)
@@ -404,21 +321,5 @@ def _waited(key: str, done: Future[Any]) -> Any:
         return None
 
 
-def consents_json(recording: Recording) -> list[dict[str, Any]]:
-    rows = db.session.scalars(select(Consent).where(
-        Consent.appointment_id == recording.appointment_id).order_by(Consent.id)).all()
-    return [{"participant": c.participant_id, "decision": c.decision.value,
-             "recording": c.recording_id, "wording_version": c.wording_version,
-             "at": c.decided_at.isoformat()}
-            for c in rows if c.recording_id in (recording.id, None)]
-
-
-def _json(value: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)
-
-
 def init_app(app: Flask) -> None:
     app.extensions["recording"] = RecordingManager(app)
-

@@ -14,10 +14,10 @@ from typing import Any
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from portal import presence
 from portal.audit import services as audit
 from portal.audit.services import Actor
-from portal.call import presence
-from portal.call.guard import Refused
+from portal.errors import Conflict, Forbidden
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -123,9 +123,9 @@ def request(me: Participant, shown: Wording, asker: Asker) -> Change:
     appointment: Appointment = me.appointment
     policy = appointment.recording_policy
     if policy is RecordingPolicy.OFF:
-        raise Refused("forbidden", _("This appointment is not to be recorded."))
+        raise Forbidden(_("This appointment is not to be recorded."))
     if active(appointment.id) is not None:
-        raise Refused("conflict", _("A recording is already running or being asked for."))
+        raise Conflict(_("A recording is already running or being asked for."))
     recording = Recording(id=secrets.token_hex(16), appointment_id=appointment.id,
                           requested_by_id=me.id, status=RecordingStatus.REQUESTED,
                           wording_version=shown.version, alive_at=utcnow())
@@ -144,11 +144,11 @@ def decide(me: Participant, recording: Recording, decision: Decision, shown: Wor
            asker: Asker) -> Change:
     """A participant answers the prompt, or withdraws."""
     if recording.appointment.recording_policy is not RecordingPolicy.CONSENT:
-        raise Refused("forbidden", _("This recording is by notice; there is no consent to give."))
+        raise Forbidden(_("This recording is by notice; there is no consent to give."))
     if recording.stopped_at is not None:
-        raise Refused("conflict", _("This recording has already stopped."))
+        raise Conflict(_("This recording has already stopped."))
     if decision is Decision.GRANTED and me not in presence.members(recording.appointment):
-        raise Refused("not_in_call", _("Join the call first."))
+        raise Conflict(_("Join the call first."), code="not_in_call")
     _consent(me, recording, decision, shown, asker)
     db.session.flush()
     if decision is Decision.GRANTED:

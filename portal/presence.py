@@ -1,6 +1,7 @@
 """The call's state in the database: who waits, who is in, who may come back.
 
-The database is the truth (several web workers may share it); sockets only carry it.
+The database is the truth (several web workers may share it); sockets only carry it. Pure
+queries and changes on the session: no commit, nothing sent.
 """
 
 from __future__ import annotations
@@ -11,28 +12,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from portal.extensions import db, socketio
+from portal.extensions import db
 from portal.models import Appointment, ChatMessage, LobbyState, Participant, ParticipantRole
 
 CHAT_HISTORY = 200
-
-
-def appointment_room(appointment_id: int) -> str:
-    """Every socket of the appointment: host pages, lobby, call."""
-    return f"appointment:{appointment_id}"
-
-
-def hosts_room(appointment_id: int) -> str:
-    return f"hosts:{appointment_id}"
-
-
-def call_room(appointment_id: int) -> str:
-    return f"call:{appointment_id}"
-
-
-def user_room(user_id: int) -> str:
-    """Every call socket of one staff account."""
-    return f"user:{user_id}"
 
 
 def grace() -> timedelta:
@@ -99,8 +82,3 @@ def chat_history(appointment: Appointment) -> list[ChatMessage]:
 def chat_json(m: ChatMessage) -> dict[str, Any]:
     return {"id": m.id, "from": {"id": m.participant.id, "name": m.participant.display_name},
             "text": m.body, "sent_at": utc_iso(m.sent_at)}
-
-
-def send_lobby(appointment: Appointment) -> None:
-    """The hosts' pages get the waiting room as it is now."""
-    socketio.emit("lobby:list", {"waiting": waiting(appointment)}, to=hosts_room(appointment.id))

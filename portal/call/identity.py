@@ -1,0 +1,142 @@
+"""Who a socket belongs to: decided once at connect, checked again only when it may have
+changed (a notice marked it stale, or the guest's link reached its closing time)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from portal.accounts.auth import load_user
+from portal.appointments.services import InviteState, check_invite, invite_state, invite_window
+from portal.clock import Clock
+from portal.extensions import db
+from portal.models import Appointment, Participant, ParticipantRole, Status, utcnow
+from portal.tokens import hash_token
+
+_OPEN = (Status.SCHEDULED, Status.LIVE)
+#: Events a socket may send: `RATE` a second on average, bursts of up to `BURST`.
+EVENT_RATE, EVENT_BURST = 40, 200
+CHAT_RATE, CHAT_BURST = 0.5, 5
+
+
+class Refused(Exception):
+    """An event the server will not act on; the sender gets `error` {code, message, event}."""
+
+    def __init__(self, code: str, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.message, self.close = code, message, close
+
+
+@dataclass
+class Bucket:
+    """Token bucket: `rate` events a second on average, bursts up to `burst`; full at first."""
+
+    rate: float
+    burst: float
+    #: Monotonic seconds: the app's clock (portal/clock.py), which tests move by hand.
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    stamp: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.stamp = self.clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@dataclass
+class Identity:
+    """Who a socket belongs to, fixed at connect."""
+
+    participant_id: int
+    appointment_id: int
+    user_id: int | None = None  # staff (the host)
+    session_epoch: int | None = None
+    token_hash: str | None = None  # guests: which link (a new link is a new identity)
+    #: Guests: when the link stops working by itself; the next event after it is re-checked.
+    valid_until: datetime | None = None
+    #: Set by a notice (link stopped, account changed, appointment moved): check again.
+    stale: bool = False
+    clock: Callable[[], float] = time.monotonic  # for the rate limits
+    now: Callable[[], datetime] = utcnow  # for valid_until
+    events: Bucket = field(init=False)
+    chat: Bucket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = Bucket(rate=EVENT_RATE, burst=EVENT_BURST, clock=self.clock)
+        self.chat = Bucket(rate=CHAT_RATE, burst=CHAT_BURST, clock=self.clock)
+
+    @property
+    def is_host(self) -> bool:
+        return self.user_id is not None
+
+    def due(self) -> bool:
+        """Must be checked again before its next event."""
+        return self.stale or (self.valid_until is not None and self.now() >= self.valid_until)
+
+
+def identify(auth: Any, clock: Clock) -> Identity:
+    """At connect: a guest's invite, or the session of the staff member hosting the call."""
+    if not isinstance(auth, dict):
+        auth = {}
+    token = auth.get("invite")
+    if token is not None:
+        if not isinstance(token, str):
+            raise Refused("bad_request", _("The invite is malformed."))
+        check = check_invite(token)
+        if check.state is not InviteState.VALID or check.guest is None:
+            raise Refused("unauthorized" if check.state is InviteState.UNKNOWN else "ended",
+                          _("This invite link does not work now."))
+        guest = check.guest
+        return Identity(guest.id, guest.appointment_id, token_hash=hash_token(token),
+                        valid_until=invite_window(guest.appointment)[1],
+                        clock=clock.monotonic, now=clock.now)
+    appointment_id = auth.get("appointment")
+    if not isinstance(appointment_id, int) or isinstance(appointment_id, bool) \
+            or not 0 < appointment_id < 2**31:
+        raise Refused("bad_request", _("Say which appointment to connect to."))
+    if not current_user.is_authenticated or current_user.must_change_password:
+        raise Refused("unauthorized", _("Please sign in again."))
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None or appointment.host_id != current_user.id:
+        raise Refused("forbidden", _("You do not host this appointment."))
+    if appointment.status not in _OPEN:
+        raise Refused("ended", _("This appointment is over."))
+    host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
+    return Identity(host_row.id, appointment.id, user_id=current_user.id,
+                    session_epoch=current_user.session_epoch, clock=clock.monotonic,
+                    now=clock.now)
+
+
+def recheck(identity: Identity) -> None:
+    """The invite or staff session is still good and the call still open, or Refused (which
+    closes the socket). Renews the identity's closing time."""
+    if identity.token_hash is not None:
+        guest = db.session.get(Participant, identity.participant_id)
+        if guest is None or guest.invite_token_hash != identity.token_hash \
+                or guest.invite_revoked:
+            raise Refused("ended", _("This invite link was stopped by the host."), close=True)
+        if invite_state(guest, now=identity.now()) is not InviteState.VALID:
+            raise Refused("ended", _("This invite link does not work any more."), close=True)
+        identity.valid_until = invite_window(guest.appointment)[1]
+    else:
+        if load_user(f"{identity.user_id}.{identity.session_epoch}") is None:
+            raise Refused("unauthorized", _("Please sign in again."), close=True)
+        appointment = db.session.get(Appointment, identity.appointment_id)
+        if appointment is None or appointment.status not in _OPEN:
+            raise Refused("ended", _("This appointment is over."), close=True)
+    identity.stale = False
