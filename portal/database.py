@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
 from sqlalchemy import Engine, event
 
 from portal.extensions import db
@@ -41,6 +42,22 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    app.after_request(commit_request)
+
+
+def commit_request(response: Response) -> Response:
+    """The one commit of a request, once the view has answered. An error that leaves a view
+    is answered by an error handler, which rolls back first; a view that answers a DomainError
+    itself (next to a form, say) wraps the call that failed in all_or_nothing()."""
+    db.session.commit()
+    return response
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """A savepoint: if the block raises, none of its changes stay (the request goes on)."""
+    with db.session.begin_nested():
+        yield
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -9,8 +9,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from portal.accounts import auth, services
 from portal.accounts.forms import LoginForm, PasswordForm
+from portal.database import all_or_nothing
 from portal.errors import DomainError
-from portal.extensions import db, limiter
+from portal.extensions import limiter
 from portal.links import is_local_path
 
 bp = Blueprint("accounts", __name__)
@@ -31,7 +32,6 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data or "", form.password.data or "")
-        db.session.commit()
         if user is not None:
             login_user(user)
             auth.note_sign_in()
@@ -46,7 +46,6 @@ def login() -> ResponseReturnValue:
 @login_required
 def logout() -> ResponseReturnValue:
     services.record_logout(current_user._get_current_object())
-    db.session.commit()
     logout_user()
     flash(_("You are signed out."), "info")
     return redirect(url_for("accounts.login"))
@@ -59,12 +58,11 @@ def password() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = current_user._get_current_object()
         try:
-            services.change_password(user, form.current.data or "", form.new.data or "")
+            with all_or_nothing():
+                services.change_password(user, form.current.data or "", form.new.data or "")
         except DomainError as err:
-            db.session.rollback()
             flash(err.message, "error")
             return render_template("accounts/password.html", form=form), err.status
-        db.session.commit()
         login_user(user)  # the epoch moved on: renew this session, end the others
         flash(_("Your password is changed."), "info")
         return redirect(url_for("appointments.index"))

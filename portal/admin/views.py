@@ -12,6 +12,7 @@ from portal.accounts.auth import admin_required
 from portal.admin.forms import TokenForm, UserForm
 from portal.appointments.forms import ConfirmForm
 from portal.audit import services as audit
+from portal.database import all_or_nothing
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.inputs import MAX_ID
@@ -45,14 +46,13 @@ def create_user() -> ResponseReturnValue:
     form = UserForm()
     if form.validate_on_submit():
         try:
-            user, one_time = accounts.create_user(form.email.data or "", form.name.data or "",
-                                                  Role(form.role.data))
+            with all_or_nothing():
+                user, one_time = accounts.create_user(form.email.data or "",
+                                                      form.name.data or "", Role(form.role.data))
         except DomainError as err:
-            db.session.rollback()
             flash(err.message, "error")
             status = err.status
         else:
-            db.session.commit()
             return render_template("admin/users.html", users=accounts.list_users(),
                                    form=UserForm(formdata=None), confirm=ConfirmForm(),
                                    one_time=(user, one_time))
@@ -78,7 +78,6 @@ def _set_disabled(user_id: int, disabled: bool) -> ResponseReturnValue:
     user = _user(user_id)
     _confirmed()
     accounts.set_disabled(user, disabled, by=current_user)
-    db.session.commit()
     flash(_("%(name)s is disabled.", name=user.name) if disabled
           else _("%(name)s is enabled.", name=user.name), "info")
     return redirect(url_for(".users"))
@@ -90,7 +89,6 @@ def reset_password(user_id: int) -> ResponseReturnValue:
     user = _user(user_id)
     _confirmed()
     one_time = accounts.reset_password(user)
-    db.session.commit()
     return render_template("admin/users.html", users=accounts.list_users(),
                            form=UserForm(formdata=None), confirm=ConfirmForm(),
                            one_time=(user, one_time))
@@ -119,7 +117,6 @@ def issue_token() -> ResponseReturnValue:
                                form=form, confirm=ConfirmForm(), new_token=None), 400
     owner = _user(form.user_id.data)
     token, plain = accounts.issue_api_token(owner, form.name.data or "")
-    db.session.commit()
     return render_template("admin/tokens.html", tokens=accounts.list_api_tokens(),
                            form=_token_form(), confirm=ConfirmForm(), new_token=(token, plain))
 
@@ -132,7 +129,6 @@ def revoke_token(token_id: int) -> ResponseReturnValue:
         abort(404)
     _confirmed()
     accounts.revoke_api_token(token)
-    db.session.commit()
     flash(_("The token %(prefix)s… no longer works.", prefix=token.prefix), "info")
     return redirect(url_for(".tokens"))
 

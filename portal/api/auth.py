@@ -1,8 +1,9 @@
 """Bearer-token authentication for /api/v1, and the audit of every token use.
 
 The API never looks at the Flask-Login session: a request counts as its token's owner (a host)
-or it is refused with 401. Each request ends with exactly one commit, in `finish`: the view's
-changes (unless the answer is an error) together with the audit event of the token's use.
+or it is refused with 401. Each request ends with exactly one commit (database.commit_request,
+after `finish`): the view's changes (unless the answer is an error) together with the audit
+event of the token's use.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def current_host() -> User:
 
 
 def finish(response: Response) -> Response:
-    """After every API request: audit the token's use and commit, once."""
+    """After every API request: audit the token's use (an error answer keeps only that)."""
     token: ApiToken | None = g.get("api_token")
     rejection: tuple[str, int | None] | None = g.get("api_rejection")
     if token is None and rejection is None:
@@ -69,8 +70,7 @@ def finish(response: Response) -> Response:
         audit.record("api_token.rejected", object_type="api_token", object_id=token_id,
                      details={**details, "reason": reason},
                      actor=audit.Actor("anonymous"))
-    db.session.commit()
-    return response
+    return response  # committed by database.commit_request, after this
 
 
 def _refuse(message: str) -> NoReturn:

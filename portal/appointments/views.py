@@ -9,8 +9,8 @@ from flask_login import current_user, login_required
 
 from portal.appointments import services
 from portal.appointments.forms import AppointmentForm, ConfirmForm, GuestForm
+from portal.database import all_or_nothing
 from portal.errors import DomainError
-from portal.extensions import db
 from portal.links import invite_url
 from portal.models import (
     Appointment,
@@ -48,16 +48,15 @@ def new() -> ResponseReturnValue:
     form = AppointmentForm()
     if form.validate_on_submit():
         try:
-            appointment = services.book(
-                current_user, kind=Kind(form.kind.data), title=form.title.data or "",
-                starts_at=local_to_utc(form.starts_at.data),
-                duration_minutes=form.duration_minutes.data or 0,
-                recording_policy=RecordingPolicy(form.recording_policy.data))
+            with all_or_nothing():
+                appointment = services.book(
+                    current_user, kind=Kind(form.kind.data), title=form.title.data or "",
+                    starts_at=local_to_utc(form.starts_at.data),
+                    duration_minutes=form.duration_minutes.data or 0,
+                    recording_policy=RecordingPolicy(form.recording_policy.data))
         except DomainError as err:
-            db.session.rollback()
             _attach(form, err)
             return render_template("appointments/edit.html", form=form, appointment=None), 422
-        db.session.commit()
         flash(_("Appointment booked. Now add the guests."), "info")
         return redirect(url_for(".show", appointment_id=appointment.id))
     status = 400 if form.is_submitted() else 200
@@ -99,17 +98,16 @@ def edit(appointment_id: int) -> ResponseReturnValue:
         if starts_at == appointment.starts_at.replace(second=0, microsecond=0):
             starts_at = appointment.starts_at  # the form shows whole minutes: start unchanged
         try:
-            services.update(
-                appointment, kind=Kind(form.kind.data), title=form.title.data or "",
-                starts_at=starts_at,
-                duration_minutes=form.duration_minutes.data,
-                recording_policy=RecordingPolicy(form.recording_policy.data))
+            with all_or_nothing():
+                services.update(
+                    appointment, kind=Kind(form.kind.data), title=form.title.data or "",
+                    starts_at=starts_at,
+                    duration_minutes=form.duration_minutes.data,
+                    recording_policy=RecordingPolicy(form.recording_policy.data))
         except DomainError as err:
-            db.session.rollback()
             _attach(form, err)
             return render_template("appointments/edit.html", form=form,
                                    appointment=appointment), err.status
-        db.session.commit()
         flash(_("Appointment saved. Existing invite links follow the new time."), "info")
         return redirect(url_for(".show", appointment_id=appointment.id))
     else:
@@ -125,7 +123,6 @@ def cancel(appointment_id: int) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     services.cancel(appointment)
-    db.session.commit()
     flash(_("Appointment cancelled. The invite links no longer work."), "info")
     return redirect(url_for(".show", appointment_id=appointment.id))
 
@@ -141,16 +138,15 @@ def add_guest(appointment_id: int) -> ResponseReturnValue:
                                guest_form=form, confirm=ConfirmForm(),
                                window=(opens, closes), new_link=None), 400
     try:
-        guest, token = services.add_guest(
-            appointment, display_name=form.display_name.data or "",
-            role=ParticipantRole(form.role.data), email=form.email.data or None)
+        with all_or_nothing():
+            guest, token = services.add_guest(
+                appointment, display_name=form.display_name.data or "",
+                role=ParticipantRole(form.role.data), email=form.email.data or None)
     except DomainError as err:
-        db.session.rollback()
         _attach(form, err)
         return render_template("appointments/show.html", appointment=appointment,
                                guest_form=form, confirm=ConfirmForm(),
                                window=(opens, closes), new_link=None), err.status
-    db.session.commit()
     # Shown once, in this response only: the token is not stored anywhere.
     return render_template("appointments/show.html", appointment=appointment,
                            guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),
@@ -165,7 +161,6 @@ def revoke(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     services.revoke_invite(guest)
-    db.session.commit()
     flash(_("The invite link for %(name)s no longer works.", name=guest.display_name), "info")
     return redirect(url_for(".show", appointment_id=appointment.id))
 
@@ -178,12 +173,11 @@ def reissue(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     try:
-        token = services.reissue_invite(guest)
+        with all_or_nothing():
+            token = services.reissue_invite(guest)
     except DomainError as err:
-        db.session.rollback()
         flash(err.message, "error")
         return redirect(url_for(".show", appointment_id=appointment.id))
-    db.session.commit()
     opens, closes = services.invite_window(appointment)
     return render_template("appointments/show.html", appointment=appointment,
                            guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),

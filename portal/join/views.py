@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from portal.appointments.services import InviteState, check_invite
 from portal.audit import services as audit
-from portal.extensions import db, limiter
+from portal.extensions import limiter
 
 bp = Blueprint("join", __name__)
 
@@ -31,7 +31,6 @@ def landing(token: str) -> ResponseReturnValue:
         audit.record("invite.opened", object_type="participant", object_id=check.guest.id,
                      details={"appointment_id": check.guest.appointment_id,
                               "state": check.state.value})
-        db.session.commit()
     status = _STATUS[check.state]
     template = "join/landing.html" if check.state is InviteState.VALID else "join/unavailable.html"
     response = current_app.make_response((render_template(

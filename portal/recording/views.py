@@ -77,7 +77,6 @@ def media(recording_id: str, track_id: int) -> ResponseReturnValue:
         audit.record("recording.downloaded" if download else "recording.played",
                      object_type="recording", object_id=recording.id,
                      details={"track": track.name})
-        db.session.commit()
     stream: Any = archive.PlainStream(source)
     body = wrap_file(request.environ, stream, buffer_size=CHUNK)
     response = Response(body, mimetype="video/webm", direct_passthrough=True)
