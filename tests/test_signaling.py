@@ -835,6 +835,25 @@ def test_revoked_invite_mid_call(app: Flask, consult: Consult,
     refused(guest_socket(app, consult.token(0), welcome=False), {"ended"})
 
 
+def test_a_link_that_closes_mid_call_refuses_the_next_event(
+        app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:
+    """No notice says that a link's time is up: the socket checks it itself before each
+    event (an hour after the end, by the config), and only then asks the database."""
+    clock = hand_clock(app)
+    host, (pat,) = in_call(app, host_socket, consult)
+    clock.advance(60 * 60 + 59 * 60)  # the consult's hour, then 59 of the 60 minutes after
+    pat.emit("chat:send", {"text": "still within the window"})
+    pat.no_errors()
+    assert [m["text"] for m in host.take("chat:message")] == ["still within the window"]
+    clock.advance(60)
+    pat.emit("chat:send", {"text": "too late"})
+    assert pat.error("chat:send")["code"] == "ended"
+    assert not pat.connected
+    assert host.take("chat:message") == []
+    host.emit("media:state", {"audio": True, "video": False})  # a host has no such limit
+    host.no_errors()
+
+
 def test_cancelled_appointment_ends_the_waiting_guest(
         app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:
     host = host_socket(consult)

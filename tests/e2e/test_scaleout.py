@@ -11,11 +11,19 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from conftest import _pg_admin, pg_url
-from live import CHEAP_ARGON2, LivePortal, _server_env, _wait_until_healthy, free_port
+from live import (
+    CHEAP_ARGON2,
+    CSRF_RE,
+    LivePortal,
+    _server_env,
+    _wait_until_healthy,
+    free_port,
+)
 
 from portal import PROJECT_ROOT, create_app
 
@@ -108,3 +116,35 @@ def test_signaling_crosses_between_workers_through_redis(
 
     host_socket.emit("call:end", {})
     guest_socket.wait_for("call:ended")
+
+
+def _post_form(session: Any, base_url: str, page: str, action: str) -> None:
+    """Post a confirmation form of page (as the host's browser would)."""
+    token = CSRF_RE.search(session.get(base_url + page, timeout=10).text)
+    assert token is not None, f"no form on {page}"
+    answer = session.post(base_url + action, data={"csrf_token": token.group(1)}, timeout=10)
+    assert answer.status_code < 400, answer.text[:300]
+
+
+def test_a_stopped_link_and_a_sign_out_close_sockets_on_the_other_worker(
+        two_workers: tuple[LivePortal, LivePortal]) -> None:
+    """The host acts through worker A; the sockets it concerns sit on worker B. Each is told
+    why and closed at once, without sending anything first."""
+    a, b = two_workers
+    host = a.create_host()
+    consult = a.book_consult(host, guests=["Pat on worker B"])
+    invite = consult.guest
+    guest_socket = b.guest_client(invite)
+    guest_socket.wait_for("welcome")
+    host_on_b = b.host_client(consult, cookie=a.login_cookie(host))
+    host_on_b.wait_for("welcome")
+    page = f"/appointments/{consult.appointment_id}"
+    with a.login_session(host) as browser:
+        _post_form(browser, a.base_url, page, f"{page}/guests/{invite.participant_id}/revoke")
+        assert guest_socket.wait_for("error")["code"] == "ended"
+        assert guest_socket.disconnected.wait(5), "the guest's socket on worker B stayed open"
+        assert host_on_b.connected
+
+        _post_form(browser, a.base_url, page, "/logout")
+    assert host_on_b.wait_for("error")["code"] == "unauthorized"
+    assert host_on_b.disconnected.wait(5), "the host's socket on worker B stayed open"
