@@ -172,18 +172,19 @@ def _transaction(sid: str, name: str) -> Iterator[None]:
     try:
         yield
         db.session.commit()
-    except Refused as err:
+    except Exception as exc:
         db.session.rollback()
-        log.info("refused %s from %s: %s", name, sid, err.code)
-        refuse(sid, name, err)
-    except DomainError as err:
-        db.session.rollback()
-        log.info("refused %s from %s: %s", name, sid, err.code)
-        refuse(sid, name, Refused(err.code, err.message))
-    except Exception:
-        db.session.rollback()
-        log.exception("signaling event %s failed", name)
-        refuse(sid, name, Refused("internal", _("Something went wrong on our side.")))
+        refuse(sid, name, _refusal(exc, name, sid))
+
+
+def _refusal(exc: Exception, name: str, sid: str) -> Refused:
+    """What the sender of a failed event is told: the refusal, the domain's reason, or that
+    the fault is ours (logged with its traceback)."""
+    if isinstance(exc, Refused | DomainError):
+        log.info("refused %s from %s: %s", name, sid, exc.code)
+        return exc if isinstance(exc, Refused) else Refused(exc.code, exc.message)
+    log.error("signaling event %s failed", name, exc_info=exc)
+    return Refused("internal", _("Something went wrong on our side."))
 
 
 def event(name: str, schema: Schema) -> Callable[[Handler], Handler]:
