@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from calls import Consult, admit, guest_socket, in_call, join_call
-from conftest import People
 from flask import Flask
+from people import People
 from sqlalchemy import select
 from support import SocketClient, audit_events, book, invite
 
