@@ -1,8 +1,7 @@
 """How the tests share code: fixtures live in conftest.py files (or in the one test module that
 uses them), plain helpers in modules of their own. No module imports conftest, a test module or
 a fixture: such an import needs a `noqa` (the linter sees an unused name, shadowed by the
-parameter of the same name), hides where a fixture comes from, and makes a module-scoped
-fixture one per importing module."""
+parameter of the same name) and hides where a fixture comes from."""
 
 from __future__ import annotations
 
