@@ -1,6 +1,6 @@
 """Signaling through Flask-SocketIO's test client, set up for a test: a consult starting now
-with its guests, host and guest sockets, the lobby and the call. The fixtures `consult`,
-`other` and `host_socket` are imported into conftest."""
+with its guests, guest sockets, the lobby and the call. The fixtures built on these (`consult`,
+`other`, `host_socket`) are in conftest."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from conftest import People, Staff
 from flask import Flask
+from people import Staff
 from support import SocketClient, book, invite
 
 
@@ -27,39 +26,10 @@ class Consult:
         return self.guests[i][1]
 
 
-def _consult(app: Flask, staff: Staff, names: list[str], title: str) -> Consult:
+def consult_now(app: Flask, staff: Staff, names: list[str], title: str) -> Consult:
+    """`staff`'s consult, starting now, with a guest of each name."""
     appointment_id = book(app, staff.id, starts_in=timedelta(0), minutes=60, title=title)
     return Consult(appointment_id, staff, [invite(app, appointment_id, name) for name in names])
-
-
-@pytest.fixture
-def consult(app: Flask, people: People) -> Consult:
-    """Host A's consult, starting now, with guests Pat and Kim."""
-    return _consult(app, people.host_a, ["Pat", "Kim"], "Follow-up A")
-
-
-@pytest.fixture
-def other(app: Flask, people: People) -> Consult:
-    """Host B's consult, starting now, with guest Olav."""
-    return _consult(app, people.host_b, ["Olav"], "Follow-up B")
-
-
-@pytest.fixture
-def host_socket(app: Flask, new_browser: Any) -> Callable[..., SocketClient]:
-    """host_socket(consult) — the consult's host, signed in, connected; `as_staff` to be
-    someone else; `welcome=False` to not require a welcome (a refused connect)."""
-
-    def connect(c: Consult, *, as_staff: Staff | None = None, auth: Any = None,
-                label: str = "host", welcome: bool = True) -> SocketClient:
-        browser = new_browser().login(as_staff or c.host)
-        sock = SocketClient(app, flask_client=browser.client, label=label,
-                            auth={"appointment": c.id} if auth is None else auth)
-        if welcome:
-            assert sock.connected, f"{label} refused: {sock.connect_error!r}"
-            sock.only("welcome")
-        return sock
-
-    return connect
 
 
 def guest_socket(app: Flask, token: str, label: str = "guest",

@@ -1,103 +1,28 @@
-"""Fixtures: an app on a freshly migrated database (SQLite, or PostgreSQL where asked), users
-of every role, and a browser-like client that carries the CSRF token the way a page does."""
+"""Fixtures every test module may use: an app on a freshly migrated database (SQLite, or
+PostgreSQL where asked), users of every role, browser-like clients, sockets into a consult
+starting now, aiortc publishers and the WebRTC tests' network namespace. The browser and
+live-server fixtures of tests/e2e/ are in e2e/conftest.py. Plain helpers are in modules of
+their own (apps, people, support, calls, live, ...): test modules import those, never this
+file or each other (tests/test_test_layout.py checks)."""
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from apps import make_app, pg_admin, pg_url
+from calls import Consult, consult_now
 from flask import Flask
-from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from jinja2.bccache import Bucket, BytecodeCache
-from live import CHEAP_ARGON2
 from netns import Namespace, require_root
+from people import Browser, People, Staff, add_people
+from support import SocketClient
 
-from portal import create_app
-from portal.accounts import services as accounts
 from portal.extensions import db
-from portal.models import Role
-
-PASSWORD = "correct horse battery staple"
-PG_ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
-
-
-@dataclass
-class Staff:
-    id: int
-    email: str
-    password: str = PASSWORD
-
-
-@dataclass
-class People:
-    admin: Staff
-    host_a: Staff
-    host_b: Staff
-
-
-def add_people(url: str, files: Path) -> People:
-    """Add the administrator and two hosts of the `people` fixture to a migrated database."""
-    made = {}
-    app = make_app(url, files)
-    with app.app_context():
-        for key, email, role in (("admin", "admin@example.org", Role.ADMIN),
-                                 ("host_a", "a@example.org", Role.HOST),
-                                 ("host_b", "b@example.org", Role.HOST)):
-            user, _ = accounts.create_user(email, key.replace("_", " ").title(), role, PASSWORD)
-            user.must_change_password = False
-            db.session.commit()
-            made[key] = Staff(user.id, email)
-        db.session.remove()  # its connection back, so that dispose closes it (the WAL ends)
-        db.engine.dispose()
-    return People(**made)
-
-
-def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
-    """A test app on the database; its recording keys and recordings go into `files` (a
-    pytest temporary folder, so that they never land in the checkout's instance/)."""
-    config = {
-        "RECORDINGS_DIR": str(files / "recordings"),
-        "RECORDING_KEYS_DIR": str(files),
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "BABEL_DEFAULT_TIMEZONE": "UTC",
-        **CHEAP_ARGON2,
-        **extra,
-    }
-    app = create_app(config)
-    app.jinja_env.bytecode_cache = TEMPLATES  # compiling every template for every app: 70 ms
-    return app
-
-
-class SharedBytecode(BytecodeCache):
-    """Compiled templates shared by the test apps of a session; Jinja checks each one against
-    its template's source checksum, so an edited template is compiled again."""
-
-    def __init__(self) -> None:
-        self.compiled: dict[str, bytes] = {}
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        code = self.compiled.get(bucket.key)
-        if code is not None:
-            bucket.bytecode_from_string(code)
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        self.compiled[bucket.key] = bucket.bytecode_to_string()
-
-
-TEMPLATES = SharedBytecode()
 
 
 @pytest.fixture(scope="session")
@@ -120,31 +45,18 @@ def sqlite_people_template(sqlite_template: Path,
     return path, add_people(f"sqlite:///{path}", path.parent)
 
 
-def _pg_admin() -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:  # fail loudly: never skip the PostgreSQL tests
-        pytest.fail(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}",
-                    pytrace=False)
-
-
-def pg_url(name: str) -> str:
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    return f"{base}/{name}"
-
-
 @pytest.fixture(scope="session")
 def pg_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL database migrated once through Alembic, used as a template."""
     name = f"samtale_tpl_{uuid.uuid4().hex[:8]}"
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     app = make_app(pg_url(name), tmp_path_factory.mktemp("pg-template"))
     with app.app_context():
         upgrade()
         db.engine.dispose()
     yield name
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -153,10 +65,10 @@ def pg_people_template(pg_template: str, tmp_path_factory: pytest.TempPathFactor
                        ) -> Iterator[tuple[str, People]]:
     """pg_template with the `people` in it, itself a template."""
     name = f"samtale_tplp_{uuid.uuid4().hex[:8]}"
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     yield name, add_people(pg_url(name), tmp_path_factory.mktemp("pg-people"))
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -168,10 +80,10 @@ PEOPLE_TEMPLATES = {"sqlite": "sqlite_people_template", "postgresql": "pg_people
 def pg_database() -> Iterator[str]:
     """An empty PostgreSQL database of its own, dropped afterwards; yields its URL."""
     name = f"samtale_t_{uuid.uuid4().hex[:10]}"
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield pg_url(name)
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -196,7 +108,7 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         template = (request.getfixturevalue(PEOPLE_TEMPLATES[backend])[0] if with_people
                     else request.getfixturevalue("pg_template"))
         dbname = f"samtale_t_{uuid.uuid4().hex[:10]}"
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{template}"')
         url = pg_url(dbname)
     application = make_app(url, tmp_path)
@@ -205,7 +117,7 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
     with application.app_context():
         db.engine.dispose()
     if dbname:
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
@@ -216,48 +128,6 @@ def people(app: Flask, backend: str, request: pytest.FixtureRequest) -> People:
     made: People = request.getfixturevalue(PEOPLE_TEMPLATES[backend])[1]
     return People(*(Staff(staff.id, staff.email) for staff in
                     (made.admin, made.host_a, made.host_b)))
-
-
-class Browser:
-    """A test client that, like a page, sends the session's CSRF token with every form."""
-
-    def __init__(self, client: FlaskClient) -> None:
-        self.client = client
-        self._csrf: str | None = None
-
-    def get(self, url: str, **kw: Any) -> Any:
-        response = self.client.get(url, **kw)
-        if response.mimetype != "text/html":
-            return response
-        match = CSRF_RE.search(response.get_data(as_text=True))
-        if match:
-            self._csrf = match.group(1)
-        return response
-
-    def csrf(self) -> str:
-        if self._csrf is None:
-            self.get("/login")
-        if self._csrf is None:
-            self.get("/account/password")
-        assert self._csrf, "no page offered a CSRF token"
-        return self._csrf
-
-    def post(self, url: str, data: dict[str, Any] | None = None, *, csrf: bool = True,
-             **kw: Any) -> Any:
-        data = dict(data or {})
-        if csrf:
-            data.setdefault("csrf_token", self.csrf())
-        response = self.client.post(url, data=data, **kw)
-        match = CSRF_RE.search(response.get_data(as_text=True))
-        if match:
-            self._csrf = match.group(1)
-        return response
-
-    def login(self, staff: Staff) -> Browser:
-        response = self.post("/login", {"email": staff.email, "password": staff.password})
-        assert response.status_code == 302, response.get_data(as_text=True)
-        self._csrf = None  # Flask-Login renews the session
-        return self
 
 
 @pytest.fixture
@@ -312,10 +182,34 @@ def _webrtc_inside_namespace(request: pytest.FixtureRequest) -> Iterator[None]:
 
 # --- Signaling through the test client (tests/calls.py)
 
-from calls import consult, host_socket, other  # noqa: E402, F401
+@pytest.fixture
+def consult(app: Flask, people: People) -> Consult:
+    """Host A's consult, starting now, with guests Pat and Kim."""
+    return consult_now(app, people.host_a, ["Pat", "Kim"], "Follow-up A")
 
-# --- Live portal (a real server in a subprocess) for Socket.IO and browser tests: tests/live.py
-from live import live_portal, live_portal_factory, live_portal_module  # noqa: E402, F401
+
+@pytest.fixture
+def other(app: Flask, people: People) -> Consult:
+    """Host B's consult, starting now, with guest Olav."""
+    return consult_now(app, people.host_b, ["Olav"], "Follow-up B")
+
+
+@pytest.fixture
+def host_socket(app: Flask, new_browser: Any) -> Callable[..., SocketClient]:
+    """host_socket(consult) — the consult's host, signed in, connected; `as_staff` to be
+    someone else; `welcome=False` to not require a welcome (a refused connect)."""
+
+    def connect(c: Consult, *, as_staff: Staff | None = None, auth: Any = None,
+                label: str = "host", welcome: bool = True) -> SocketClient:
+        browser = new_browser().login(as_staff or c.host)
+        sock = SocketClient(app, flask_client=browser.client, label=label,
+                            auth={"appointment": c.id} if auth is None else auth)
+        if welcome:
+            assert sock.connected, f"{label} refused: {sock.connect_error!r}"
+            sock.only("welcome")
+        return sock
+
+    return connect
 
 
 def pytest_configure(config: pytest.Config) -> None:

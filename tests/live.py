@@ -1,7 +1,7 @@
 """A real portal for tests: `python app.py` in a subprocess on a copy of the migrated SQLite
 template, on a free port, with data made in-process through the services.
 
-Fixtures (conftest imports them):
+Fixtures (in tests/e2e/conftest.py, built on `running`):
 
 * `live_portal` — a fresh server for one test. Its reconnect grace period is 5 s unless the test
   says otherwise with `@pytest.mark.live_portal(grace_seconds=2)` (other keywords: `env`, a dict
@@ -542,8 +542,9 @@ def start_live_portal(template: Path, workdir: Path, *,
 
 
 @contextlib.contextmanager
-def _running(request: pytest.FixtureRequest, template: Path, workdir: Path,
-             **options: Any) -> Iterator[LivePortal]:
+def running(request: pytest.FixtureRequest, template: Path, workdir: Path,
+            **options: Any) -> Iterator[LivePortal]:
+    """A live portal until the block ends; its stderr is printed if a test failed meanwhile."""
     failed_before = request.session.testsfailed
     live = start_live_portal(template, workdir, **options)
     try:
@@ -553,35 +554,3 @@ def _running(request: pytest.FixtureRequest, template: Path, workdir: Path,
         if request.session.testsfailed > failed_before:
             sys.stderr.write(f"\n----- live portal {live.base_url} stderr -----\n"
                              f"{live.stderr()}\n----- end of live portal stderr -----\n")
-
-
-@pytest.fixture
-def live_portal_factory(request: pytest.FixtureRequest, sqlite_template: Path,
-                        tmp_path: Path) -> Iterator[Callable[..., LivePortal]]:
-    """Start servers on demand: `live_portal_factory(grace_seconds=2, env={...})`."""
-    stack = contextlib.ExitStack()
-
-    def make(**options: Any) -> LivePortal:
-        return stack.enter_context(_running(request, sqlite_template, tmp_path / "live",
-                                            **options))
-
-    with stack:
-        yield make
-
-
-@pytest.fixture
-def live_portal(request: pytest.FixtureRequest,
-                live_portal_factory: Callable[..., LivePortal]) -> LivePortal:
-    """A live portal of this test's own; `@pytest.mark.live_portal(grace_seconds=...)`."""
-    marker = request.node.get_closest_marker("live_portal")
-    options = dict(marker.kwargs) if marker else {}
-    return live_portal_factory(**options)
-
-
-@pytest.fixture(scope="module")
-def live_portal_module(request: pytest.FixtureRequest, sqlite_template: Path,
-                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
-    """One live portal for all tests of a module (default grace period)."""
-    with _running(request, sqlite_template, tmp_path_factory.mktemp("live")) as live:
-        yield live
-        live.close_clients()

@@ -9,8 +9,9 @@ import time
 from datetime import timedelta
 
 import pytest
+from apps import make_app
 from argon2 import PasswordHasher
-from conftest import PASSWORD, Browser, Staff, make_app
+from people import PASSWORD, Browser, Staff
 from sqlalchemy import func, select
 from support import audit_events, book, invite, local_input, now, one_time_password, snapshot
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Browser, People
 from flask import Flask
+from people import Browser, People
 from support import audit_events, book, invite
 
 from portal.extensions import db

@@ -7,12 +7,12 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from calls import Consult, admit, guest_socket, in_call, join_call
-from conftest import People
 from flask import Flask
+from people import People
 from sqlalchemy import select
 from support import SocketClient, audit_events, book, invite
 
@@ -85,6 +85,40 @@ def ask(host: SocketClient) -> dict[str, Any]:
     return state(host)
 
 
+def answer(sock: SocketClient, recording_id: str, decision: str) -> None:
+    """`sock` answers the consent prompt for the recording (no check of the outcome)."""
+    sock.emit("record:consent", {"id": recording_id, "decision": decision,
+                                 "version": version(sock)})
+
+
+class Opening(NamedTuple):
+    host: SocketClient
+    guest: SocketClient
+    id: str  # the recording's
+
+
+def open_recording(app: Flask, host_socket: Any, c: Consult, *, agree: bool = True) -> Opening:
+    """The consent opening, each step checked: host and first guest in the call, the host asks
+    (and so agrees): requested, the guest pending, no key and nothing published. With `agree`
+    the guest agrees too: it records, both publish."""
+    host, (guest,) = in_call(app, host_socket, c)
+    asked = ask(host)
+    assert asked["status"] == "requested"
+    assert [p["id"] for p in asked["pending"]] == [guest.id]  # the host agreed by asking
+    assert state(guest)["status"] == "requested"
+    assert host.take("record:publish") == [] and guest.take("record:publish") == []
+    assert recording(app, asked["id"]).wrapped_key is None  # no key, no file, until all agree
+    if agree:
+        answer(guest, asked["id"], "granted")
+        guest.no_errors()
+        started = state(host)
+        assert started["status"] == "recording" and started["pending"] == []
+        assert sorted(started["publishers"]) == sorted([host.id, guest.id])
+        assert host.only("record:publish") == {"id": asked["id"]}
+        assert guest.only("record:publish") == {"id": asked["id"]}
+    return Opening(host, guest, asked["id"])
+
+
 def test_policy_off_has_no_recording(app: Flask, host_socket: Any,
                                      policy_consult: Callable[..., Consult]) -> None:
     c = policy_consult(RecordingPolicy.OFF)
@@ -98,27 +132,12 @@ def test_policy_off_has_no_recording(app: Flask, host_socket: Any,
 
 def test_everyone_must_agree_before_it_starts(app: Flask, host_socket: Any,
                                               consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    assert asked["status"] == "requested"
-    assert [p["id"] for p in asked["pending"]] == [guest.id]  # the host agreed by asking
-    assert state(guest)["status"] == "requested"
-    assert host.take("record:publish") == [] and guest.take("record:publish") == []
-    row = recording(app, asked["id"])
-    assert row.wrapped_key is None  # no key, no file, until everyone agreed
-
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version(guest)})
-    guest.no_errors()
-    started = state(host)
-    assert started["status"] == "recording" and started["pending"] == []
-    assert sorted(started["publishers"]) == sorted([host.id, guest.id])
-    assert host.only("record:publish") == {"id": asked["id"]}
-    assert guest.only("record:publish") == {"id": asked["id"]}
-    row = recording(app, asked["id"])
+    # The opening checks it step by step: asked, the guest pending, no key, nothing published
+    # until the guest agreed; then recording, both publishing.
+    host, guest, rid = open_recording(app, host_socket, consult)
+    row = recording(app, rid)
     assert row.status is RecordingStatus.RECORDING and row.wrapped_key and row.key_id
-    assert consents(app, asked["id"]) == [(host.id, Decision.GRANTED),
-                                          (guest.id, Decision.GRANTED)]
+    assert consents(app, rid) == [(host.id, Decision.GRANTED), (guest.id, Decision.GRANTED)]
     with app.app_context():
         shown = db.session.scalars(select(Consent)).all()[-1]
         assert shown.wording_version == version(guest) and "record" in shown.wording
@@ -134,80 +153,61 @@ def test_stale_wording_is_refused(app: Flask, host_socket: Any, consult: Consult
 
 
 def test_one_no_and_nothing_is_recorded(app: Flask, host_socket: Any, consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    guest.emit("record:consent", {"id": asked["id"], "decision": "declined",
-                                  "version": version(guest)})
+    host, guest, rid = open_recording(app, host_socket, consult, agree=False)
+    answer(guest, rid, "declined")
     guest.no_errors()
     assert state(host)["status"] == "declined"
-    row = recording(app, asked["id"])
+    row = recording(app, rid)
     assert row.status is RecordingStatus.DECLINED and row.wrapped_key is None
     assert row.stop_reason == "declined"
     assert host.take("record:publish") == [] and guest.take("record:publish") == []
-    assert not Path(app.config["RECORDINGS_DIR"], asked["id"]).exists()
+    assert not Path(app.config["RECORDINGS_DIR"], rid).exists()
 
 
 def test_withdrawal_stops_and_the_row_stays(app: Flask, host_socket: Any,
                                             consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version(guest)})
-    guest.emit("record:consent", {"id": asked["id"], "decision": "withdrawn",
-                                  "version": version(guest)})
+    _host, guest, rid = open_recording(app, host_socket, consult)
+    answer(guest, rid, "withdrawn")
     guest.no_errors()
-    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    row = wait_status(app, rid, RecordingStatus.COMPLETE)
     assert row.stop_reason == "withdrawn"
-    assert consents(app, asked["id"])[-2:] == [(guest.id, Decision.GRANTED),
-                                               (guest.id, Decision.WITHDRAWN)]
+    assert consents(app, rid)[-2:] == [(guest.id, Decision.GRANTED),
+                                       (guest.id, Decision.WITHDRAWN)]
     # After it stopped, consent to it means nothing.
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version(guest)})
+    answer(guest, rid, "granted")
     assert guest.error("record:consent")["code"] in {"conflict"}
 
 
 def test_a_newcomer_pauses_it_until_they_agree(app: Flask, host_socket: Any,
                                                consult: Consult) -> None:
-    host, (pat,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    pat.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                "version": version(pat)})
-    assert state(host)["status"] == "recording"
+    host, _pat, rid = open_recording(app, host_socket, consult)
     kim = guest_socket(app, consult.token(1), label="kim")
     admit(host, kim)
     paused = state(host)
     assert paused["status"] == "paused" and [p["id"] for p in paused["pending"]] == [kim.id]
     assert state(kim)["status"] == "paused"  # the newcomer is asked at once
-    assert recording(app, asked["id"]).status is RecordingStatus.PAUSED
-    kim.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                "version": version(kim)})
+    assert recording(app, rid).status is RecordingStatus.PAUSED
+    answer(kim, rid, "granted")
     kim.no_errors()
     assert state(host)["status"] == "recording"
-    assert kim.only("record:publish") == {"id": asked["id"]}
+    assert kim.only("record:publish") == {"id": rid}
 
 
 def test_a_newcomer_who_says_no_stops_it(app: Flask, host_socket: Any,
                                          consult: Consult) -> None:
-    host, (pat,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    pat.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                "version": version(pat)})
+    host, _pat, rid = open_recording(app, host_socket, consult)
     kim = guest_socket(app, consult.token(1), label="kim")
     admit(host, kim)
-    kim.emit("record:consent", {"id": asked["id"], "decision": "declined",
-                                "version": version(kim)})
-    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    answer(kim, rid, "declined")
+    row = wait_status(app, rid, RecordingStatus.COMPLETE)
     assert row.stop_reason == "declined"
 
 
 def test_a_recorded_participant_leaving_stops_it(app: Flask, host_socket: Any,
                                                  consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version(guest)})
+    host, guest, rid = open_recording(app, host_socket, consult)
     guest.emit("call:leave", {})
-    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    row = wait_status(app, rid, RecordingStatus.COMPLETE)
     assert row.stop_reason == "participant_left"
     assert state(host)["status"] in ("recording", "complete")
 
@@ -239,26 +239,22 @@ def test_bad_offers_are_refused(app: Flask, host_socket: Any, consult: Consult,
 
 def test_only_someone_who_agreed_may_publish(app: Flask, host_socket: Any,
                                              consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    guest.emit("record:offer", {"id": asked["id"], "sdp": "v=0\r\n" * 4})
+    _host, guest, rid = open_recording(app, host_socket, consult, agree=False)
+    guest.emit("record:offer", {"id": rid, "sdp": "v=0\r\n" * 4})
     assert guest.error("record:offer")["code"] == "not_recording"  # still asking
 
 
 def test_another_appointments_recording_is_unknown(app: Flask, host_socket: Any,
                                                     consult: Consult, other: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    olav_host, (olav,) = in_call(app, host_socket, other)
-    olav.emit("record:consent", {"id": asked["id"], "decision": "declined",
-                                 "version": version(olav)})
+    rid = open_recording(app, host_socket, consult, agree=False).id
+    _olav_host, (olav,) = in_call(app, host_socket, other)
+    answer(olav, rid, "declined")
     assert olav.error("record:consent")["code"] == "unknown_recording"
-    assert recording(app, asked["id"]).status is RecordingStatus.REQUESTED
+    assert recording(app, rid).status is RecordingStatus.REQUESTED
 
 
 def test_consent_rows_are_append_only(app: Flask, host_socket: Any, consult: Consult) -> None:
-    host, _guests = in_call(app, host_socket, consult)
-    ask(host)
+    open_recording(app, host_socket, consult, agree=False)
     with app.app_context():
         row = db.session.scalars(select(Consent)).first()
         assert row is not None
@@ -295,8 +291,7 @@ def test_a_hearing_notice_is_acknowledged_before_joining(
     started = ask(host)
     assert started["status"] == "recording"  # by order: nobody is asked again
     assert guest.only("record:publish") == {"id": started["id"]}
-    guest.emit("record:consent", {"id": started["id"], "decision": "withdrawn",
-                                  "version": version(guest)})
+    answer(guest, started["id"], "withdrawn")
     assert guest.error("record:consent")["code"] == "forbidden"
 
 
@@ -321,8 +316,7 @@ def test_welcome_tells_a_latecomer_what_runs(app: Flask, host_socket: Any,
 
 
 def test_duplicate_request_conflicts(app: Flask, host_socket: Any, consult: Consult) -> None:
-    host, _guests = in_call(app, host_socket, consult)
-    ask(host)
+    host = open_recording(app, host_socket, consult, agree=False).host
     host.emit("record:start", {"version": version(host)})
     assert host.error("record:start")["code"] == "conflict"
 
@@ -341,11 +335,8 @@ def test_wording_is_configurable_and_versioned(app: Flask, host_socket: Any,
 
 def test_ending_the_call_stops_the_recording(app: Flask, host_socket: Any,
                                              consult: Consult) -> None:
-    host, (guest,) = in_call(app, host_socket, consult)
-    asked = ask(host)
-    guest.emit("record:consent", {"id": asked["id"], "decision": "granted",
-                                  "version": version(guest)})
+    host, _guest, rid = open_recording(app, host_socket, consult)
     host.emit("call:end", {})
-    row = wait_status(app, asked["id"], RecordingStatus.COMPLETE)
+    row = wait_status(app, rid, RecordingStatus.COMPLETE)
     assert row.stop_reason == "call_ended"
 

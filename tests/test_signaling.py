@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from calls import Consult, guest_socket, in_call, join_call, wait_in_lobby
-from conftest import People
 from flask import Flask
+from people import People
 from sqlalchemy import select
 from support import NO_PAYLOAD, SocketClient, book, get_appointment, hand_clock, invite
 

@@ -1,27 +1,22 @@
 """Chromium for the end-to-end tests (Playwright): a desktop host and an emulated phone guest
-with fake camera and microphone, each in a fresh context, and the steps into a call. Fixtures
+with fake camera and microphone, each in a fresh context, and the steps into a call. The fixtures
 `playwright_instance`, `chromium` (one per module) and `sides` (tabs closed, page errors
-failed, per test); test modules import them from here."""
+failed, per test) are in tests/e2e/conftest.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from live import Consult, LivePortal
-from netns import outside_loopback
 from playwright.sync_api import (
     Browser,
     BrowserContext,
     Page,
     Playwright,
-    sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -68,26 +63,6 @@ FRAMES_JS = """async () => {
   return {width: v.videoWidth, height: v.videoHeight, t0, t1: v.currentTime, frames,
           paused: v.paused};
 }"""
-
-
-# --- the browser ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def playwright_instance() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def chromium(playwright_instance: Playwright) -> Iterator[Browser]:
-    """One headless Chromium for the module; a test that cannot have it fails."""
-    try:
-        browser = playwright_instance.chromium.launch(executable_path=CHROMIUM,
-                                                      args=CHROMIUM_ARGS)
-    except Exception as exc:  # noqa: BLE001 - any launch failure is a test failure
-        pytest.fail(f"Chromium could not be started from {CHROMIUM}: {exc}", pytrace=False)
-    yield browser
-    browser.close()
 
 
 # What a tab looks like when a wait fails: stage, peer connections, remote videos.
@@ -269,26 +244,6 @@ class Sides:
     def close(self) -> None:
         for context in self.contexts:
             context.close()
-
-
-@pytest.fixture
-def sides(request: pytest.FixtureRequest, chromium: Browser, playwright_instance: Playwright,
-          live_portal_module: LivePortal) -> Iterator[Sides]:
-    made = Sides(chromium, playwright_instance, live_portal_module)
-    failed_before = request.session.testsfailed
-    yield made
-    if request.session.testsfailed > failed_before:
-        for side in made.sides:
-            sys.stderr.write(f"\n----- {side.name} -----\n{side.diagnose()}\n")
-    try:
-        errors = [e for side in made.sides for e in side.errors]
-        assert not errors, f"the pages reported errors: {errors}"
-        for side in made.sides:  # media stayed in the test's own namespace, on loopback
-            outside = outside_loopback(side.gathered + side.used + side.remote)
-            assert not outside, (f"{side.name}: ICE outside loopback: {outside} (gathered "
-                                 f"{side.gathered}, used {side.used}, offered {side.remote})")
-    finally:
-        made.close()
 
 
 # --- steps ------------------------------------------------------------------------------------

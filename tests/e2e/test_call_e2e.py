@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from browser_call are parameters here
 """End to end: a host on a desktop and a guest on an emulated phone (Playwright's "Pixel 7") in
 real headless Chromium with fake camera and microphone, against a real portal (tests/live.py).
 
@@ -13,20 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_call import (  # noqa: F401 - chromium, playwright_instance: fixtures sides needs
-    PC_TIMELINE_JS,
+from browser_call import (
     Call,
     Sides,
     admit_from_call_page,
-    chromium,
     device_check_passes,
     enter_call,
     lobby_rows,
     media_flows_both_ways,
     open_consult,
-    playwright_instance,
     remote_video_plays,
-    sides,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]

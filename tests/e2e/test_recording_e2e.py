@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from browser_call are parameters here
 """End to end: consented recording in real headless Chromium (a desktop host, a "Pixel 7"
 guest, fake camera and microphone) against a real portal whose recorder is the server's aiortc
 endpoint, with its own recordings directory and keys.
@@ -22,15 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_call import (  # noqa: F401 - chromium, playwright_instance, sides: fixtures
+from browser_call import (
     Call,
     Side,
     Sides,
-    chromium,
     device_check_passes,
-    playwright_instance,
     remote_video_plays,
-    sides,
 )
 from live import Consult, LivePortal
 from sqlalchemy import select

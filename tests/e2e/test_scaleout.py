@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import _pg_admin, pg_url
+from apps import pg_admin, pg_url
 from live import (
     CHEAP_ARGON2,
     CSRF_RE,
@@ -63,7 +63,7 @@ def two_workers(pg_template: str, tmp_path: Path) -> Iterator[tuple[LivePortal, 
     except redis.RedisError as exc:  # fail loudly: never skip the scale-out test
         pytest.fail(f"Redis is required for this test ({REDIS_URL}): {exc}", pytrace=False)
     dbname = f"samtale_scale_{uuid.uuid4().hex[:8]}"
-    with _pg_admin() as conn:
+    with pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{pg_template}"')
     database_url = pg_url(dbname)
     channel = f"samtale-test-{uuid.uuid4().hex[:8]}"
@@ -74,7 +74,7 @@ def two_workers(pg_template: str, tmp_path: Path) -> Iterator[tuple[LivePortal, 
     finally:
         for worker in (a, b):
             worker.stop()
-        with _pg_admin() as conn:
+        with pg_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 

@@ -1,0 +1,72 @@
+"""Test apps on their databases: `make_app` (recordings and keys in a temporary folder, cheap
+password hashing, templates compiled once per session) and the PostgreSQL server's admin
+connection. The fixtures that use them are in conftest.py."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from jinja2.bccache import Bucket, BytecodeCache
+from live import CHEAP_ARGON2
+
+from portal import create_app
+
+PG_ADMIN_URL = os.environ.get("PORTAL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
+    """A test app on the database; its recording keys and recordings go into `files` (a
+    pytest temporary folder, so that they never land in the checkout's instance/)."""
+    config = {
+        "RECORDINGS_DIR": str(files / "recordings"),
+        "RECORDING_KEYS_DIR": str(files),
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        **CHEAP_ARGON2,
+        **extra,
+    }
+    app = create_app(config)
+    app.jinja_env.bytecode_cache = TEMPLATES  # compiling every template for every app: 70 ms
+    return app
+
+
+class SharedBytecode(BytecodeCache):
+    """Compiled templates shared by the test apps of a session; Jinja checks each one against
+    its template's source checksum, so an edited template is compiled again."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self.compiled.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = SharedBytecode()
+
+
+def pg_admin() -> psycopg.Connection[Any]:
+    """An autocommit connection to the PostgreSQL server, to create and drop databases."""
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # fail loudly: never skip the PostgreSQL tests
+        pytest.fail(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}",
+                    pytrace=False)
+
+
+def pg_url(name: str) -> str:
+    """The app's URL of the database `name` on the test server."""
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
