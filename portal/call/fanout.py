@@ -51,16 +51,22 @@ class Fanout:
                          daemon=True).start()
 
     def _client(self) -> Any:
+        """For publishing: a Redis that hangs must not hold up the request that publishes."""
         import redis
 
         with self._lock:
             if self._redis is None:
-                self._redis = redis.Redis.from_url(self.url or "")
+                self._redis = redis.Redis.from_url(self.url or "", socket_timeout=5,
+                                                   socket_connect_timeout=5)
             return self._redis
 
     def _subscribe(self) -> Any:
-        try:
-            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+        import redis
+
+        try:  # its own connection, which may wait for a message as long as it takes
+            listener = redis.Redis.from_url(self.url or "", socket_connect_timeout=5,
+                                            health_check_interval=30)
+            pubsub = listener.pubsub(ignore_subscribe_messages=True)
             pubsub.subscribe(self.channel)
             return pubsub
         except Exception:
