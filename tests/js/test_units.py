@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 STATIC_JS = HERE.parents[1] / "portal" / "static" / "js"
 ORIGIN = "http://samtale.test"
 CHROMIUM = os.environ.get("SAMTALE_CHROMIUM", "/usr/bin/chromium")
-PAGE = '<!doctype html><meta charset="utf-8"><script type="module" src="/tests/js/units.js"></script>'
+PAGE = ('<!doctype html><meta charset="utf-8">'
+        '<script type="module" src="/tests/js/units.js"></script>')
 ROOTS = {"/static/js/": STATIC_JS, "/tests/js/": HERE}
 
 # The test names, read from the test files so that each is its own pytest case.

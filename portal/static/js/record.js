@@ -2,11 +2,8 @@
 // control and its confirmation, everyone's consent prompt, the recording indicator, withdrawal,
 // and the hearing notice before joining. Publishing to the recorder is recorder.js. The state
 // is mirrored on document.body.dataset.recording.
+import {ACTIVE, RUNNING, createRecordStatus, names} from "./record-status.js";
 import {createRecorderLink} from "./recorder.js";
-
-const ACTIVE = new Set(["requested", "recording", "paused"]);
-const RUNNING = new Set(["recording", "paused"]);
-const STATUS_LINGER_MS = 8000;
 
 /**
  * media: the LocalMedia; t(key, vars): translated strings; isHost; alertUser(message): the
@@ -32,7 +29,7 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
   let current = {status: "none"};
   let phase = "none"; // what is shown: none, requested, recording, paused, stopping, or the end
   let answered = null; // recording id this page answered and the server has not confirmed yet
-  let statusTimer = null;
+  const news = createRecordStatus({t, live: el.live, status: el.status, expired: () => render()});
   const recorder = createRecorderLink({media, emit: (event, payload) => emit(event, payload),
     failed: () => alertUser(t("rec_publish_failed"))});
   document.body.dataset.recording = "none";
@@ -44,10 +41,6 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
     if (!state || !state.status) { return "none"; }
     if (ACTIVE.has(state.status) && state.reason) { return "stopping"; }
     return state.status;
-  }
-
-  function names(people) {
-    return (people || []).map((p) => p.name || "?").join(", ");
   }
 
   function pendingMe(state) {
@@ -66,48 +59,9 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
     document.body.dataset.recording = phase;
     if (el.record) { delete el.record.dataset.sent; }
     if (answered && (state.id !== answered || !pendingMe(state))) { answered = null; }
-    if (phase === "requested" && statusTimer) { clearTimeout(statusTimer); statusTimer = null; }
-    announce(before, was, state, phase);
+    news.announce(before, was, state, phase);
     render();
     keepRecorder();
-  }
-
-  /** Tell screen readers (and sighted users, for a while) when recording starts or ends. */
-  function announce(before, was, state, now) {
-    const same = before.id === state.id;
-    if (same && was === now) { return; }
-    let message = "";
-    if (now === "recording") {
-      message = same && was === "paused" ? t("rec_resumed") : t("rec_started");
-    } else if (now === "paused") {
-      message = t("rec_paused", {names: names(state.pending)});
-    } else if (same && ACTIVE.has(was) && !ACTIVE.has(now)) {
-      // It ended (or is being sealed): say why. A declined or cancelled request recorded
-      // nothing; a stopped recording is kept.
-      const started = RUNNING.has(was) || ["stopping", "complete", "incomplete"].includes(now);
-      const why = reasonText(state.reason, state.status);
-      message = started ? t("rec_stopped", {why}) : t("rec_not_recorded", {why});
-    }
-    if (!message) { return; }
-    el.live.textContent = message;
-    if (!RUNNING.has(now)) { showStatus(message, STATUS_LINGER_MS); }
-  }
-
-  function reasonText(reason, status) {
-    if (!reason) { return status === "declined" ? t("rec_why_declined") : t("rec_why_other"); }
-    if (/^connection_|^recorder_/.test(reason)) { return t("rec_why_connection"); }
-    const key = "rec_why_" + reason;
-    const text = t(key);
-    return text === key ? t("rec_why_other") : text;
-  }
-
-  function showStatus(message, lingerMs) {
-    if (statusTimer) { clearTimeout(statusTimer); statusTimer = null; }
-    el.status.textContent = message || "";
-    el.status.hidden = !message;
-    if (message && lingerMs) {
-      statusTimer = setTimeout(() => { statusTimer = null; render(); }, lingerMs);
-    }
   }
 
   function render() {
@@ -119,9 +73,8 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
     el.indicatorText.textContent = phase === "paused"
       ? t("rec_paused_waiting", {names: names(state.pending)}) : t("rec_indicator");
     // The status line: who is still asked; a stop message lingers on its own timer.
-    if (!statusTimer) {
-      showStatus(phase === "requested" ? t("rec_asking", {names: names(state.pending)}) : "");
-    }
+    news.showUnlessLingering(phase === "requested"
+      ? t("rec_asking", {names: names(state.pending)}) : "");
     // Host: Record, or Stop recording while one is asked for or runs.
     if (el.record) {
       el.record.hidden = !wording;
