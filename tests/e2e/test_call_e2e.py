@@ -52,7 +52,7 @@ def test_admitted_guest_and_host_see_and_hear_each_other(sides: Sides) -> None:
 def test_denied_guest_is_told_so(sides: Sides) -> None:
     live = sides.live
     consult = live.book_consult(live.create_host(), ["Dee Nied"])
-    # The host decides from the appointment page's live waiting room (lobby.js).
+    # The host decides from the appointment page's live waiting room (waiting-room.js).
     host = sides.host(consult)
     host.page.goto(f"{live.base_url}/appointments/{consult.appointment_id}")
     host.wait("() => document.getElementById('waiting-room').dataset.live === 'true'")
@@ -173,7 +173,7 @@ OWN_OFFERS_JS = """() => {
 
 # Every relayed ICE candidate is dropped until this page restarts ICE (then they go through).
 LOSE_CANDIDATES_JS = """() => {
-  const link = window.SamtaleCall.PeerLink.prototype;
+  const link = window.samtale.PeerLink.prototype;
   const handle = link.handle, restartIce = link.restartIce;
   window.__iceRestarts = 0;
   link.handle = function (message) {

@@ -1,321 +1,177 @@
-// Local media: the camera and microphone, the device pickers, the microphone level meter.
-// The chosen devices are kept in sessionStorage so a reloaded page gets the same ones.
-"use strict";
-(function () {
-  const NS = (window.SamtaleCall = window.SamtaleCall || {});
-  const STORE = "samtale.media";
+// The device check before joining: the preview, the camera and microphone pickers, and what
+// works (media, the portal, the network). LocalMedia (media.js) does the devices themselves.
 
-  function loadPrefs() {
-    try { return JSON.parse(sessionStorage.getItem(STORE) || "{}") || {}; } catch (e) { return {}; }
+/**
+ * media: LocalMedia; t: translated strings; isChecking(): whether the check is on screen;
+ * changed(): the media changed (the call's controls follow).
+ */
+export function createDeviceCheck({media, t, isChecking, changed}) {
+  const $ = (id) => document.getElementById(id);
+
+  function setCheck(id, status, message) {
+    const el = $(id);
+    el.dataset.state = status; // pending | ok | warn | fail
+    el.textContent = message;
   }
 
-  /** The error names of getUserMedia, sorted into what we tell the user. */
-  function classify(err) {
-    const name = (err && err.name) || "Error";
-    if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
-      return "denied";
+  /** Our own picture, wherever the page shows it. */
+  function showPreview() {
+    for (const id of ["preview", "local-video", "lobby-preview"]) {
+      const video = $(id);
+      if (!video) { continue; }
+      video.srcObject = media.videoTrack ? media.stream : null;
+      video.classList.toggle("mirror", media.facing !== "environment");
+      video.classList.toggle("off", !media.videoOn);
+      if (media.videoTrack) { video.play().catch(() => {}); }
     }
-    if (name === "NotFoundError" || name === "DevicesNotFoundError" ||
-        name === "OverconstrainedError") { return "missing"; }
-    if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
-      return "busy";
-    }
-    return "failed";
+    $("preview-empty").hidden = !!media.videoTrack;
   }
 
-  class LocalMedia {
-    constructor() {
-      /** The one stream with at most one audio and one video track; peers send its tracks. */
-      this.stream = new MediaStream();
-      /** {audioId, videoId, useAudio, useVideo, facing, audioOn, videoOn} */
-      this.prefs = loadPrefs();
-      /** Called as (kind, newTrack|null, oldTrack|null) whenever a track is swapped. */
-      this.ontrackchange = null;
-      this.audioErr = null; // "denied" | "missing" | "busy" | "failed" | "off" | null
-      this.videoErr = null;
-      this.lastError = null;
-      this._meter = null;
-      this._devices = [];
+  function hidePreview() {
+    for (const id of ["preview", "local-video", "lobby-preview"]) {
+      const video = $(id);
+      if (video) { video.srcObject = null; }
     }
+  }
 
-    get supported() { return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia); }
-    get audioTrack() { return this.stream.getAudioTracks()[0] || null; }
-    get videoTrack() { return this.stream.getVideoTracks()[0] || null; }
-    get audioOn() { const t = this.audioTrack; return !!t && t.enabled; }
-    get videoOn() { const t = this.videoTrack; return !!t && t.enabled; }
-
-    savePrefs() {
-      try { sessionStorage.setItem(STORE, JSON.stringify(this.prefs)); } catch (e) { /* private mode */ }
+  function describeMedia() {
+    const a = media.audioErr, v = media.videoErr;
+    if (a === "unsupported") { return ["fail", t("media_unsupported")]; }
+    if (!a && !v) { return ["ok", t("media_ok")]; }
+    if (a === "denied" || v === "denied") {
+      return [media.audioTrack || media.videoTrack ? "warn" : "fail", t("media_denied")];
     }
+    if (a === "busy" || v === "busy") { return ["warn", t("media_busy")]; }
+    if (a === "off" && v === "off") { return ["warn", t("media_all_off")]; }
+    if (v === "off" && !a) { return ["ok", t("media_camera_off")]; }
+    if (a === "off" && !v) { return ["warn", t("media_mic_off")]; }
+    if (!a && v === "missing") { return ["warn", t("media_audio_only")]; }
+    if (a === "missing" && !v) { return ["warn", t("media_video_only")]; }
+    if (a === "missing" && v === "missing") { return ["warn", t("media_none")]; }
+    const err = media.lastError;
+    return ["warn", t("media_failed", {error: (err && (err.message || err.name)) || "?"})];
+  }
 
-    constraints(kind, exactId) {
-      if (kind === "audio") {
-        const c = {echoCancellation: true, noiseSuppression: true, autoGainControl: true};
-        if (exactId) { c.deviceId = {exact: exactId}; }
-        else if (this.prefs.audioId) { c.deviceId = {ideal: this.prefs.audioId}; }
-        return c;
-      }
-      const c = {width: {ideal: 1280}, height: {ideal: 720}, frameRate: {ideal: 30, max: 30}};
-      if (exactId) { c.deviceId = {exact: exactId}; }
-      else if (this.prefs.videoId) { c.deviceId = {ideal: this.prefs.videoId}; }
-      else if (this.prefs.facing) { c.facingMode = {ideal: this.prefs.facing}; }
-      return c;
-    }
+  function cameraLabel(device, n) {
+    const label = device.label || "";
+    if (/front|user/i.test(label) && /facing/i.test(label)) { return t("camera_front"); }
+    if (/back|rear|environment/i.test(label) && /facing/i.test(label)) { return t("camera_back"); }
+    return label || t("camera_n", {n});
+  }
 
-    /** Ask for both devices (as the saved preferences say); fall back to one when one fails. */
-    async start() {
-      this.audioErr = this.videoErr = null;
-      if (!this.supported) {
-        this.audioErr = this.videoErr = "unsupported";
+  function fillSelect(select, kind) {
+    const devices = media.devices(kind);
+    const current = kind === "audio" ? media.audioTrack : media.videoTrack;
+    const currentId = current ? current.getSettings().deviceId : "";
+    const options = devices.map((d, i) => {
+      const o = document.createElement("option");
+      o.value = d.deviceId;
+      o.textContent = kind === "video" ? cameraLabel(d, i + 1) : (d.label || t("mic_n", {n: i + 1}));
+      return o;
+    });
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = t(kind === "video" ? "camera_none" : "mic_none");
+    select.replaceChildren(...options, none);
+    select.value = current ? currentId : "";
+    if (current && select.value !== currentId && options.length) { select.value = options[0].value; }
+    select.disabled = devices.length === 0;
+  }
+
+  function refresh() {
+    const [status, message] = describeMedia();
+    setCheck("check-media", status, message);
+    $("retry-media").hidden = !["denied", "busy", "failed"].includes(media.audioErr) &&
+      !["denied", "busy", "failed"].includes(media.videoErr);
+    fillSelect($("camera-select"), "video");
+    fillSelect($("mic-select"), "audio");
+    showPreview();
+    changed();
+  }
+
+  async function start() {
+    setCheck("check-media", "pending", t("media_asking"));
+    await media.start();
+    refresh();
+    if (isChecking()) { media.startMeter($("mic-level")); }
+  }
+
+  /** Which kinds of ICE candidates the portal's ICE servers give this network. */
+  async function probeNetwork(iceServers) {
+    setCheck("check-ice", "pending", t("ice_testing"));
+    try {
+      if (!iceServers.length) {
+        // Still gather host candidates: a browser that cannot do WebRTC fails here.
+        await probeIce([], 3000);
+        setCheck("check-ice", "ok", t("ice_direct"));
         return;
       }
-      const wantAudio = this.prefs.useAudio !== false;
-      const wantVideo = this.prefs.useVideo !== false;
-      if (!wantAudio) { this.audioErr = "off"; }
-      if (!wantVideo) { this.videoErr = "off"; }
-      if (!wantAudio && !wantVideo) { await this.refreshDevices(); return; }
-      let got = null;
-      try {
-        got = await navigator.mediaDevices.getUserMedia({
-          audio: wantAudio ? this.constraints("audio") : false,
-          video: wantVideo ? this.constraints("video") : false,
-        });
-      } catch (err) {
-        this.lastError = err;
-        if (classify(err) === "denied" && !(wantAudio && wantVideo)) {
-          if (wantAudio) { this.audioErr = "denied"; }
-          if (wantVideo) { this.videoErr = "denied"; }
-        } else {
-          // Try each kind alone: a laptop without a camera still has a microphone.
-          got = new MediaStream();
-          for (const kind of ["audio", "video"]) {
-            if ((kind === "audio" && !wantAudio) || (kind === "video" && !wantVideo)) { continue; }
-            try {
-              const one = await navigator.mediaDevices.getUserMedia({[kind]: this.constraints(kind)});
-              for (const track of one.getTracks()) { got.addTrack(track); }
-            } catch (err2) {
-              this.lastError = err2;
-              this[kind + "Err"] = classify(err2);
-            }
-          }
-        }
+      const r = await probeIce(iceServers);
+      const found = ["host", "srflx", "relay"].filter((k) => r[k]).map((k) => t("ice_" + k));
+      const missing = [];
+      if (r.wantsStun && !r.srflx) { missing.push(t("ice_srflx")); }
+      if (r.wantsTurn && !r.relay) { missing.push(t("ice_relay")); }
+      if (missing.length) {
+        setCheck("check-ice", "warn", t("ice_missing", {missing: missing.join(", ")}));
+      } else {
+        setCheck("check-ice", "ok", t("ice_ok", {found: found.join(", ")}));
       }
-      if (got) {
-        for (const track of got.getTracks()) { this._adopt(track); }
-      }
-      if (this.prefs.audioOn === false && this.audioTrack) { this.audioTrack.enabled = false; }
-      if (this.prefs.videoOn === false && this.videoTrack) { this.videoTrack.enabled = false; }
-      this._remember();
-      await this.refreshDevices();
+    } catch (err) {
+      setCheck("check-ice", "fail", t("ice_failed", {error: err.message || err.name}));
     }
+  }
 
-    /** Put a track into the stream in place of the one of its kind. */
-    _adopt(track) {
-      const old = track.kind === "audio" ? this.audioTrack : this.videoTrack;
-      if (old === track) { return; }
-      if (old) { this.stream.removeTrack(old); old.stop(); }
-      this.stream.addTrack(track);
-      track.addEventListener("ended", () => {
-        // Unplugged, or the OS took the device away.
-        if (this.stream.getTracks().includes(track)) {
-          this.stream.removeTrack(track);
-          if (this.ontrackchange) { this.ontrackchange(track.kind, null, track); }
-        }
+  $("camera-select").addEventListener("change", async (e) => {
+    e.target.disabled = true;
+    await media.choose("video", e.target.value);
+    refresh();
+  });
+  $("mic-select").addEventListener("change", async (e) => {
+    e.target.disabled = true;
+    await media.choose("audio", e.target.value);
+    refresh();
+  });
+  $("retry-media").addEventListener("click", async () => {
+    media.prefs.useAudio = media.prefs.useVideo = true;
+    media.stop();
+    await start();
+  });
+
+  return {setCheck, showPreview, hidePreview, refresh, start, probeNetwork};
+}
+
+/**
+ * A throwaway peer connection that gathers ICE candidates with the given servers and
+ * reports which kinds it found: {host, srflx, relay, wantsStun, wantsTurn}.
+ */
+export async function probeIce(iceServers, timeoutMs = 6000) {
+  const servers = iceServers || [];
+  const urls = servers.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls]));
+  const result = {
+    host: false, srflx: false, relay: false,
+    wantsStun: urls.some((u) => /^stuns?:/i.test(u)),
+    wantsTurn: urls.some((u) => /^turns?:/i.test(u)),
+  };
+  const pc = new RTCPeerConnection({iceServers: servers});
+  try {
+    pc.createDataChannel("probe");
+    const done = new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      const finish = () => { clearTimeout(timer); resolve(); };
+      pc.addEventListener("icecandidate", ({candidate}) => {
+        if (!candidate) { finish(); return; }
+        const type = candidate.type || ((/ typ (\w+)/.exec(candidate.candidate) || [])[1]);
+        if (type in result) { result[type] = true; }
+        if (result.relay && (result.srflx || !result.wantsStun)) { finish(); }
       });
-      if (this.ontrackchange) { this.ontrackchange(track.kind, track, old); }
-      if (track.kind === "audio" && this._meter) { this._meter.attach(track); }
-    }
-
-    _drop(kind) {
-      const old = kind === "audio" ? this.audioTrack : this.videoTrack;
-      if (!old) { return; }
-      this.stream.removeTrack(old);
-      old.stop();
-      if (this.ontrackchange) { this.ontrackchange(kind, null, old); }
-    }
-
-    _remember() {
-      const a = this.audioTrack, v = this.videoTrack;
-      if (a) { this.prefs.audioId = a.getSettings().deviceId || this.prefs.audioId; }
-      if (v) {
-        const s = v.getSettings();
-        this.prefs.videoId = s.deviceId || this.prefs.videoId;
-        if (s.facingMode) { this.prefs.facing = s.facingMode; } else { delete this.prefs.facing; }
-      }
-      this.savePrefs();
-    }
-
-    /** The device's facing mode, to decide whether the preview is mirrored. */
-    get facing() {
-      const v = this.videoTrack;
-      return (v && v.getSettings().facingMode) || "user";
-    }
-
-    async refreshDevices() {
-      try {
-        this._devices = this.supported && navigator.mediaDevices.enumerateDevices
-          ? await navigator.mediaDevices.enumerateDevices() : [];
-      } catch (e) {
-        this._devices = [];
-      }
-      return this._devices;
-    }
-
-    devices(kind) {
-      return this._devices.filter((d) => d.kind === kind + "input" && d.deviceId);
-    }
-
-    /**
-     * Use another device of a kind (deviceId), or none ("" turns that kind off).
-     * Keeps the mute / camera-off state of the replaced track.
-     */
-    async choose(kind, deviceId) {
-      const old = kind === "audio" ? this.audioTrack : this.videoTrack;
-      const wasEnabled = old ? old.enabled : this.prefs[kind + "On"] !== false;
-      if (!deviceId) {
-        this._drop(kind);
-        this.prefs[kind === "audio" ? "useAudio" : "useVideo"] = false;
-        this[kind + "Err"] = "off";
-        this.savePrefs();
-        return true;
-      }
-      this.prefs[kind === "audio" ? "useAudio" : "useVideo"] = true;
-      if (kind === "video") {
-        delete this.prefs.facing;
-        // Phones cannot open two cameras at once: let go of the old one first.
-        if (old) { this.stream.removeTrack(old); old.stop(); }
-      }
-      try {
-        const got = await navigator.mediaDevices.getUserMedia({[kind]: this.constraints(kind, deviceId)});
-        const track = got.getTracks()[0];
-        track.enabled = wasEnabled;
-        if (kind === "video" && old) {
-          // The old track is already out of the stream; announce the swap ourselves.
-          this.stream.addTrack(track);
-          track.addEventListener("ended", () => {
-            if (this.stream.getTracks().includes(track)) {
-              this.stream.removeTrack(track);
-              if (this.ontrackchange) { this.ontrackchange("video", null, track); }
-            }
-          });
-          if (this.ontrackchange) { this.ontrackchange("video", track, old); }
-        } else {
-          this._adopt(track);
-        }
-        this[kind + "Err"] = null;
-        this._remember();
-        await this.refreshDevices();
-        return true;
-      } catch (err) {
-        this.lastError = err;
-        this[kind + "Err"] = classify(err);
-        if (kind === "video" && old && this.ontrackchange) { this.ontrackchange("video", null, old); }
-        return false;
-      }
-    }
-
-    /** Next camera: the next video input, or the other facing mode on a phone that lists one. */
-    async switchCamera() {
-      const cams = this.devices("video");
-      const current = this.videoTrack && this.videoTrack.getSettings().deviceId;
-      if (cams.length > 1) {
-        const at = cams.findIndex((d) => d.deviceId === current);
-        return this.choose("video", cams[(at + 1) % cams.length].deviceId);
-      }
-      const facing = this.facing === "environment" ? "user" : "environment";
-      const old = this.videoTrack;
-      const wasEnabled = old ? old.enabled : true;
-      if (old) { this.stream.removeTrack(old); old.stop(); }
-      try {
-        const got = await navigator.mediaDevices.getUserMedia({video: {facingMode: {ideal: facing}}});
-        const track = got.getVideoTracks()[0];
-        track.enabled = wasEnabled;
-        this.stream.addTrack(track);
-        if (this.ontrackchange) { this.ontrackchange("video", track, old); }
-        this._remember();
-        this.prefs.facing = facing;
-        this.savePrefs();
-        return true;
-      } catch (err) {
-        this.lastError = err;
-        if (this.ontrackchange) { this.ontrackchange("video", null, old); }
-        return false;
-      }
-    }
-
-    setEnabled(kind, on) {
-      const track = kind === "audio" ? this.audioTrack : this.videoTrack;
-      if (track) { track.enabled = on; }
-      this.prefs[kind + "On"] = on;
-      this.savePrefs();
-    }
-
-    /** Start drawing the microphone level into a <meter>. */
-    startMeter(meterEl) {
-      if (this._meter) { return; }
-      const Ctx = window.AudioContext || window.webkitAudioContext;
-      if (!Ctx || !meterEl) { return; }
-      this._meter = new LevelMeter(new Ctx(), meterEl);
-      if (this.audioTrack) { this._meter.attach(this.audioTrack); }
-    }
-
-    stopMeter() {
-      if (this._meter) { this._meter.close(); this._meter = null; }
-    }
-
-    stop() {
-      this.stopMeter();
-      for (const track of this.stream.getTracks()) { track.stop(); this.stream.removeTrack(track); }
-    }
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") { finish(); }
+      });
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await done;
+  } finally {
+    pc.close();
   }
-
-  /** RMS level of a track through a Web Audio AnalyserNode, drawn ~30 times a second. */
-  class LevelMeter {
-    constructor(ctx, meterEl) {
-      this.ctx = ctx;
-      this.el = meterEl;
-      this.analyser = ctx.createAnalyser();
-      this.analyser.fftSize = 1024;
-      this.buffer = new Float32Array(this.analyser.fftSize);
-      this.source = null;
-      this.level = 0;
-      this._resume = () => { if (this.ctx.state === "suspended") { this.ctx.resume().catch(() => {}); } };
-      // Autoplay rules may start the context suspended until the user touches the page.
-      document.addEventListener("pointerdown", this._resume, true);
-      document.addEventListener("keydown", this._resume, true);
-      this._resume();
-      this._tick = this._tick.bind(this);
-      this._timer = setInterval(this._tick, 33);
-    }
-
-    attach(track) {
-      if (this.source) { this.source.disconnect(); }
-      this.source = this.ctx.createMediaStreamSource(new MediaStream([track]));
-      this.source.connect(this.analyser);
-    }
-
-    _tick() {
-      if (!this.source) { this.el.value = 0; return; }
-      this.analyser.getFloatTimeDomainData(this.buffer);
-      let sum = 0;
-      for (let i = 0; i < this.buffer.length; i++) { sum += this.buffer[i] * this.buffer[i]; }
-      const rms = Math.sqrt(sum / this.buffer.length);
-      // Speech sits around 0.02–0.2 RMS; a square root spreads it over the meter. Fall slowly.
-      const target = Math.min(1, Math.sqrt(rms) * 1.6);
-      this.level = target > this.level ? target : this.level * 0.85 + target * 0.15;
-      this.el.value = this.level;
-    }
-
-    close() {
-      clearInterval(this._timer);
-      document.removeEventListener("pointerdown", this._resume, true);
-      document.removeEventListener("keydown", this._resume, true);
-      if (this.source) { this.source.disconnect(); }
-      this.ctx.close().catch(() => {});
-      this.el.value = 0;
-    }
-  }
-
-  NS.LocalMedia = LocalMedia;
-  NS.classifyMediaError = classify;
-})();
+  return result;
+}

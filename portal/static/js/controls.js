@@ -1,0 +1,89 @@
+// The room's buttons: Join on the device check, leaving the waiting room, and the call's
+// controls (mute, camera, switch camera, leave, end for everyone), and what follows a swapped
+// local track.
+
+export function wireControls(call) {
+  const {state, media, isHost, t, record, check} = call;
+  const $ = (id) => document.getElementById(id);
+
+  function setControl(button, on, label) {
+    button.dataset.on = on ? "true" : "false";
+    button.querySelector(".ctl-label").textContent = label;
+  }
+
+  function updateControls() {
+    const mute = $("mute"), camera = $("camera");
+    setControl(mute, media.audioOn, media.audioOn ? t("mute") : t("unmute"));
+    mute.disabled = !media.audioTrack;
+    setControl(camera, media.videoOn, media.videoOn ? t("camera_stop") : t("camera_start"));
+    camera.disabled = !media.videoTrack;
+    const cams = media.devices("video").length;
+    const coarse = window.matchMedia("(pointer: coarse)").matches;
+    $("switch-camera").hidden = !media.videoTrack || (cams < 2 && !coarse);
+    $("local-video").classList.toggle("off", !media.videoOn);
+  }
+
+  // Local tracks swapped (another camera, a device unplugged): send the new ones.
+  media.ontrackchange = (kind, track) => {
+    for (const link of call.links.values()) {
+      link.replaceTrack(kind, track).catch((err) => console.warn("samtale: replaceTrack", err));
+    }
+    if (record) { record.replaceTrack(kind, track); }
+    check.showPreview();
+    updateControls();
+    call.sendMediaState();
+  };
+
+  $("join").addEventListener("click", async () => {
+    if (!state.socket || !state.welcome || (record && !record.mayJoin())) { return; }
+    $("join").disabled = true;
+    await state.mediaReady;
+    media.savePrefs();
+    if (isHost) {
+      call.joinCall(false);
+    } else {
+      call.enterLobby();
+    }
+  });
+  if ($("lobby-leave")) {
+    $("lobby-leave").addEventListener("click", () => {
+      call.emit("lobby:leave", {});
+      call.stages.go("left");
+    });
+  }
+
+  $("mute").addEventListener("click", () => {
+    media.setEnabled("audio", !media.audioOn);
+    updateControls();
+    call.sendMediaState();
+  });
+  $("camera").addEventListener("click", () => {
+    media.setEnabled("video", !media.videoOn);
+    updateControls();
+    call.sendMediaState();
+  });
+  $("switch-camera").addEventListener("click", async () => {
+    $("switch-camera").disabled = true;
+    await media.switchCamera();
+    $("switch-camera").disabled = false;
+    check.showPreview();
+    updateControls();
+  });
+  $("leave").addEventListener("click", () => {
+    if (state.inCall) { call.emit("call:leave", {}); }
+    call.stages.go("left");
+  });
+  if ($("end-call")) {
+    $("end-call").addEventListener("click", () => {
+      // Ending cannot be undone: the appointment is over and every link stops working.
+      if (!window.confirm(t("confirm_end"))) { return; }
+      state.ending = true;
+      $("end-call").disabled = true;
+      call.emit("call:end", {});
+    });
+  }
+  $("rejoin").addEventListener("click", () => location.reload());
+  $("error-reload").addEventListener("click", () => location.reload());
+
+  return {updateControls};
+}

@@ -1,0 +1,86 @@
+// Publishing this browser's media to the recorder, on a peer connection of its own (record.js
+// decides when; docs/signaling.md, "Recording").
+
+const GATHER_TIMEOUT_MS = 3000;
+
+/** emit(event, payload): to the portal; failed(): tell the user sending failed. */
+export function createRecorderLink({media, emit, failed}) {
+  let link = null; // {id, pc, closed, senders}
+
+  function close() {
+    if (!link) { return; }
+    link.closed = true;
+    try { link.pc.close(); } catch (e) { /* already closed */ }
+    link = null;
+  }
+
+  /** Offer our tracks for recording `id`; false when there is nothing to send. */
+  async function publish(id, iceServers) {
+    close(); // the server asks again only when it has no publication of ours
+    const tracks = [media.audioTrack, media.videoTrack].filter(Boolean);
+    if (!tracks.length) { return false; }
+    const pc = new RTCPeerConnection({iceServers});
+    const mine = {id, pc, closed: false, senders: {}};
+    link = mine;
+    try {
+      // One sendonly transceiver per track this page has: the recorder waits for exactly
+      // the kinds offered. A swapped camera is sent with replaceTrack, no renegotiation.
+      for (const track of tracks) {
+        mine.senders[track.kind] = pc.addTransceiver(track,
+          {direction: "sendonly", streams: [media.stream]}).sender;
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      await gathered(pc);
+      if (mine.closed) { return true; }
+      // The recorder does not trickle: the offer carries every candidate.
+      emit("record:offer", {id, sdp: pc.localDescription.sdp});
+    } catch (err) {
+      console.warn("samtale: publishing to the recorder failed", err);
+      if (!mine.closed) { close(); failed(); }
+    }
+    return true;
+  }
+
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") { return Promise.resolve(); }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      function done() {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+      function check() { if (pc.iceGatheringState === "complete") { done(); } }
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  /** record:answer from the recorder. */
+  async function answer({id, sdp} = {}) {
+    const mine = link;
+    if (!mine || mine.id !== id || typeof sdp !== "string") { return; }
+    try {
+      await mine.pc.setRemoteDescription({type: "answer", sdp});
+    } catch (err) {
+      console.warn("samtale: the recorder's answer failed", err);
+      if (link === mine) { close(); failed(); }
+    }
+  }
+
+  return {
+    close,
+    publish,
+    answer,
+    /** Which recording we publish to, or null. */
+    get id() { return link ? link.id : null; },
+    /** For window.samtale.recorder: {id, pc} or null. */
+    get hook() { return link ? {id: link.id, pc: link.pc} : null; },
+    /** A local track was swapped: the recorder gets the new one too. */
+    replaceTrack(kind, track) {
+      const sender = link && link.senders[kind];
+      if (sender) {
+        sender.replaceTrack(track).catch((err) => console.warn("samtale: recorder replaceTrack", err));
+      }
+    },
+  };
+}

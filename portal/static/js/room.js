@@ -1,0 +1,71 @@
+// The consult room's entry (templates/call/_room.html, for host and guest): builds the parts
+// and starts the device check and the socket. The current stage is mirrored on
+// document.body.dataset.stage.
+import {createCall} from "./call.js";
+import {createChat} from "./chat.js";
+import {wireControls} from "./controls.js";
+import {createDeviceCheck} from "./devices.js";
+import {publishCallHooks} from "./hooks.js";
+import {wireWaiting} from "./lobby.js";
+import {LocalMedia} from "./media.js";
+import {createQuality} from "./quality.js";
+import {createRecording} from "./record.js";
+import {connect} from "./socket.js";
+import {StageMachine, transitionsFor} from "./stage.js";
+import {createTiles} from "./tiles.js";
+import {readStrings, translator} from "./text.js";
+
+const room = document.getElementById("room");
+if (room) { start(room); }
+
+function start(room) {
+  const $ = (id) => document.getElementById(id);
+  const text = readStrings("call-text");
+  const t = translator(text);
+  const isHost = room.dataset.role === "host";
+  const media = new LocalMedia();
+  let call = null;
+  let controls = null;
+
+  const stages = new StageMachine({
+    transitions: transitionsFor(room.dataset.role),
+    onChange: (stage) => call.drawStage(stage),
+  });
+  const inCall = () => !!call && call.state.inCall && stages.stage === "call";
+  const record = createRecording({
+    media, t, isHost, inCall,
+    alertUser: (message) => call.alertUser(message),
+    refreshJoin: () => call.refreshJoin(),
+  });
+  const check = createDeviceCheck({
+    media, t,
+    isChecking: () => stages.stage === "check",
+    changed: () => { if (controls) { controls.updateControls(); } },
+  });
+  const links = new Map();
+  const tiles = createTiles({container: $("tiles"), alone: $("alone"), soundOn: $("sound-on"), t});
+  const chat = createChat({
+    room, t,
+    send: (message) => {
+      if (!call.state.socket || !call.state.inCall) { return false; }
+      call.state.socket.emit("chat:send", {text: message});
+      return true;
+    },
+    selfId: () => (call.state.self ? call.state.self.id : null),
+  });
+  call = createCall({room, t, isHost, media, stages, check, tiles, chat, record, links,
+    quality: createQuality({el: $("quality"), t, links})});
+  controls = wireControls(call);
+  publishCallHooks(call);
+
+  const wide = window.matchMedia("(min-width: 900px)");
+  wide.addEventListener("change", () => { if (stages.stage === "call") { chat.setOpen(wide.matches); } });
+  stages.go("check");
+  check.setCheck("check-signal", "pending", t("signal_connecting"));
+  if (isHost) { wireWaiting($("lobby-list"), () => call.state.socket); }
+  call.state.mediaReady = check.start().catch((err) => {
+    console.warn("samtale: media", err);
+    check.refresh();
+  });
+  connect(call, text);
+}

@@ -1,0 +1,7 @@
+// Entry of the unit test page (tests/js/test_units.py): runs every test file's tests and
+// leaves the results on window.__results.
+import {run} from "./runner.js";
+import "./stage.test.js";
+import "./peers.test.js";
+
+window.__results = await run();
