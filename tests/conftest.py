@@ -222,8 +222,8 @@ E2E = Path(__file__).resolve().parent / "e2e"
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything in tests/e2e/ starts a server (or a browser, which needs one): marked `live`
-    even where a module forgot, so that `-m "not browser and not live"` leaves it out."""
+    """Everything in tests/e2e/ starts a server: marked `live` even where a module forgot, so
+    that `-m "not browser and not live"` leaves it out (tests/js drives Chromium, no server)."""
     for item in items:
-        if item.path.is_relative_to(E2E) or item.get_closest_marker("browser"):
+        if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.live)
