@@ -478,6 +478,7 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
         # Tests sign in often, all from 127.0.0.1.
         "PORTAL_LOGIN_RATE_LIMIT": "1000 per minute",
         "PORTAL_INVITE_RATE_LIMIT": "1000 per minute",
+        "PORTAL_SOCKET_CONNECT_RATE_LIMIT": "1000 per minute",
         "PORTAL_DEFAULT_TIMEZONE": "UTC",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
