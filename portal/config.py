@@ -112,6 +112,9 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "RECORDING_SIGNING_KEY": os.environ.get("PORTAL_RECORDING_SIGNING_KEY") or None,
         "RECORDING_PURPOSE": _env("RECORDING_PURPOSE", ""),
         "RECORDING_RETENTION_DAYS": _env_int("RECORDING_RETENTION_DAYS", 90),
+        # Networks the recorder may send media checks to besides public addresses (a LAN's
+        # clients: 10.20.0.0/16; the tests' loopback: 127.0.0.0/8,::1). Nothing else inward.
+        "RECORDER_ALLOW_ADDRESSES": _env_list("RECORDER_ALLOW_ADDRESSES"),
         # A recorder stamps its recordings this often; three missed stamps mean it died.
         "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
