@@ -28,6 +28,7 @@ from portal.clock import clock
 from portal.database import after_commit
 from portal.errors import DomainError
 from portal.extensions import db, limiter, socketio
+from portal.inputs import problem
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD = 64 * 1024
@@ -149,6 +150,9 @@ def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
         raise Refused("too_large", _("The message is too large."))
     if not isinstance(data, dict):
         raise Refused("bad_request", _("The message must be a JSON object."))
+    bad = problem(data)  # NUL, lone surrogates, deep nesting: as for HTTP (portal/inputs.py)
+    if bad:
+        raise Refused("bad_request", bad)
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
@@ -241,6 +245,9 @@ def _identify(auth: Any, address: str) -> Identity:
     (guessing); the invite check itself is skipped once the address is over its limit."""
     if not _within("SOCKET_CONNECT_RATE_LIMIT", "connect", address):
         raise Refused("rate_limited", _("Too many connections; wait a minute."))
+    bad = problem(auth)
+    if bad:
+        raise Refused("bad_request", bad)
     with_invite = isinstance(auth, dict) and "invite" in auth
     if with_invite and not _within("INVITE_RATE_LIMIT", "invite", address, count=False):
         raise Refused("rate_limited", _("Too many attempts; wait a minute."))
