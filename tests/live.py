@@ -459,7 +459,7 @@ def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = No
     assert guest.wait_for("lobby:state") == {"state": "waiting"}
     host.wait_for("lobby:list", lambda p: guest_id in [w["id"] for w in p["waiting"]])
     host.emit("lobby:admit", {"participant_id": guest_id})
-    assert guest.wait_for("lobby:state") == {"state": "admitted"}
+    assert guest.wait_for("lobby:state")["state"] == "admitted"
     guest.emit("call:join", {"resume": False})
     joined = guest.wait_for("call:joined")
     assert host_id in [p["id"] for p in joined["peers"]]
