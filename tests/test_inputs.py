@@ -95,3 +95,14 @@ def test_connect_data_the_portal_will_not_take(app: Flask, token: str) -> None:
     sock = guest_socket(app, token, welcome=False)
     assert not sock.connected
     assert sock.connect_error["data"]["code"] == "bad_request", sock.connect_error
+
+
+@pytest.mark.parametrize("starts_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:00-14:00",
+                                       "9999-12-31T23:00:00+00:00"])
+def test_times_at_the_ends_of_the_calendar(app: Flask, people: People, starts_at: str) -> None:
+    """Found by the fuzz pass: turning such a time to UTC (or adding the duration) overflowed
+    into a 500."""
+    body = booking("Edge").replace("2031-01-02T10:00:00+00:00", starts_at)
+    response = app.test_client().post("/api/v1/appointments", data=body,
+                                      headers=bearer(app, people.host_a.id))
+    assert response.status_code == 422, response.get_data()[:300]
