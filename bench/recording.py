@@ -55,6 +55,8 @@ PUBLICATIONS = 2
 WIDTH, HEIGHT, FPS = 640, 480, 30
 WARMUP = 2.0
 CHUNK = 64 * 1024
+#: The bench runs in a loopback-only namespace: the recorder may contact loopback there.
+LOOPBACK = ("127.0.0.0/8", "::1")
 
 
 # --- the browsers (child process) -------------------------------------------------------------
@@ -177,7 +179,7 @@ async def passthrough_phase(conn: Connection, out: Path, seconds: float) -> dict
             return writers[-1]
         return open_sink
 
-    with RecordingEngine() as engine:
+    with RecordingEngine(allowed_networks=LOOPBACK) as engine:
         conn.send(("start", PUBLICATIONS, WIDTH, HEIGHT))
         offers = await asyncio.to_thread(conn.recv)
         answers = [await asyncio.wrap_future(engine.publish(f"bench/p{i}", sdp, opener(i)))

@@ -26,7 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.call import init_app as init_call
     from portal.config import load_secret_key, settings
     from portal.extensions import csrf, db, limiter, login_manager, migrate
-    from portal.inputs import IdConverter, refuse_nul_characters
+    from portal.inputs import IdConverter, refuse_unacceptable_input
     from portal.join.views import bp as join_bp
     from portal.recording import manager as recording_manager
     from portal.recording.views import bp as recordings_bp
@@ -58,7 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter.init_app(app)
     i18n.init_app(app)
     templating.init_app(app)
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unacceptable_input)
     app.before_request(auth.enforce_password_change)
 
     app.url_map.converters["id"] = IdConverter

@@ -82,6 +82,10 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
         "INVITE_RATE_LIMIT": _env("INVITE_RATE_LIMIT", "60 per minute"),
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "300 per minute"),
+        # Signaling: Socket.IO connects per address, and sockets one participant may hold open
+        # (tabs, a reconnect before the old socket timed out) on one worker.
+        "SOCKET_CONNECT_RATE_LIMIT": _env("SOCKET_CONNECT_RATE_LIMIT", "120 per minute"),
+        "SOCKETS_PER_PARTICIPANT": _env_int("SOCKETS_PER_PARTICIPANT", 4),
         # An invite link opens this long before the start and stays valid this long after the end.
         "INVITE_OPENS_MINUTES_BEFORE": _env_int("INVITE_OPENS_MINUTES_BEFORE", 30),
         "INVITE_CLOSES_MINUTES_AFTER": _env_int("INVITE_CLOSES_MINUTES_AFTER", 60),
@@ -108,6 +112,9 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "RECORDING_SIGNING_KEY": os.environ.get("PORTAL_RECORDING_SIGNING_KEY") or None,
         "RECORDING_PURPOSE": _env("RECORDING_PURPOSE", ""),
         "RECORDING_RETENTION_DAYS": _env_int("RECORDING_RETENTION_DAYS", 90),
+        # Networks the recorder may send media checks to besides public addresses (a LAN's
+        # clients: 10.20.0.0/16; the tests' loopback: 127.0.0.0/8,::1). Nothing else inward.
+        "RECORDER_ALLOW_ADDRESSES": _env_list("RECORDER_ALLOW_ADDRESSES"),
         # A recorder stamps its recordings this often; three missed stamps mean it died.
         "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from flask import Flask
 from jinja2.bccache import Bucket, BytecodeCache
-from live import CHEAP_ARGON2
+from live import CHEAP_ARGON2, LOOPBACK
 
 from portal import create_app
 
@@ -30,6 +30,7 @@ def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "RECORDER_ALLOW_ADDRESSES": list(LOOPBACK),
         **CHEAP_ARGON2,
         **extra,
     }

@@ -62,7 +62,7 @@ def admit(host: SocketClient, guest: SocketClient) -> None:
     wait_in_lobby(host, guest)
     host.emit("lobby:admit", {"participant_id": guest.id})
     host.no_errors()
-    assert guest.last("lobby:state") == {"state": "admitted"}
+    assert guest.last("lobby:state")["state"] == "admitted"
     join_call(guest)
 
 

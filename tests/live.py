@@ -69,6 +69,9 @@ WAIT = 5.0
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 #: The cheapest valid argon2id parameters: tests hash passwords by the hundred.
 CHEAP_ARGON2 = {"ARGON2_TIME_COST": 1, "ARGON2_MEMORY_COST": 8, "ARGON2_PARALLELISM": 1}
+#: The networks the tests' recorder may contact (PORTAL_RECORDER_ALLOW_ADDRESSES): WebRTC in the
+#: tests stays on loopback.
+LOOPBACK = ("127.0.0.0/8", "::1")
 
 
 def free_port() -> int:
@@ -456,7 +459,7 @@ def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = No
     assert guest.wait_for("lobby:state") == {"state": "waiting"}
     host.wait_for("lobby:list", lambda p: guest_id in [w["id"] for w in p["waiting"]])
     host.emit("lobby:admit", {"participant_id": guest_id})
-    assert guest.wait_for("lobby:state") == {"state": "admitted"}
+    assert guest.wait_for("lobby:state")["state"] == "admitted"
     guest.emit("call:join", {"resume": False})
     joined = guest.wait_for("call:joined")
     assert host_id in [p["id"] for p in joined["peers"]]
@@ -478,6 +481,9 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
         # Tests sign in often, all from 127.0.0.1.
         "PORTAL_LOGIN_RATE_LIMIT": "1000 per minute",
         "PORTAL_INVITE_RATE_LIMIT": "1000 per minute",
+        "PORTAL_SOCKET_CONNECT_RATE_LIMIT": "1000 per minute",
+        # WebRTC runs on loopback only (tests/netns.py): the recorder may answer there.
+        "PORTAL_RECORDER_ALLOW_ADDRESSES": ",".join(LOOPBACK),
         "PORTAL_DEFAULT_TIMEZONE": "UTC",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -527,7 +533,7 @@ def start_live_portal(template: Path, workdir: Path, *,
         "RATELIMIT_STORAGE_URI": "memory://", "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BASE_URL": base_url, "RECONNECT_GRACE_SECONDS": grace_seconds,
         "RECORDINGS_DIR": env["PORTAL_RECORDINGS_DIR"], "RECORDING_KEYS_DIR": str(files),
-        **CHEAP_ARGON2,
+        "RECORDER_ALLOW_ADDRESSES": list(LOOPBACK), **CHEAP_ARGON2,
     })
     stderr_path = workdir / f"server-{port}.stderr"
     with stderr_path.open("wb") as err:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import subprocess
 import time
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
+from calls import Consult, guest_socket, wait_in_lobby
 from flask import Flask
+from support import SocketClient
 
-from portal.appointments import services
 from portal.call.ice import ice_servers
-from portal.extensions import db, socketio
-from portal.models import Kind, ParticipantRole, RecordingPolicy, User, utcnow
 
 CONFIG = {"STUN_URLS": ["stun:turn.example.org:3478"],
           "TURN_URLS": ["turn:turn.example.org:3478?transport=udp",
@@ -62,25 +62,60 @@ def test_no_servers_configured_means_direct_connections_only() -> None:
     assert [s["urls"] for s in servers] == [CONFIG["STUN_URLS"]]
 
 
-def test_welcome_carries_fresh_turn_credentials(app: Flask, people: Any) -> None:
+def turn_config(app: Flask) -> None:
     app.config.update(STUN_URLS=CONFIG["STUN_URLS"], TURN_URLS=CONFIG["TURN_URLS"],
                       TURN_SECRET=CONFIG["TURN_SECRET"], TURN_TTL_SECONDS=900)
-    with app.app_context():
-        host = db.session.get(User, people.host_a.id)
-        appointment = services.book(
-            host, kind=Kind.CONSULT, title="Check-up", starts_at=utcnow() + timedelta(minutes=5),
-            duration_minutes=30, recording_policy=RecordingPolicy.OFF)
-        guest, token = services.add_guest(appointment, display_name="Pat",
-                                          role=ParticipantRole.PATIENT)
-        db.session.commit()
-        guest_id = guest.id
-    client = socketio.test_client(app, auth={"invite": token})
-    welcome = next(m for m in client.get_received() if m["name"] == "welcome")["args"][0]
-    turn = welcome["ice_servers"][1]
+
+
+def has_turn(message: Any) -> bool:
+    """Any TURN credential anywhere in the message."""
+    return "credential" in json.dumps(message) or "turn:" in json.dumps(message)
+
+
+def assert_fresh_turn(message: dict[str, Any], participant_id: int) -> None:
+    turn = message["ice_servers"][1]
     expiry, _, label = turn["username"].partition(":")
-    assert label == f"p{guest_id}"
+    assert label == f"p{participant_id}"
     assert 0 < int(expiry) - time.time() <= 900
-    assert int(expiry) == welcome["ice_expires_at"]
+    assert int(expiry) == message["ice_expires_at"]
     digest = hmac.new(b"north-sea-secret", turn["username"].encode(), hashlib.sha1).digest()
     assert turn["credential"] == base64.b64encode(digest).decode()
-    client.disconnect()
+
+
+def test_turn_credentials_only_after_admission(app: Flask, consult: Consult,
+                                               host_socket: Callable[..., SocketClient]) -> None:
+    """The attack: open the invite link, take the TURN credentials from `welcome`, never
+    wait to be let in (or be turned away and reconnect for fresh ones)."""
+    turn_config(app)
+    host = host_socket(consult)
+    assert_fresh_turn(host.welcome or {}, host.id)
+    guest = guest_socket(app, consult.token(0))
+    welcome = guest.welcome or {}
+    assert not has_turn(welcome), welcome
+    assert welcome["ice_servers"] is None and welcome["ice_expires_at"] is None
+    assert welcome["stun_servers"] == [{"urls": CONFIG["STUN_URLS"]}]  # the device check's
+    wait_in_lobby(host, guest)
+    host.emit("lobby:admit", {"participant_id": guest.id})
+    admitted = guest.last("lobby:state")
+    assert admitted["state"] == "admitted"
+    assert_fresh_turn(admitted, guest.id)
+    guest.disconnect()
+    back = guest_socket(app, consult.token(0), label="back")  # admitted: straight back in
+    assert_fresh_turn(back.welcome or {}, guest.id)
+
+
+def test_a_denied_guest_gets_no_turn_credentials(app: Flask, consult: Consult,
+                                                 host_socket: Callable[..., SocketClient]
+                                                 ) -> None:
+    turn_config(app)
+    host = host_socket(consult)
+    guest = guest_socket(app, consult.token(0))
+    wait_in_lobby(host, guest)
+    host.emit("lobby:deny", {"participant_id": guest.id})
+    assert not has_turn(guest.unread())
+    guest.disconnect()
+    for i in range(3):
+        again = guest_socket(app, consult.token(0), label=f"again{i}")
+        again.emit("lobby:join", {})
+        assert not has_turn(again.history), again.history
+        again.disconnect()

@@ -26,6 +26,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from live import LOOPBACK
 from netns import assert_aiortc_on_loopback
 from recording_peers import STORED_SHARE, ColourVideo, SineAudio
 
@@ -216,7 +217,7 @@ def engine_threads() -> list[str]:
 
 @pytest.fixture
 def engine() -> Iterator[RecordingEngine]:
-    with RecordingEngine() as running:
+    with RecordingEngine(allowed_networks=LOOPBACK) as running:
         yield running
     assert not running.running
     deadline = time.monotonic() + 5
@@ -429,7 +430,7 @@ def test_a_connection_that_goes_away_is_reported_and_keeps_its_recording(
         assert await asyncio.to_thread(seen.wait, 10)
         return await stop(engine, "rec-1/p1")
 
-    with RecordingEngine(on_failed=on_failed) as engine:
+    with RecordingEngine(on_failed=on_failed, allowed_networks=LOOPBACK) as engine:
         result = asyncio.run(run(engine))
     assert failures == [("rec-1/p1", "closed", "recording-engine")]
     assert result.error == "closed" and result.frames["audio"] > 0
@@ -459,7 +460,7 @@ def test_a_sink_that_cannot_be_opened_fails_the_publication() -> None:
         await client.pc.close()
         return result, hung_up
 
-    with RecordingEngine(on_failed=on_failed) as engine:
+    with RecordingEngine(on_failed=on_failed, allowed_networks=LOOPBACK) as engine:
         result, hung_up = asyncio.run(run(engine))
     assert failures == [("rec-1/p1", "sink_failed")]
     assert result.error == "sink_failed" and result.frames == {}
@@ -468,7 +469,7 @@ def test_a_sink_that_cannot_be_opened_fails_the_publication() -> None:
 
 def test_shutdown_closes_every_connection_and_sink(tmp_path: Path) -> None:
     tracks = [Track(tmp_path / f"p{i}.track") for i in (1, 2)]
-    engine = RecordingEngine()
+    engine = RecordingEngine(allowed_networks=LOOPBACK)
     engine.start()
 
     async def run() -> tuple[list[PublicationResult], list[Client]]:
@@ -620,3 +621,53 @@ def test_muxer_reencodes_decoded_video_to_vp8(tmp_path: Path) -> None:
     assert stats.reason is not None and "vp9" in stats.reason
     video = probe(sink.save(tmp_path / "out.webm"))["video"]
     assert video.codec == "vp8" and video.width == 160 and video.frames == 30
+
+
+# --- the recorder cannot be aimed inward (portal/recording/addresses.py) -------------------------
+
+
+async def aimed_offer(port: int) -> str:
+    """A well-formed offer whose only candidate is the server's own 127.0.0.1:port."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(SineAudio(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    lines = [line for line in pc.localDescription.sdp.splitlines()
+             if not line.startswith("a=candidate:")]
+    await pc.close()
+    at = lines.index(next(line for line in lines if line.startswith("a=ice-ufrag:")))
+    lines.insert(at, f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def checks_received(engine: RecordingEngine, tmp_path: Path, seconds: float = 2.0) -> int:
+    """Offer the engine a candidate at a UDP port this test listens on; what arrives within
+    `seconds` (stops at the first packet)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        offer = asyncio.run(aimed_offer(listener.getsockname()[1]))
+        engine.publish("rec-1/p1", offer, Track(tmp_path / "p1.track").open).result(5)
+        received, deadline = 0, time.monotonic() + seconds
+        while time.monotonic() < deadline and not received:
+            try:
+                listener.recvfrom(2048)
+                received += 1
+            except TimeoutError:
+                pass
+    engine.stop("rec-1/p1").result(5)
+    return received
+
+
+def test_an_offer_cannot_aim_the_recorder_at_loopback(tmp_path: Path) -> None:
+    """The attack: a candidate at 127.0.0.1:<port> made the server send checks there."""
+    with RecordingEngine() as strict:
+        assert checks_received(strict, tmp_path) == 0
+
+
+def test_allowed_networks_are_contacted(tmp_path: Path) -> None:
+    """The control: with loopback allowed (as in the tests) the same offer is checked, so the
+    test above would see checks if any were sent."""
+    with RecordingEngine(allowed_networks=LOOPBACK) as lenient:
+        assert checks_received(lenient, tmp_path, seconds=5.0) > 0

@@ -70,7 +70,8 @@ def test_guest_welcome(app: Flask, consult: Consult) -> None:
     assert welcome["appointment"]["kind"] == "consult"
     assert welcome["state"] == "invited"
     assert welcome["resumable"] is False
-    assert isinstance(welcome["ice_servers"], list)
+    assert welcome["ice_servers"] is None, "no ICE servers (TURN) before admission"
+    assert isinstance(welcome["stun_servers"], list)
     assert welcome["reconnect_grace_seconds"] == app.config["RECONNECT_GRACE_SECONDS"]
     assert guest.take("lobby:list") == [], "a guest must not see the waiting room"
 
@@ -203,7 +204,7 @@ def test_admission_flow(app: Flask, consult: Consult,
 
     host.emit("lobby:admit", {"participant_id": guest.id})
     host.no_errors()
-    assert guest.only("lobby:state") == {"state": "admitted"}
+    assert guest.only("lobby:state")["state"] == "admitted"
     assert host.last("lobby:list") == {"waiting": []}
 
     guest.emit("call:join", {"resume": False})
@@ -228,7 +229,7 @@ def test_admitted_guest_who_joins_the_lobby_again_is_told_at_once(
     guest.take("lobby:state")
     guest.emit("lobby:join", {})
     guest.no_errors()
-    assert guest.only("lobby:state") == {"state": "admitted"}
+    assert guest.only("lobby:state")["state"] == "admitted"
 
 
 def test_denial(app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:

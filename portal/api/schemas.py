@@ -33,6 +33,21 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An aware ISO 8601 time, turned to UTC; one so near year 1 or 9999 that the conversion
+    (or an appointment's end after it) overflows is invalid, not a 500."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+        if not 1970 <= moment.year <= 9000:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return moment
+
+
 class ErrorSchema(Schema):
     """Every error answer: a stable code for programs and a message for people."""
 
@@ -56,8 +71,8 @@ def _appointment_fields(*, required: bool) -> dict[str, fields.Field]:
         "kind": fields.String(required=required, validate=validate.OneOf(KINDS), metadata={
             "description": "A consult or a hearing."}),
         "title": fields.String(required=required, validate=validate.Length(min=1, max=200)),
-        "starts_at": fields.AwareDateTime(required=required, format="iso",
-                                          metadata={"description": _AWARE}),
+        "starts_at": UtcDateTime(required=required, format="iso",
+                                 metadata={"description": _AWARE}),
         "duration_minutes": fields.Integer(
             required=required, strict=True,
             validate=validate.Range(min=MIN_DURATION, max=MAX_DURATION)),

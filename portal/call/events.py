@@ -15,10 +15,17 @@ from portal import presence
 from portal.call import guard, rooms, schemas
 from portal.call import services as call
 from portal.call.guard import Identity, event, send
-from portal.call.ice import ice_servers
+from portal.call.ice import ice_servers, stun_servers
 from portal.call.notify import send_lobby
 from portal.extensions import db
-from portal.models import Appointment, LobbyState, Participant, RecordingPolicy, utcnow
+from portal.models import (
+    Appointment,
+    LobbyState,
+    Participant,
+    ParticipantRole,
+    RecordingPolicy,
+    utcnow,
+)
 from portal.recording import services as consent
 from portal.recording.wording import wording
 
@@ -57,6 +64,22 @@ def _left(appointment_id: int, participant_id: int) -> None:
     send("call:peer-left", {"id": participant_id}, to=rooms.call_room(appointment_id))
 
 
+def _ice(me: Participant) -> dict[str, Any]:
+    """ICE servers with fresh TURN credentials, for the host and an admitted guest only: a
+    guest in the waiting room, or denied, gets none (TURN relays for whoever holds them)."""
+    if me.role is not ParticipantRole.HOST and me.lobby_state is not LobbyState.ADMITTED:
+        return {"ice_servers": None, "ice_expires_at": None}
+    servers, expires = ice_servers(current_app.config, f"p{me.id}")
+    return {"ice_servers": servers, "ice_expires_at": expires}
+
+
+def _lobby_state(me: Participant) -> dict[str, Any]:
+    """`lobby:state` for a guest: with the ICE servers once admitted."""
+    if me.lobby_state is LobbyState.ADMITTED:
+        return {"state": me.lobby_state.value, **_ice(me)}
+    return {"state": me.lobby_state.value}
+
+
 # --- connecting and going away ---------------------------------------------------------------
 
 def _recording_welcome(appointment: Appointment) -> dict[str, Any]:
@@ -76,7 +99,6 @@ def welcome(sid: str, identity: Identity) -> None:
     if identity.user_id is not None:  # the host
         guard.enter(sid, rooms.hosts_room(identity.appointment_id))
         guard.enter(sid, rooms.user_room(identity.user_id))
-    servers, expires = ice_servers(current_app.config, f"p{me.id}")
     appointment = me.appointment
     send("welcome", {
         "protocol": PROTOCOL,
@@ -87,8 +109,8 @@ def welcome(sid: str, identity: Identity) -> None:
                         "status": appointment.status.value},
         "state": me.lobby_state.value,
         "resumable": presence.resumable(me, utcnow()),
-        "ice_servers": servers,
-        "ice_expires_at": expires,
+        **_ice(me),
+        "stun_servers": stun_servers(current_app.config),
         "reconnect_grace_seconds": current_app.config["RECONNECT_GRACE_SECONDS"],
         "recording": _recording_welcome(appointment),
     }, to=sid)
@@ -130,7 +152,7 @@ guard.on_disconnect(went_away)
 def lobby_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = me_of(identity)
     _drop_replaced(call.wait(me, sid))
-    send("lobby:state", {"state": me.lobby_state.value}, to=sid)
+    send("lobby:state", _lobby_state(me), to=sid)
     if me.lobby_state is not LobbyState.DENIED:
         _lobby_changed(me.appointment_id)
 
@@ -145,7 +167,7 @@ def lobby_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
 def _decide(identity: Identity, participant_id: int, state: LobbyState) -> None:
     guest, target = call.decide(me_of(identity), participant_id, state)
     if target is not None:
-        send("lobby:state", {"state": state.value}, to=target)
+        send("lobby:state", _lobby_state(guest), to=target)
     _lobby_changed(guest.appointment_id)
 
 

@@ -19,14 +19,16 @@ from typing import Any
 from flask import Flask, current_app, has_app_context, request
 from flask_babel import gettext as _
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
+from limits import parse
 from marshmallow import Schema, ValidationError
 
 from portal.call.fanout import Fanout
-from portal.call.identity import Identity, Refused, identify, recheck
+from portal.call.identity import Buckets, Identity, Refused, identify, recheck
 from portal.clock import clock
 from portal.database import after_commit
 from portal.errors import DomainError
-from portal.extensions import db, socketio
+from portal.extensions import db, limiter, socketio
+from portal.inputs import problem
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD = 64 * 1024
@@ -41,13 +43,26 @@ class Sockets:
         self.app = app
         self._lock = threading.Lock()
         self._identities: dict[str, Identity] = {}
+        self.buckets = Buckets()
         self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
                              app.config["SOCKETIO_CHANNEL"])
 
     def bind(self, sid: str, identity: Identity) -> None:
+        """Keep the socket's identity, with its participant's and address's rate limits; or
+        Refused when the participant has as many sockets open on this worker as allowed."""
         self.fanout.start()
+        most = self.app.config["SOCKETS_PER_PARTICIPANT"]
         with self._lock:
+            if sum(who.participant_id == identity.participant_id
+                   for who in self._identities.values()) >= most:
+                raise Refused("too_many_sockets", _(
+                    "You are connected from too many tabs or devices; close one and try "
+                    "again."))
+            identity.share(self.buckets)
             self._identities[sid] = identity
+            in_use = {id(bucket) for who in self._identities.values()
+                      for bucket in who.buckets()}
+        self.buckets.sweep(in_use)
 
     def unbind(self, sid: str) -> Identity | None:
         with self._lock:
@@ -135,6 +150,9 @@ def check_payload(data: Any, schema: Schema) -> dict[str, Any]:
         raise Refused("too_large", _("The message is too large."))
     if not isinstance(data, dict):
         raise Refused("bad_request", _("The message must be a JSON object."))
+    bad = problem(data)  # NUL, lone surrogates, deep nesting: as for HTTP (portal/inputs.py)
+    if bad:
+        raise Refused("bad_request", bad)
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
@@ -198,7 +216,7 @@ def event(name: str, schema: Schema) -> Callable[[Handler], Handler]:
             with _transaction(sid, name):
                 if identity is None:
                     raise Refused("unauthorized", _("Connect again."), close=True)
-                if not identity.events.take():
+                if not (identity.events.take() and identity.address_events.take()):
                     raise Refused("rate_limited", _("Too many messages; slow down."))
                 payload = check_payload(data, schema)
                 if identity.due():
@@ -211,6 +229,36 @@ def event(name: str, schema: Schema) -> Callable[[Handler], Handler]:
     return register
 
 
+def _within(setting: str, *key: str, count: bool = True) -> bool:
+    """Below the limit `setting` (a Flask-Limiter string such as "60 per minute") for `key`,
+    counting this attempt unless `count` is false. In Flask-Limiter's storage
+    (PORTAL_RATELIMIT_STORAGE_URI): shared by the workers when that is Redis."""
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return True
+    item = parse(current_app.config[setting])
+    strategy = limiter.limiter
+    return strategy.hit(item, "socket", *key) if count else strategy.test(item, "socket", *key)
+
+
+def _identify(auth: Any, address: str) -> Identity:
+    """Who connects, within the limits per address: connects, and invites that do not work
+    (guessing); the invite check itself is skipped once the address is over its limit."""
+    if not _within("SOCKET_CONNECT_RATE_LIMIT", "connect", address):
+        raise Refused("rate_limited", _("Too many connections; wait a minute."))
+    bad = problem(auth)
+    if bad:
+        raise Refused("bad_request", bad)
+    with_invite = isinstance(auth, dict) and "invite" in auth
+    if with_invite and not _within("INVITE_RATE_LIMIT", "invite", address, count=False):
+        raise Refused("rate_limited", _("Too many attempts; wait a minute."))
+    try:
+        return identify(auth, clock(), address)
+    except Refused as refused:
+        if with_invite and refused.code in ("unauthorized", "bad_request"):
+            _within("INVITE_RATE_LIMIT", "invite", address)
+        raise
+
+
 def on_connect(welcome: Callable[[str, Identity], None]) -> Callable[..., None]:
     """The connect handler: identify the socket (or refuse the connection), then welcome()
     in one transaction."""
@@ -221,7 +269,8 @@ def on_connect(welcome: Callable[[str, Identity], None]) -> Callable[..., None]:
         if registry.identity_of(sid) is not None:
             return  # an event the client named "connect": a socket is identified once only
         try:
-            identity = identify(auth, clock())
+            identity = _identify(auth, request.remote_addr or "")
+            registry.bind(sid, identity)
         except Exception as exc:
             db.session.rollback()
             if not isinstance(exc, Refused):
@@ -230,7 +279,6 @@ def on_connect(welcome: Callable[[str, Identity], None]) -> Callable[..., None]:
                 "internal", _("Something went wrong on our side."))
             raise ConnectionRefusedError(err.message, {"code": err.code,
                                                        "message": err.message}) from None
-        registry.bind(sid, identity)
         with _transaction(sid, "connect"):
             welcome(sid, identity)
 

@@ -33,3 +33,8 @@ def ice_servers(config: Any, label: str, now: float | None = None) -> tuple[list
         servers.append({"urls": list(config["TURN_URLS"]), "username": username,
                         "credential": turn_credential(config["TURN_SECRET"], username)})
     return servers, expires
+
+
+def stun_servers(config: Any) -> list[dict]:
+    """STUN only, no credentials: enough for a device check's probe before admission."""
+    return [{"urls": list(config["STUN_URLS"])}] if config["STUN_URLS"] else []

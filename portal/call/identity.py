@@ -3,8 +3,9 @@ changed (a notice marked it stale, or the guest's link reached its closing time)
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,9 +21,12 @@ from portal.models import Appointment, Participant, ParticipantRole, Status, utc
 from portal.tokens import hash_token
 
 _OPEN = (Status.SCHEDULED, Status.LIVE)
-#: Events a socket may send: `RATE` a second on average, bursts of up to `BURST`.
+#: Events a participant may send, over all its sockets: `RATE` a second on average, bursts
+#: of up to `BURST`.
 EVENT_RATE, EVENT_BURST = 40, 200
 CHAT_RATE, CHAT_BURST = 0.5, 5
+#: Events from one address, over all its participants (a clinic behind one NAT has several).
+ADDRESS_RATE, ADDRESS_BURST = 4 * EVENT_RATE, 4 * EVENT_BURST
 
 
 class Refused(Exception):
@@ -44,18 +48,57 @@ class Bucket:
     tokens: float = field(init=False)
     stamp: float = field(init=False)
 
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
     def __post_init__(self) -> None:
         self.tokens = self.burst
         self.stamp = self.clock()
 
-    def take(self) -> bool:
+    def _refill(self) -> None:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+
+    def take(self) -> bool:
+        with self._lock:  # several sockets of one participant share a bucket
+            self._refill()
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+    def full(self) -> bool:
+        """As good as a new bucket: forgetting it changes nothing."""
+        with self._lock:
+            self._refill()
+            return self.tokens >= self.burst
+
+
+class Buckets:
+    """This worker's token buckets, one per participant or address and kind, shared by all
+    their sockets: a new socket does not bring a fresh allowance. Full buckets are forgotten."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[Hashable, Bucket] = {}
+
+    def get(self, key: Hashable, rate: float, burst: float,
+            clock: Callable[[], float]) -> Bucket:
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is None:
+                found = self._buckets[key] = Bucket(rate=rate, burst=burst, clock=clock)
+            return found
+
+    def sweep(self, in_use: set[int]) -> None:
+        """Forget the full buckets no socket holds (`in_use`: ids of the buckets held)."""
+        with self._lock:
+            for key, bucket in list(self._buckets.items()):
+                if id(bucket) not in in_use and bucket.full():
+                    del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 @dataclass
@@ -73,12 +116,30 @@ class Identity:
     stale: bool = False
     clock: Callable[[], float] = time.monotonic  # for the rate limits
     now: Callable[[], datetime] = utcnow  # for valid_until
+    #: Where the socket connected from (after the trusted proxies).
+    address: str = ""
+    #: The participant's and the address's buckets (shared with their other sockets, given
+    #: by Sockets.bind); a socket's own until then.
     events: Bucket = field(init=False)
     chat: Bucket = field(init=False)
+    address_events: Bucket = field(init=False)
 
     def __post_init__(self) -> None:
         self.events = Bucket(rate=EVENT_RATE, burst=EVENT_BURST, clock=self.clock)
         self.chat = Bucket(rate=CHAT_RATE, burst=CHAT_BURST, clock=self.clock)
+        self.address_events = Bucket(rate=ADDRESS_RATE, burst=ADDRESS_BURST, clock=self.clock)
+
+    def share(self, buckets: Buckets) -> None:
+        """Use the participant's and the address's buckets from now on."""
+        self.events = buckets.get(("events", self.participant_id), EVENT_RATE, EVENT_BURST,
+                                  self.clock)
+        self.chat = buckets.get(("chat", self.participant_id), CHAT_RATE, CHAT_BURST,
+                                self.clock)
+        self.address_events = buckets.get(("address", self.address), ADDRESS_RATE,
+                                          ADDRESS_BURST, self.clock)
+
+    def buckets(self) -> tuple[Bucket, ...]:
+        return self.events, self.chat, self.address_events
 
     @property
     def is_host(self) -> bool:
@@ -89,7 +150,7 @@ class Identity:
         return self.stale or (self.valid_until is not None and self.now() >= self.valid_until)
 
 
-def identify(auth: Any, clock: Clock) -> Identity:
+def identify(auth: Any, clock: Clock, address: str = "") -> Identity:
     """At connect: a guest's invite, or the session of the staff member hosting the call."""
     if not isinstance(auth, dict):
         auth = {}
@@ -104,7 +165,7 @@ def identify(auth: Any, clock: Clock) -> Identity:
         guest = check.guest
         return Identity(guest.id, guest.appointment_id, token_hash=hash_token(token),
                         valid_until=invite_window(guest.appointment)[1],
-                        clock=clock.monotonic, now=clock.now)
+                        clock=clock.monotonic, now=clock.now, address=address)
     appointment_id = auth.get("appointment")
     if not isinstance(appointment_id, int) or isinstance(appointment_id, bool) \
             or not 0 < appointment_id < 2**31:
@@ -119,7 +180,7 @@ def identify(auth: Any, clock: Clock) -> Identity:
     host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
     return Identity(host_row.id, appointment.id, user_id=current_user.id,
                     session_epoch=current_user.session_epoch, clock=clock.monotonic,
-                    now=clock.now)
+                    now=clock.now, address=address)
 
 
 def recheck(identity: Identity) -> None:

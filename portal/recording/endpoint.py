@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, BinaryIO, Protocol, TypeVar
@@ -30,7 +30,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
-from portal.recording import passthrough
+from portal.recording import addresses, passthrough
 from portal.recording.passthrough import TrackMuxer
 
 log = logging.getLogger(__name__)
@@ -191,17 +191,22 @@ class RecordingEngine:
     a publication ends without `stop`: reason "failed" or "closed" (the connection), or
     "sink_failed" (opening or writing the sink raised). The publication stays known until
     `stop(key)`, which finalises what was written.
+
+    The engine contacts only the offer's candidates at public addresses and in
+    `allowed_networks` (see addresses.py).
     """
 
     def __init__(
         self,
         *,
         ice_servers: list[RTCIceServer] | None = None,
+        allowed_networks: Iterable[str] = (),
         on_failed: OnFailed | None = None,
         tick_interval: float = TICK_INTERVAL,
         keyframe_interval: float = KEYFRAME_INTERVAL,
     ) -> None:
         self._ice_servers = list(ice_servers or [])
+        self._allowed = addresses.networks(allowed_networks)
         self._on_failed = on_failed
         self._tick_interval = tick_interval
         self._keyframe_interval = keyframe_interval
@@ -350,6 +355,7 @@ class RecordingEngine:
     ) -> str:
         if key in self._pubs:
             raise RecordingError(f"publication {key!r} already exists")
+        offer_sdp = addresses.filter_offer(offer_sdp, self._allowed)  # nothing aimed inward
         try:
             offer = _offer_media(offer_sdp)
         except Exception as exc:  # aiortc's parser raises anything on garbage

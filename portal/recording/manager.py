@@ -82,8 +82,9 @@ class RecordingManager:
 
         with self._lock:
             if self._engine is None:
-                engine = RecordingEngine(ice_servers=self._ice_servers(),
-                                         on_failed=self._publication_failed)
+                engine = RecordingEngine(
+                    ice_servers=self._ice_servers(), on_failed=self._publication_failed,
+                    allowed_networks=self.app.config["RECORDER_ALLOW_ADDRESSES"])
                 engine.start()
                 self._engine = engine
             if self._heartbeat_started:

@@ -215,6 +215,7 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
       renderNotice();
       onState(rec.state || {status: "none"});
     });
+    sock.on("lobby:state", (msg) => { if (msg && msg.ice_servers) { iceServers = msg.ice_servers; } });
     sock.on("record:state", onState);
     sock.on("record:publish", ({id} = {}) => { publish(id); });
     sock.on("record:answer", recorder.answer);

@@ -24,10 +24,15 @@ export function connect(call, text) {
   function welcome(message) {
     state.welcome = message;
     state.self = message.self;
+    // ICE servers with TURN credentials come only to the host and an admitted guest (here, or
+    // in lobby:state on admission); the device check probes with STUN alone until then.
     state.iceServers = message.ice_servers || [];
     call.netStatus("");
     check.setCheck("check-signal", "ok", t("signal_ok"));
-    if (!state.iceProbed) { state.iceProbed = true; check.probeNetwork(state.iceServers); }
+    if (!state.iceProbed) {
+      state.iceProbed = true;
+      check.probeNetwork(message.ice_servers || message.stun_servers || []);
+    }
     if (stages.terminal) { return; }
 
     if (state.inCall || state.joining) {
@@ -64,7 +69,8 @@ export function connect(call, text) {
     call.refreshJoin();
   }
 
-  function lobbyState({state: lobbyState}) {
+  function lobbyState({state: lobbyState, ice_servers: iceServers}) {
+    if (iceServers) { state.iceServers = iceServers; } // admitted: TURN credentials now
     if (stages.stage !== "lobby") { return; }
     if (lobbyState === "admitted") {
       call.joinCall(false);
