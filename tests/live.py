@@ -470,6 +470,7 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
     env.update({
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": LIVE_SECRET_KEY,
+        "PORTAL_MFA_KEY": LIVE_SECRET_KEY,
         "PORTAL_COOKIE_SECURE": "false",
         "PORTAL_HOST": "127.0.0.1",
         "PORTAL_PORT": str(port),
