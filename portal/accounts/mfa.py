@@ -96,7 +96,7 @@ def qr_svg(uri: str) -> Markup:
     inline style for the Content-Security-Policy to refuse."""
     svg = segno.make(uri, error="m").svg_inline(
         scale=5, border=4, dark="#000", light="#fff", title=_("QR code for your app"),
-        svg_class="qr")
+        svgclass="qr")
     return Markup(svg)  # noqa: S704 (segno's own markup; the URI inside it is escaped by segno)
 
 
