@@ -239,7 +239,7 @@ def test_the_code_page_is_rate_limited_per_address(sqlite_people_template, tmp_p
         db.engine.dispose()
 
 
-# --- hosts: the deployment's policy ----------------------------------------------------------------
+# --- hosts: the deployment's policy ---------------------------------------------------------------
 
 
 def test_hosts_may_sign_in_with_a_password_by_default(app, people, browser):
@@ -285,7 +285,7 @@ def test_the_policy_setting_is_checked(monkeypatch, tmp_path):
         settings(tmp_path)
 
 
-# --- the operator's reset --------------------------------------------------------------------------
+# --- the operator's reset -------------------------------------------------------------------------
 
 
 def test_reset_mfa_ends_sessions_and_asks_to_set_it_up_again(app, people, new_browser, runner):
