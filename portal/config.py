@@ -81,6 +81,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", RFC_9106_LOW_MEMORY.time_cost),
         "ARGON2_MEMORY_COST": _env_int("ARGON2_MEMORY_COST", RFC_9106_LOW_MEMORY.memory_cost),
         "ARGON2_PARALLELISM": _env_int("ARGON2_PARALLELISM", RFC_9106_LOW_MEMORY.parallelism),
+        # Sign-ins hashing at once (each hash takes every core it may); the rest queue.
+        "PASSWORD_HASH_CONCURRENCY": _env_int("PASSWORD_HASH_CONCURRENCY", 1),
         "WTF_CSRF_TIME_LIMIT": None,  # bound to the session instead; a long form must not expire
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": _env("DEFAULT_TIMEZONE", "UTC"),

@@ -524,7 +524,8 @@ def start_live_portal(template: Path, workdir: Path, *,
         "PORTAL_RECORDING_HEARTBEAT_SECONDS": "1",
         **(env or {})})
     setup_app = create_app({
-        "TESTING": True, "SECRET_KEY": LIVE_SECRET_KEY, "SQLALCHEMY_DATABASE_URI": database_url,
+        "TESTING": True, "SECRET_KEY": LIVE_SECRET_KEY, "MFA_KEY": LIVE_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://", "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BASE_URL": base_url, "RECONNECT_GRACE_SECONDS": grace_seconds,
         "RECORDINGS_DIR": env["PORTAL_RECORDINGS_DIR"], "RECORDING_KEYS_DIR": str(files),

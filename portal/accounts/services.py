@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from math import ceil
@@ -34,6 +35,10 @@ class _Passwords:
     hasher: PasswordHasher
     #: Verified against for unknown e-mail addresses, so a miss costs as long as a hit.
     dummy_hash: str
+    #: How many sign-ins may hash at once (PASSWORD_HASH_CONCURRENCY): each argon2 hash
+    #: takes every core it may, so a flood of them would starve every other request of CPU.
+    #: The rest wait their turn, outside any transaction.
+    gate: threading.BoundedSemaphore
 
 
 def _passwords() -> _Passwords:
@@ -44,8 +49,9 @@ def _passwords() -> _Passwords:
         hasher = PasswordHasher(time_cost=config["ARGON2_TIME_COST"],
                                 memory_cost=config["ARGON2_MEMORY_COST"],
                                 parallelism=config["ARGON2_PARALLELISM"])
-        found = current_app.extensions.setdefault(
-            "passwords", _Passwords(hasher, hasher.hash(secrets.token_hex(16))))
+        found = current_app.extensions.setdefault("passwords", _Passwords(
+            hasher, hasher.hash(secrets.token_hex(16)),
+            threading.BoundedSemaphore(config["PASSWORD_HASH_CONCURRENCY"])))
     assert isinstance(found, _Passwords)
     return found
 
@@ -119,13 +125,14 @@ def _verify_password(stored: str | None, password: str) -> tuple[bool, str | Non
     """Whether the password matches (an unknown account's check costs as long), and a new
     hash if the stored one has other parameters than the app's."""
     found = _passwords()
-    try:
-        found.hasher.verify(stored or found.dummy_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False, None
-    if stored is None:
-        return False, None
-    return True, _hash(password) if found.hasher.check_needs_rehash(stored) else None
+    with found.gate:
+        try:
+            found.hasher.verify(stored or found.dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False, None
+        if stored is None:
+            return False, None
+        return True, _hash(password) if found.hasher.check_needs_rehash(stored) else None
 
 
 def authenticate(email: str, password: str) -> User | None:
