@@ -85,6 +85,17 @@ def reset_password(email: str) -> None:
     click.echo(f"one-time password for {user.email}: {one_time}")
 
 
+@users_cli.command("reset-mfa")
+@click.argument("email")
+def reset_mfa(email: str) -> None:
+    """Turn an account's two-step sign-in off (a lost phone); its sessions end. Where it is
+    required, the user sets it up again at the next sign-in."""
+    user = _user_or_exit(email)
+    accounts.reset_mfa(user)
+    _commit_or_exit()
+    click.echo(f"two-step sign-in reset for {user.email}; they set it up again at sign-in")
+
+
 @users_cli.command("disable")
 @click.argument("email")
 def disable(email: str) -> None:

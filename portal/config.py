@@ -31,16 +31,24 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _env(name, default).strip().lower() or default
+    if raw not in choices:
+        raise RuntimeError(f"PORTAL_{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in _env(name, "").split(",") if item.strip()]
 
 
-def load_secret_key(instance_path: Path) -> str:
-    """The session-signing key: PORTAL_SECRET_KEY, else a file made once in instance/ (0600)."""
-    from_env = os.environ.get("PORTAL_SECRET_KEY")
+def load_secret_key(instance_path: Path, name: str = "secret_key") -> str:
+    """A key: PORTAL_<NAME> (the session-signing key by default), else a file made once in
+    instance/ (0600)."""
+    from_env = os.environ.get(f"PORTAL_{name.upper()}")
     if from_env:
         return from_env
-    path = instance_path / "secret_key"
+    path = instance_path / name
     if not path.exists():
         instance_path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -73,6 +81,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", RFC_9106_LOW_MEMORY.time_cost),
         "ARGON2_MEMORY_COST": _env_int("ARGON2_MEMORY_COST", RFC_9106_LOW_MEMORY.memory_cost),
         "ARGON2_PARALLELISM": _env_int("ARGON2_PARALLELISM", RFC_9106_LOW_MEMORY.parallelism),
+        # Sign-ins hashing at once (each hash takes every core it may); the rest queue.
+        "PASSWORD_HASH_CONCURRENCY": _env_int("PASSWORD_HASH_CONCURRENCY", 1),
         "WTF_CSRF_TIME_LIMIT": None,  # bound to the session instead; a long form must not expire
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": _env("DEFAULT_TIMEZONE", "UTC"),
@@ -80,6 +90,14 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        # Per account, across addresses (ASVS 2.2.1): after this many failed sign-ins in a row
+        # each further attempt waits 30 s, doubling per failure up to the maximum.
+        "LOGIN_THROTTLE_AFTER": _env_int("LOGIN_THROTTLE_AFTER", 5),
+        "LOGIN_THROTTLE_MAX_SECONDS": _env_int("LOGIN_THROTTLE_MAX_SECONDS", 900),
+        # Second factor (TOTP): always for administrators; for hosts `required` or `optional`.
+        "MFA_HOSTS": _env_choice("MFA_HOSTS", "optional", ("optional", "required")),
+        # Seals the TOTP secrets (AES-GCM); default: a file made once in instance/ (0600).
+        "MFA_KEY": os.environ.get("PORTAL_MFA_KEY") or None,
         "INVITE_RATE_LIMIT": _env("INVITE_RATE_LIMIT", "60 per minute"),
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "300 per minute"),
         # Signaling: Socket.IO connects per address, and sockets one participant may hold open

@@ -54,6 +54,19 @@ def commit_request(response: Response) -> Response:
 
 
 @contextmanager
+def outside_transaction() -> Iterator[None]:
+    """Slow work (a password hash) with no transaction open: on SQLite every transaction holds
+    the write lock, so one held around a hash would make every other request wait for it.
+    What the request read so far ends here; the next query begins a new, short transaction.
+    Nothing may be waiting to be written."""
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("unwritten changes before work outside the transaction")
+    session.commit()
+    yield
+
+
+@contextmanager
 def all_or_nothing() -> Iterator[None]:
     """A savepoint: if the block raises, none of its changes stay (the request goes on)."""
     with db.session.begin_nested():

@@ -42,3 +42,15 @@ class Conflict(DomainError):
 
     status = 409
     default_code = "conflict"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed attempts on this account: the next is checked only after `retry_at`."""
+
+    status = 429
+    default_code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        #: Seconds to wait (for the Retry-After header).
+        self.retry_after = retry_after

@@ -126,7 +126,7 @@ def people(app: Flask, backend: str, request: pytest.FixtureRequest) -> People:
     """An administrator and two hosts, all with chosen passwords. They are in the database
     template the `app` fixture copied (made once per session); this returns who they are."""
     made: People = request.getfixturevalue(PEOPLE_TEMPLATES[backend])[1]
-    return People(*(Staff(staff.id, staff.email) for staff in
+    return People(*(Staff(staff.id, staff.email, totp_secret=staff.totp_secret) for staff in
                     (made.admin, made.host_a, made.host_b)))
 
 

@@ -473,6 +473,7 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
     env.update({
         "PORTAL_DATABASE_URL": database_url,
         "PORTAL_SECRET_KEY": LIVE_SECRET_KEY,
+        "PORTAL_MFA_KEY": LIVE_SECRET_KEY,
         "PORTAL_COOKIE_SECURE": "false",
         "PORTAL_HOST": "127.0.0.1",
         "PORTAL_PORT": str(port),
@@ -529,7 +530,8 @@ def start_live_portal(template: Path, workdir: Path, *,
         "PORTAL_RECORDING_HEARTBEAT_SECONDS": "1",
         **(env or {})})
     setup_app = create_app({
-        "TESTING": True, "SECRET_KEY": LIVE_SECRET_KEY, "SQLALCHEMY_DATABASE_URI": database_url,
+        "TESTING": True, "SECRET_KEY": LIVE_SECRET_KEY, "MFA_KEY": LIVE_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://", "BABEL_DEFAULT_TIMEZONE": "UTC",
         "BASE_URL": base_url, "RECONNECT_GRACE_SECONDS": grace_seconds,
         "RECORDINGS_DIR": env["PORTAL_RECORDINGS_DIR"], "RECORDING_KEYS_DIR": str(files),

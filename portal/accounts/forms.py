@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
@@ -20,3 +20,9 @@ class PasswordForm(FlaskForm):
         _l("New password again"),
         validators=[DataRequired(), EqualTo("new", message=_l("The passwords differ."))],
     )
+
+
+class CodeForm(FlaskForm):
+    """A code from the authenticator app (six digits) or a recovery code."""
+
+    code = StringField(_l("Code"), validators=[DataRequired(), Length(max=32)])

@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
+from datetime import datetime
+from math import ceil
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import format_time
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal import signals
+from portal.accounts import mfa, passwords, throttle
 from portal.audit import services as audit
-from portal.errors import Conflict, DomainError
+from portal.clock import clock
+from portal.database import outside_transaction
+from portal.errors import Conflict, DomainError, TooManyAttempts
 from portal.extensions import db
 from portal.models import ApiToken, Role, User, utcnow
 from portal.signals import announce
 from portal.tokens import hash_token, new_token
 
-MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_LENGTH = passwords.MIN_LENGTH
 API_TOKEN_PREFIX = "smt_"  # noqa: S105 (a label, not a secret)
 
 
@@ -28,6 +35,10 @@ class _Passwords:
     hasher: PasswordHasher
     #: Verified against for unknown e-mail addresses, so a miss costs as long as a hit.
     dummy_hash: str
+    #: How many sign-ins may hash at once (PASSWORD_HASH_CONCURRENCY): each argon2 hash
+    #: takes every core it may, so a flood of them would starve every other request of CPU.
+    #: The rest wait their turn, outside any transaction.
+    gate: threading.BoundedSemaphore
 
 
 def _passwords() -> _Passwords:
@@ -38,8 +49,9 @@ def _passwords() -> _Passwords:
         hasher = PasswordHasher(time_cost=config["ARGON2_TIME_COST"],
                                 memory_cost=config["ARGON2_MEMORY_COST"],
                                 parallelism=config["ARGON2_PARALLELISM"])
-        found = current_app.extensions.setdefault(
-            "passwords", _Passwords(hasher, hasher.hash(secrets.token_hex(16))))
+        found = current_app.extensions.setdefault("passwords", _Passwords(
+            hasher, hasher.hash(secrets.token_hex(16)),
+            threading.BoundedSemaphore(config["PASSWORD_HASH_CONCURRENCY"])))
     assert isinstance(found, _Passwords)
     return found
 
@@ -52,12 +64,8 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise DomainError(
-            _("The password must be at least %(n)d characters long.", n=MIN_PASSWORD_LENGTH),
-            field="password",
-        )
+def check_password_strength(password: str, *, email: str = "", name: str = "") -> None:
+    passwords.check(password, email=email, name=name)
 
 
 def _check_length(value: str, limit: int, field: str) -> None:
@@ -87,7 +95,7 @@ def create_user(email: str, name: str, role: Role, password: str | None = None) 
     if user_by_email(email) is not None:
         raise Conflict(_("An account with this e-mail address exists already."))
     one_time = password or generate_password()
-    check_password_strength(one_time)
+    check_password_strength(one_time, email=email, name=name)
     user = User(
         email=email,
         name=name,
@@ -102,26 +110,97 @@ def create_user(email: str, name: str, role: Role, password: str | None = None) 
     return user, one_time
 
 
+def _throttled(retry_at: datetime, user: User | None, action: str) -> TooManyAttempts:
+    """Audit an attempt refused by the account's throttle; the error to raise."""
+    seconds = max(1, ceil((retry_at - clock().now()).total_seconds()))
+    audit.record(action, object_type="user", object_id=user.id if user else None,
+                 details={"retry_after": seconds})
+    return TooManyAttempts(
+        _("Too many failed sign-ins for this account. Try again at %(time)s (in %(minutes)d "
+          "min).", time=format_time(retry_at, "short"), minutes=ceil(seconds / 60)),
+        retry_after=seconds)
+
+
+def _verify_password(stored: str | None, password: str) -> tuple[bool, str | None]:
+    """Whether the password matches (an unknown account's check costs as long), and a new
+    hash if the stored one has other parameters than the app's."""
+    found = _passwords()
+    with found.gate:
+        try:
+            found.hasher.verify(stored or found.dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False, None
+        if stored is None:
+            return False, None
+        return True, _hash(password) if found.hasher.check_needs_rehash(stored) else None
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """The user if the password is right and the account enabled; audits the attempt."""
+    """The user if the password is right and the account enabled, else None; raises
+    TooManyAttempts while the account's throttle makes attempts wait. Audits failures.
+
+    The password hash runs with no transaction open (on SQLite a transaction holds the write
+    lock: a flood of sign-ins would make every other request wait behind each hash); the
+    outcome is written in a short transaction after it. Signing in is finished by
+    complete_sign_in, after the second factor where there is one."""
+    key = throttle.key_for(email)
     user = user_by_email(email)
-    try:
-        passwords = _passwords()
-        passwords.hasher.verify(user.password_hash if user else passwords.dummy_hash, password)
-        ok = user is not None
-    except (VerificationError, InvalidHashError):
-        ok = False
+    retry_at = throttle.wait_until(key)
+    if retry_at is not None:
+        raise _throttled(retry_at, user, "auth.login_throttled")
+    user_id, stored = (user.id, user.password_hash) if user else (None, None)
+    with outside_transaction():
+        ok, new_hash = _verify_password(stored, password)
+    user = db.session.get(User, user_id) if user_id is not None else None
+    if user is not None and user.password_hash != stored:
+        ok = False  # the password changed while it was being checked
     if not ok or user is None or user.is_disabled:
         reason = "disabled" if ok and user is not None else "bad_credentials"
+        throttle.failed(key)
         audit.record("auth.login_failed", object_type="user",
                      object_id=user.id if user else None, details={"reason": reason})
         return None
-    if _passwords().hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hash(password)
+    if new_hash is not None:
+        user.password_hash = new_hash
+    return user
+
+
+def check_second_factor(user: User, code: str) -> str | None:
+    """The second step of signing in: a TOTP or recovery code. Returns which one it was, or
+    None (audited, and counted by the account's throttle as a wrong password is)."""
+    key = throttle.key_for(user.email)
+    retry_at = throttle.wait_until(key)
+    if retry_at is not None:
+        raise _throttled(retry_at, user, "mfa.throttled")
+    method = mfa.verify(user, code)
+    if method is None:
+        throttle.failed(key)
+        audit.record("mfa.failed", object_type="user", object_id=user.id)
+    return method
+
+
+def complete_sign_in(user: User, second_factor: str | None = None) -> None:
+    """The session is granted: the account's failures are forgotten, the sign-in audited."""
+    throttle.succeeded(throttle.key_for(user.email))
     user.last_login_at = utcnow()
     audit.record("auth.login", object_type="user", object_id=user.id,
-                 actor=audit.Actor("user", str(user.id)))
-    return user
+                 actor=audit.Actor("user", str(user.id)),
+                 details={"second_factor": second_factor} if second_factor else None)
+
+
+def confirm_mfa(user: User, code: str) -> list[str] | None:
+    """Turn the second factor on (the code proves the app has the secret); the user's other
+    sessions end. Returns the recovery codes, or None if the code is wrong."""
+    codes = mfa.confirm_enrolment(user, code)
+    if codes is not None:
+        _sessions_end(user)
+    return codes
+
+
+def reset_mfa(user: User) -> None:
+    """An operator turns a user's second factor off (lost phone); the user's sessions end."""
+    mfa.reset(user)
+    _sessions_end(user)
 
 
 def record_logout(user: User) -> None:
@@ -141,7 +220,7 @@ def change_password(user: User, current: str, new: str) -> None:
         _passwords().hasher.verify(user.password_hash, current)
     except (VerificationError, InvalidHashError) as exc:
         raise DomainError(_("The current password is wrong."), field="current") from exc
-    check_password_strength(new)
+    check_password_strength(new, email=user.email, name=user.name)
     if new == current:
         raise DomainError(_("Choose a password different from the current one."), field="new")
     user.password_hash = _hash(new)

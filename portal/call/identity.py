@@ -13,6 +13,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from portal.accounts import mfa
 from portal.accounts.auth import load_user
 from portal.appointments.services import InviteState, check_invite, invite_state, invite_window
 from portal.clock import Clock
@@ -170,7 +171,8 @@ def identify(auth: Any, clock: Clock, address: str = "") -> Identity:
     if not isinstance(appointment_id, int) or isinstance(appointment_id, bool) \
             or not 0 < appointment_id < 2**31:
         raise Refused("bad_request", _("Say which appointment to connect to."))
-    if not current_user.is_authenticated or current_user.must_change_password:
+    if (not current_user.is_authenticated or current_user.must_change_password
+            or mfa.missing(current_user)):
         raise Refused("unauthorized", _("Please sign in again."))
     appointment = db.session.get(Appointment, appointment_id)
     if appointment is None or appointment.host_id != current_user.id:

@@ -21,7 +21,7 @@ from portal.models.recording import (
     RecordingStatus,
     RecordingTrack,
 )
-from portal.models.user import ApiToken, Role, User
+from portal.models.user import ApiToken, LoginThrottle, RecoveryCode, Role, User
 
 __all__ = [
     "GUEST_ROLES",
@@ -36,12 +36,14 @@ __all__ = [
     "Base",
     "Kind",
     "LobbyState",
+    "LoginThrottle",
     "Participant",
     "ParticipantRole",
     "Recording",
     "RecordingPolicy",
     "RecordingStatus",
     "RecordingTrack",
+    "RecoveryCode",
     "Role",
     "Status",
     "User",

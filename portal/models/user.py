@@ -42,6 +42,12 @@ class User(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The TOTP secret, sealed (portal/accounts/mfa.py); set at enrolment, in effect only once
+    #: a code confirmed it (mfa_enabled_at).
+    mfa_secret: Mapped[str | None] = mapped_column(String(255))
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The TOTP time step of the last code accepted: a code is good once, never again.
+    mfa_last_step: Mapped[int | None] = mapped_column(Integer)
 
     api_tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", foreign_keys="ApiToken.user_id"
@@ -50,6 +56,10 @@ class User(Base):
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def has_mfa(self) -> bool:
+        return self.mfa_enabled_at is not None
 
     @property
     def is_disabled(self) -> bool:
@@ -96,3 +106,30 @@ class ApiToken(Base):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class RecoveryCode(Base):
+    """A one-use code that stands in for the TOTP code (a lost phone). Shown once at
+    enrolment; only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per account (ASVS 2.2.1), keyed by the SHA-256 of the normalised e-mail
+    address, so that unknown addresses are throttled alike and no address of a stranger is
+    stored. A success removes the row."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Failures since the last success (passwords and second-factor codes alike).
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: No attempt is checked before this moment.
+    wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
