@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from babel.dates import get_timezone_name
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
 from flask_babel import format_date, format_time, get_locale, get_timezone, to_user_timezone
 
 from portal.appointments.forms import role_label
@@ -74,7 +74,20 @@ def recording_reason_label(reason: str) -> str:
                       else reason)
 
 
+#: Camera and microphone for this origin only (no frame is allowed anyway); the other powerful
+#: features the portal does not use are granted to nobody.
+PERMISSIONS_POLICY = ", ".join([
+    "camera=(self)", "microphone=(self)", "display-capture=()", "geolocation=()",
+    "payment=()", "usb=()", "serial=()", "hid=()", "bluetooth=()", "midi=()",
+    "accelerometer=()", "gyroscope=()", "magnetometer=()", "screen-wake-lock=()",
+    "publickey-credentials-get=()", "xr-spatial-tracking=()", "browsing-topics=()"])
+
+
 def _security_headers(response: Response) -> Response:
+    hsts = current_app.config["HSTS_SECONDS"]
+    if hsts > 0 and request.is_secure:  # a browser ignores it over plain HTTP anyway
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
+    response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -21,6 +21,7 @@ from portal.models.recording import (
     RecordingStatus,
     RecordingTrack,
 )
+from portal.models.session import StoredSession
 from portal.models.user import ApiToken, Role, User
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RecordingTrack",
     "Role",
     "Status",
+    "StoredSession",
     "User",
     "utcnow",
 ]
