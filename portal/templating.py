@@ -8,6 +8,7 @@ from babel.dates import get_timezone_name
 from flask import Flask, Response, current_app, request
 from flask_babel import format_date, format_time, get_locale, get_timezone, to_user_timezone
 
+from portal.accounts.sessions import warn_seconds
 from portal.appointments.forms import role_label
 from portal.appointments.services import status_label
 from portal.models import Kind, ParticipantRole, RecordingPolicy, RecordingStatus
@@ -109,5 +110,6 @@ def init_app(app: Flask) -> None:
                                  current_locale=lambda: str(get_locale()),
                                  role_labels=role_labels,
                                  recording_status_label=recording_status_label,
-                                 recording_reason_label=recording_reason_label)
+                                 recording_reason_label=recording_reason_label,
+                                 idle_warn_seconds=warn_seconds)
     app.after_request(_security_headers)

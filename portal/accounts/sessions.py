@@ -37,6 +37,8 @@ SEEN_AT = "seen_at"
 #: The request environ key under which the id of the session read from the store is kept
 #: (a socket's later events get Flask-SocketIO's copy of the session, which has no id).
 _ENVIRON_ID = "samtale.session_id"
+#: How long an ended sign-in's record is kept (never longer than this past its absolute end).
+KEPT_AFTER_END = timedelta(hours=1)
 #: idle.js warns this long before an idle sign-in ends (or half the idle time, if shorter).
 WARN_SECONDS = 120
 
@@ -87,11 +89,13 @@ class _PortalStore(ServerSideSessionInterface):
         super().save_session(app, session, response)
 
     def expiry(self, data: Mapping[str, Any]) -> datetime:
-        """When the stored record may go: a sign-in's absolute end, else a lifetime from now."""
+        """When the stored record may go: a while after the sign-in's absolute end (so that
+        the next request can still say why it ended; end_expired_sign_in enforces the end),
+        else a lifetime from now."""
         lifetime = current_app.permanent_session_lifetime
         made = data.get(SIGNED_IN_AT)
         if isinstance(made, int | float):
-            return datetime.fromtimestamp(made, UTC) + lifetime
+            return datetime.fromtimestamp(made, UTC) + lifetime + KEPT_AFTER_END
         return clock().now() + lifetime
 
     # For the socket layer: a session by its id, outside any request that carries it.
@@ -177,7 +181,10 @@ def init_app(app: Flask) -> None:
         # __Host-: the browser keeps it only if Secure, without Domain, for Path=/ (no
         # subdomain can set or shadow it); browsers refuse the prefix on a cookie not Secure.
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"
-    common = {"key_prefix": "session:", "permanent": app.config["SESSION_PERMANENT"]}
+    if app.config["IDLE_MINUTES"] < 1:
+        raise RuntimeError("PORTAL_IDLE_MINUTES must be at least 1")
+    common = {"key_prefix": app.config.get("SESSION_KEY_PREFIX", "session:"),
+              "permanent": app.config["SESSION_PERMANENT"]}
     url = app.config["SESSION_REDIS_URL"]
     store: _PortalStore
     if url:

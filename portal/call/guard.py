@@ -114,8 +114,7 @@ class Sockets:
                 if not any(who.session_id for who in self._identities.values()):
                     self._sweeping = False
                     return
-            with self.app.app_context():
-                self.sweep()
+            self.sweep()
 
     def sweep(self) -> None:
         """Close this worker's host sockets whose sign-in has ended (signed out, idle, too
@@ -123,18 +122,19 @@ class Sockets:
         with self._lock:
             hosts = [(sid, who) for sid, who in self._identities.items() if who.session_id]
         refused: list[tuple[str, Refused]] = []
-        try:
-            for sid, who in hosts:
-                try:
-                    keep_signed_in(who)
-                except Refused as why:
-                    refused.append((sid, why))
-            db.session.commit()  # the sign-ins kept going
-        except Exception:
-            db.session.rollback()
-            log.exception("looking at the hosts' sign-ins failed")
-        for sid, reason in refused:
-            refuse(sid, "connect", reason)
+        with self.app.app_context():
+            try:
+                for sid, who in hosts:
+                    try:
+                        keep_signed_in(who)
+                    except Refused as why:
+                        refused.append((sid, why))
+                db.session.commit()  # the sign-ins kept going
+            except Exception:
+                db.session.rollback()
+                log.exception("looking at the hosts' sign-ins failed")
+            for sid, reason in refused:
+                refuse(sid, "connect", reason)
 
     def _recheck(self, matching: list[tuple[str, Identity]]) -> None:
         refused: list[tuple[str, Refused]] = []
