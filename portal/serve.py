@@ -74,7 +74,7 @@ class Worker(ThreadWorker):
 
     def init_process(self) -> None:
         # In the worker process only: gunicorn builds each response by this module name.
-        gunicorn_wsgi.Response = QuietResponse  # type: ignore[misc]
+        gunicorn_wsgi.Response = QuietResponse
         super().init_process()
 
     def load_wsgi(self) -> None:

@@ -119,7 +119,7 @@ class SqlStore(_PortalStore):
             StoredSession.session_id == store_id)).first()
         if row is None or row.expiry <= clock().now():
             return None
-        decoded: dict[str, Any] = self.serializer.decode(row.data)  # type: ignore[union-attr]
+        decoded: dict[str, Any] = self.serializer.decode(row.data)
         return decoded
 
     def _delete_session(self, store_id: str) -> None:
@@ -128,7 +128,7 @@ class SqlStore(_PortalStore):
     def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession,
                         store_id: str) -> None:
         assert isinstance(session, PortalSession)
-        data = self.serializer.encode(session)  # type: ignore[union-attr]
+        data = self.serializer.encode(session)
         if session.stored:
             self._write(store_id, data, self.expiry(session))
         else:
@@ -149,7 +149,7 @@ class SqlStore(_PortalStore):
         db.session.commit()
 
     def update(self, sid: str, data: Mapping[str, Any]) -> None:
-        self._write(self._get_store_id(sid), self.serializer.encode(data),  # type: ignore
+        self._write(self._get_store_id(sid), self.serializer.encode(data),
                     self.expiry(data))
 
     def _delete_expired_sessions(self) -> None:
@@ -167,11 +167,11 @@ class RedisStore(_PortalStore, RedisSessionInterface):
     def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession,
                         store_id: str) -> None:
         assert isinstance(session, PortalSession)
-        self.client.set(store_id, self.serializer.encode(session),  # type: ignore[union-attr]
+        self.client.set(store_id, self.serializer.encode(session),
                         ex=self._ttl(session), xx=session.stored)
 
     def update(self, sid: str, data: Mapping[str, Any]) -> None:
-        self.client.set(self._get_store_id(sid), self.serializer.encode(data),  # type: ignore
+        self.client.set(self._get_store_id(sid), self.serializer.encode(data),
                         ex=self._ttl(data), xx=True)
 
 
@@ -193,7 +193,7 @@ def init_app(app: Flask) -> None:
     else:
         store = SqlStore(app, **common)
     # Flask-Login flashes lazily translated text: stored as the text it is now.
-    store.serializer.encoder = msgspec.msgpack.Encoder(enc_hook=_as_text)  # type: ignore
+    store.serializer.encoder = msgspec.msgpack.Encoder(enc_hook=_as_text)
     app.session_interface = store
 
 
@@ -254,7 +254,7 @@ def ended_message(reason: str) -> str:
 def begin() -> None:
     """At sign-in: a new session id (the one the browser had before is dropped: no fixation),
     and both clocks start now."""
-    _store().regenerate(session)  # type: ignore[arg-type]
+    _store().regenerate(session)
     now = clock().now().timestamp()
     session[SIGNED_IN_AT] = now
     session[SEEN_AT] = now
@@ -273,7 +273,7 @@ def end() -> str | None:
     session.clear()
     if flashes:
         session["_flashes"] = flashes
-    _store().regenerate(session)  # type: ignore[arg-type]
+    _store().regenerate(session)
     return ended
 
 
