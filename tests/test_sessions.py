@@ -244,6 +244,17 @@ def test_saving_the_session_never_commits_what_a_failed_view_rolled_back(app, pe
     assert signed_in(browser)
 
 
+def test_opening_the_session_begins_no_transaction(app, people, new_browser):
+    """On SQLite a transaction holds the write lock: reading the session must not begin the
+    request's, or a slow view (a password hash) would hold up every other request."""
+    began: list[bool] = []
+    app.before_request_funcs.setdefault(None, []).insert(
+        0, lambda: began.append(db.session().in_transaction()))
+    browser = new_browser().login(people.host_a)
+    assert signed_in(browser)
+    assert began and not any(began)
+
+
 # --- headers ------------------------------------------------------------------------------------
 
 def test_permissions_policy_allows_camera_and_microphone_to_this_site_only(people, browser):

@@ -7,9 +7,9 @@ A staff sign-in ends PORTAL_IDLE_MINUTES after its last activity (a page or form
 "stay signed in" button, or being in a call with someone) and PORTAL_SESSION_HOURS after it was
 made, however active it was. Times come from the app's clock.
 
-The SQL store reads and writes through the request's own database session and never commits
-a request's work: Flask saves the session after database.commit_request, so the write is the
-only change left to commit then.
+The SQL store reads on a connection of its own (no request waits for a session read) and writes
+through the request's database session without ever committing a request's work: Flask saves
+the session after database.commit_request, so the write is the only change left to commit.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from redis import Redis
 from sqlalchemy import delete, insert, select, update
 
 from portal.clock import clock
+from portal.database import read_only
 from portal.extensions import db
 from portal.models import StoredSession
 
@@ -115,8 +116,11 @@ class SqlStore(_PortalStore):
     ttl = True  # expired rows are deleted as new sessions are made, not by a CLI command
 
     def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
-        row = db.session.execute(select(StoredSession.data, StoredSession.expiry).where(
-            StoredSession.session_id == store_id)).first()
+        # Read apart from the request's transaction: opening the session must not begin it
+        # (on SQLite that would take the write lock for the whole request).
+        with read_only() as connection:
+            row = connection.execute(select(StoredSession.data, StoredSession.expiry).where(
+                StoredSession.session_id == store_id)).first()
         if row is None or row.expiry <= clock().now():
             return None
         decoded: dict[str, Any] = self.serializer.decode(row.data)
