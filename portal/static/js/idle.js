@@ -5,33 +5,40 @@
 // really left (another tab, or being in a call, may have kept the sign-in going); asking is
 // not activity.
 
-const box = document.getElementById("idle-warning");
-
 /** "m:ss" for a number of seconds. */
 export function clockText(seconds) {
   const s = Math.max(0, Math.ceil(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
-function start(el) {
+const SYSTEM = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => window.setTimeout(fn, ms),
+  clearTimeout: (id) => window.clearTimeout(id),
+};
+
+/**
+ * Watch the sign-in for the warning box `el` (#idle-warning, its data-* from base.html).
+ * clock: {now, setTimeout, clearTimeout}; fetch and reload as the page's, replaceable in tests.
+ */
+export function watchIdle(el, {clock = SYSTEM, fetch = window.fetch.bind(window),
+                               reload = () => location.reload()} = {}) {
   const left = el.querySelector("[data-idle-left]");
   const stay = el.querySelector("[data-idle-stay]");
   let warnSeconds = Number(el.dataset.warnSeconds);
-  let deadline = Date.now() + Number(el.dataset.idleSeconds) * 1000;
+  let deadline = clock.now() + Number(el.dataset.idleSeconds) * 1000;
   let timer = null;
-  let ticking = null;
-
-  const signedOut = () => { location.reload(); };
+  let tick = null;
 
   function schedule() {
-    clearTimeout(timer);
-    const untilWarning = deadline - warnSeconds * 1000 - Date.now();
+    clock.clearTimeout(timer);
+    const untilWarning = deadline - warnSeconds * 1000 - clock.now();
     if (untilWarning > 0) {
       hide();
-      timer = setTimeout(check, untilWarning);
+      timer = clock.setTimeout(check, untilWarning);
     } else {
       show();
-      timer = setTimeout(check, Math.max(0, deadline - Date.now()) + 500);
+      timer = clock.setTimeout(check, Math.max(0, deadline - clock.now()) + 500);
     }
   }
 
@@ -40,24 +47,30 @@ function start(el) {
       el.hidden = false;
       stay.focus();
     }
-    if (!ticking) { ticking = setInterval(draw, 1000); }
     draw();
   }
 
   function hide() {
     el.hidden = true;
-    clearInterval(ticking);
-    ticking = null;
+    clock.clearTimeout(tick);
   }
 
-  function draw() { left.textContent = clockText((deadline - Date.now()) / 1000); }
+  function draw() {
+    left.textContent = clockText((deadline - clock.now()) / 1000);
+    clock.clearTimeout(tick);
+    tick = clock.setTimeout(draw, 1000);
+  }
 
   /** Take the server's word for the time left. */
   function heard(status) {
-    if (!status || !status.signed_in) { signedOut(); return; }
+    if (!status || !status.signed_in || status.seconds_left <= 0) {
+      hide();
+      clock.clearTimeout(timer);
+      reload();
+      return;
+    }
     warnSeconds = status.warn_seconds;
-    deadline = Date.now() + status.seconds_left * 1000;
-    if (status.seconds_left <= 0) { signedOut(); return; }
+    deadline = clock.now() + status.seconds_left * 1000;
     schedule();
   }
 
@@ -72,19 +85,20 @@ function start(el) {
 
   async function check() {
     const status = await ask(el.dataset.statusUrl);
-    if (status === undefined) { timer = setTimeout(check, 15000); return; }
+    if (status === undefined) { timer = clock.setTimeout(check, 15000); return; }
     heard(status);
   }
 
-  stay.addEventListener("click", async () => {
+  async function stayed() {
     const status = await ask(el.dataset.touchUrl, {
       method: "POST", headers: {"X-CSRFToken": el.dataset.csrf},
     });
-    if (status === undefined) { return; }
-    heard(status);
-  });
+    if (status !== undefined) { heard(status); }
+  }
 
+  stay.addEventListener("click", stayed);
   schedule();
 }
 
-if (box) { start(box); }
+const box = document.getElementById("idle-warning");
+if (box) { watchIdle(box); }
