@@ -79,7 +79,7 @@ def recording_reason_label(reason: str) -> str:
 #: features the portal does not use are granted to nobody.
 PERMISSIONS_POLICY = ", ".join([
     "camera=(self)", "microphone=(self)", "display-capture=()", "geolocation=()",
-    "payment=()", "usb=()", "serial=()", "hid=()", "bluetooth=()", "midi=()",
+    "payment=()", "usb=()", "serial=()", "hid=()", "midi=()",
     "accelerometer=()", "gyroscope=()", "magnetometer=()", "screen-wake-lock=()",
     "publickey-credentials-get=()", "xr-spatial-tracking=()", "browsing-topics=()"])
 

@@ -210,6 +210,18 @@ def test_the_absolute_lifetime_holds_in_a_call_too(app, people, new_browser):
     assert login_page_says(browser, "Your sign-in has expired")
 
 
+def test_the_idle_warning_works_while_a_password_must_be_changed(app, people, new_browser):
+    with app.app_context():
+        user = db.session.get(User, people.host_a.id)
+        assert user is not None
+        user.must_change_password = True
+        db.session.commit()
+    browser = new_browser().login(people.host_a)
+    assert browser.client.get("/session/idle").json["signed_in"] is True
+    touched = browser.client.post("/session/touch", headers={"X-CSRFToken": browser.csrf()})
+    assert touched.json["signed_in"] is True
+
+
 def test_a_signed_in_page_offers_the_idle_warning(app, people, new_browser):
     browser = new_browser().login(people.host_a)
     page = browser.get("/appointments/").get_data(as_text=True)

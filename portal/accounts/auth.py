@@ -21,7 +21,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Endpoints a user who must change their password may still reach.
-_OPEN_WHILE_CHANGING = {"accounts.password", "accounts.logout", "static", "i18n.switch_language"}
+_OPEN_WHILE_CHANGING = {"accounts.password", "accounts.logout", "static", "i18n.switch_language",
+                        "session.idle", "session.touch"}
 
 
 @login_manager.user_loader
