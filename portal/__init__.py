@@ -18,7 +18,8 @@ PACKAGE_DIR = Path(__file__).parent
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the portal: settings, extensions, blueprints, error pages, CLI."""
     from portal import cli, database, errorpages, i18n, templating
-    from portal.accounts import auth
+    from portal.accounts import auth, sessions
+    from portal.accounts.session_views import bp as session_bp
     from portal.accounts.views import bp as accounts_bp
     from portal.admin.views import bp as admin_bp
     from portal.api import init_app as init_api
@@ -50,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True,
                      compare_type=True)
+    sessions.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
     login_manager.login_message = lazy_gettext("Please sign in to see this page.")
@@ -62,7 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(auth.enforce_password_change)
 
     app.url_map.converters["id"] = IdConverter
-    for blueprint in (home_bp, accounts_bp, appointments_bp, admin_bp, join_bp,
+    for blueprint in (home_bp, accounts_bp, session_bp, appointments_bp, admin_bp, join_bp,
                       recordings_bp):
         app.register_blueprint(blueprint)
     init_api(app)

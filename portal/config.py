@@ -60,6 +60,7 @@ def load_secret_key(instance_path: Path, name: str = "secret_key") -> str:
 def settings(instance_path: Path) -> dict[str, Any]:
     """All settings as a Flask config mapping."""
     default_db = f"sqlite:///{instance_path / 'samtale.sqlite3'}"
+    secure = _env_bool("COOKIE_SECURE", True)
     return {
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db),
         "HOST": _env("HOST", "127.0.0.1"),
@@ -70,12 +71,22 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "PROXIES": _env_int("PROXIES", 0),
         # Public base URL for links sent to guests (behind a proxy: https://consult.example.org).
         "BASE_URL": _env("BASE_URL", "").rstrip("/"),
-        "SESSION_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),
+        "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_SECURE": _env_bool("COOKIE_SECURE", True),
+        "REMEMBER_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_HTTPONLY": True,
+        # A staff sign-in ends SESSION_HOURS after it was made, and IDLE_MINUTES after its
+        # last activity (accounts/sessions.py); sessions live in the database, or in Redis.
         "PERMANENT_SESSION_LIFETIME": _env_int("SESSION_HOURS", 12) * 3600,
+        "IDLE_MINUTES": _env_int("IDLE_MINUTES", 15),
+        "SESSION_PERMANENT": False,  # the cookie goes when the browser closes
+        "SESSION_REFRESH_EACH_REQUEST": False,  # stored when changed (each page changes it)
+        "SESSION_REDIS_URL": _env("SESSION_REDIS_URL", ""),
+        # How often the call sockets of ended sign-ins are looked for and closed (0: never).
+        "IDLE_CHECK_SECONDS": _env_int("IDLE_CHECK_SECONDS", 30),
+        # Strict-Transport-Security on HTTPS requests (behind a proxy: PORTAL_PROXIES); 0: none.
+        "HSTS_SECONDS": _env_int("HSTS_SECONDS", 365 * 24 * 3600),
         # Password hashing (argon2id); the defaults are argon2-cffi's (RFC 9106, low memory).
         # Hashes keep their own parameters: changing these rehashes each one at next sign-in.
         "ARGON2_TIME_COST": _env_int("ARGON2_TIME_COST", RFC_9106_LOW_MEMORY.time_cost),

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 
 from portal.extensions import db
 from portal.session import AFTER_COMMIT
@@ -26,10 +26,18 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option of a connection that only reads (see read_only()).
+READ_ONLY = "samtale_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: two requests that read then write wait for each
-    # other instead of one failing with "database is locked" half-way.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # other instead of one failing with "database is locked" half-way. A read-only connection
+    # begins a deferred read, which in WAL mode waits for no writer.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def configure_engine(engine: Engine) -> None:
@@ -71,6 +79,14 @@ def all_or_nothing() -> Iterator[None]:
     """A savepoint: if the block raises, none of its changes stay (the request goes on)."""
     with db.session.begin_nested():
         yield
+
+
+@contextmanager
+def read_only() -> Iterator[Connection]:
+    """A connection of its own for a quick read that must neither wait for nor hold up the
+    current transaction (nor start one: a request's transaction starts at its first query)."""
+    with db.engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+        yield connection
 
 
 def after_commit(callback: Callable[[], None]) -> None:

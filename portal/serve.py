@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,15 @@ def close_sockets() -> None:
             log.exception("closing socket %s failed", sid)
 
 
+class QuietResponse(gunicorn_wsgi.Response):
+    """gunicorn's response without its `Server:` header, which gunicorn cannot be told to
+    leave out: nothing tells a scanner which server and version to try."""
+
+    def default_headers(self) -> list[str]:
+        headers: list[str] = super().default_headers()
+        return [line for line in headers if not line.lower().startswith("server:")]
+
+
 class Worker(ThreadWorker):
     """gunicorn's `gthread` worker that starts and stops the portal's background parts.
 
@@ -61,6 +71,11 @@ class Worker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stopping = False  # only ever set on the main thread (signal handlers, run())
+
+    def init_process(self) -> None:
+        # In the worker process only: gunicorn builds each response by this module name.
+        gunicorn_wsgi.Response = QuietResponse
+        super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()

@@ -26,6 +26,8 @@ link_stopped = _signals.signal("link-stopped")
 account_changed = _signals.signal("account-changed")
 #: user_id, message: the account signed out; its call sockets close.
 signed_out = _signals.signal("signed-out")
+#: session_id, message: a sign-in ended by itself (idle, too old); its call sockets close.
+session_ended = _signals.signal("session-ended")
 #: appointment_id, state (JSON), publish (socket ids to start publishing), recording_id.
 recording_changed = _signals.signal("recording-changed")
 

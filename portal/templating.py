@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from babel.dates import get_timezone_name
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
 from flask_babel import format_date, format_time, get_locale, get_timezone, to_user_timezone
 
+from portal.accounts.sessions import warn_seconds
 from portal.appointments.forms import role_label
 from portal.appointments.services import status_label
 from portal.models import Kind, ParticipantRole, RecordingPolicy, RecordingStatus
@@ -74,7 +75,20 @@ def recording_reason_label(reason: str) -> str:
                       else reason)
 
 
+#: Camera and microphone for this origin only (no frame is allowed anyway); the other powerful
+#: features the portal does not use are granted to nobody.
+PERMISSIONS_POLICY = ", ".join([
+    "camera=(self)", "microphone=(self)", "display-capture=()", "geolocation=()",
+    "payment=()", "usb=()", "serial=()", "hid=()", "midi=()",
+    "accelerometer=()", "gyroscope=()", "magnetometer=()", "screen-wake-lock=()",
+    "publickey-credentials-get=()", "xr-spatial-tracking=()", "browsing-topics=()"])
+
+
 def _security_headers(response: Response) -> Response:
+    hsts = current_app.config["HSTS_SECONDS"]
+    if hsts > 0 and request.is_secure:  # a browser ignores it over plain HTTP anyway
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts}")
+    response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -96,5 +110,6 @@ def init_app(app: Flask) -> None:
                                  current_locale=lambda: str(get_locale()),
                                  role_labels=role_labels,
                                  recording_status_label=recording_status_label,
-                                 recording_reason_label=recording_reason_label)
+                                 recording_reason_label=recording_reason_label,
+                                 idle_warn_seconds=warn_seconds)
     app.after_request(_security_headers)

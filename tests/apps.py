@@ -32,6 +32,8 @@ def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
         "RATELIMIT_STORAGE_URI": "memory://",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "RECORDER_ALLOW_ADDRESSES": list(LOOPBACK),
+        # No background look at the hosts' sign-ins: tests call Sockets.sweep() by hand.
+        "IDLE_CHECK_SECONDS": 0,
         **CHEAP_ARGON2,
         **extra,
     }

@@ -130,6 +130,7 @@ class Browser:
         return response
 
     def login(self, staff: Staff) -> Browser:
+        self.get("/login")  # a fresh token, as a page has: signing out ended the old one's session
         response = self.post("/login", {"email": staff.email, "password": staff.password})
         assert response.status_code == 302, response.get_data(as_text=True)
         if response.headers["Location"].startswith("/login/code"):

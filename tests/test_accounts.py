@@ -498,7 +498,8 @@ def test_csrf_is_required(app, people, new_browser, csrf_world, who, path, data,
 def test_session_cookie_flags(people, browser):
     browser.get("/login")
     response = browser.post("/login", {"email": people.host_a.email, "password": PASSWORD})
-    cookies = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    cookies = [c for c in response.headers.getlist("Set-Cookie")
+               if c.startswith("__Host-session=")]
     assert cookies
     for cookie in cookies:
         attributes = {part.strip().split("=")[0].lower(): part.strip()
@@ -506,6 +507,8 @@ def test_session_cookie_flags(people, browser):
         assert "secure" in attributes
         assert "httponly" in attributes
         assert attributes.get("samesite") == "SameSite=Lax"
+        # What the __Host- prefix requires, or the browser drops the cookie.
+        assert attributes.get("path") == "Path=/" and "domain" not in attributes
 
 
 def test_security_headers_on_every_page(people, browser):

@@ -6,23 +6,23 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import abort, current_app, flash, redirect, request, session, url_for
+from flask import abort, flash, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 
-from portal.clock import clock
+from portal import signals
+from portal.accounts import sessions
+from portal.audit import services as audit
 from portal.extensions import db, login_manager
 from portal.models import User
-
-#: Session key: when the sign-in was made (POSIX seconds by the app's clock).
-SIGNED_IN_AT = "signed_in_at"
+from portal.signals import announce
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Endpoints a user who must change their password may still reach.
-_OPEN_WHILE_CHANGING = {"accounts.password", "accounts.logout", "static", "i18n.switch_language"}
+_OPEN_WHILE_CHANGING = {"accounts.password", "accounts.logout", "static", "i18n.switch_language",
+                        "session.idle", "session.touch"}
 
 
 @login_manager.user_loader
@@ -60,20 +60,38 @@ def enforce_password_change() -> ResponseReturnValue | None:
 
 
 def note_sign_in() -> None:
-    """At sign-in: the session's lifetime counts from now."""
-    session[SIGNED_IN_AT] = clock().now().timestamp()
+    """At sign-in: a new session id, and the sign-in's lifetime and idle time count from now."""
+    sessions.begin()
+
+
+def sign_out() -> None:
+    """Sign out here, and end the session where it is stored: a copy of its cookie is refused."""
+    logout_user()
+    sessions.end()
 
 
 def end_expired_sign_in() -> ResponseReturnValue | None:
-    """Before every request: a sign-in older than PERMANENT_SESSION_LIFETIME (however active
-    it was since) is signed out and sent to the sign-in page."""
-    if "_user_id" not in session or (request.endpoint or "").startswith(("api.", "static")):
+    """Before every request: a sign-in idle for PORTAL_IDLE_MINUTES, or older than
+    PERMANENT_SESSION_LIFETIME (however active it was since), is ended and sent to the sign-in
+    page, and its call sockets close. Otherwise the request is activity (the idle status
+    idle.js asks for is not)."""
+    endpoint = request.endpoint or ""
+    if "_user_id" not in session or endpoint.startswith(("api.", "static")):
         return None  # the API never loads the session: its requests carry bearer tokens
-    made = session.get(SIGNED_IN_AT)
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    if isinstance(made, int | float) and clock().now().timestamp() - made <= lifetime:
+    reason = sessions.why_ended(session)
+    if reason is None:
+        if endpoint != "session.idle":
+            sessions.touch()
         return None
+    user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
-    session.pop(SIGNED_IN_AT, None)
-    flash(_("Your sign-in has expired. Please sign in again."), "info")
+    ended = sessions.end()
+    if user is not None:
+        audit.record("auth.session_ended", object_type="user", object_id=user.id,
+                     actor=audit.Actor("user", str(user.id)), details={"reason": reason})
+    if ended is not None:
+        announce(signals.session_ended, session_id=ended, message=sessions.ended_message(reason))
+    flash(sessions.ended_message(reason), "info")
+    if endpoint.startswith("session."):
+        return jsonify(signed_in=False), 401
     return redirect(url_for("accounts.login"))

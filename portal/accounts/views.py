@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user
 
 from portal.accounts import auth, halfway, mfa, services
 from portal.accounts.forms import CodeForm, LoginForm, PasswordForm
@@ -145,8 +145,8 @@ def two_step() -> ResponseReturnValue:
 @login_required
 def logout() -> ResponseReturnValue:
     services.record_logout(current_user._get_current_object())
-    logout_user()
     halfway.end()
+    auth.sign_out()
     flash(_("You are signed out."), "info")
     return redirect(url_for("accounts.login"))
 

@@ -23,7 +23,7 @@ from limits import parse
 from marshmallow import Schema, ValidationError
 
 from portal.call.fanout import Fanout
-from portal.call.identity import Buckets, Identity, Refused, identify, recheck
+from portal.call.identity import Buckets, Identity, Refused, identify, keep_signed_in, recheck
 from portal.clock import clock
 from portal.database import after_commit
 from portal.errors import DomainError
@@ -44,6 +44,7 @@ class Sockets:
         self._lock = threading.Lock()
         self._identities: dict[str, Identity] = {}
         self.buckets = Buckets()
+        self._sweeping = False
         self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
                              app.config["SOCKETIO_CHANNEL"])
 
@@ -63,6 +64,8 @@ class Sockets:
             in_use = {id(bucket) for who in self._identities.values()
                       for bucket in who.buckets()}
         self.buckets.sweep(in_use)
+        if identity.session_id is not None:
+            self._start_sweeping()
 
     def unbind(self, sid: str) -> Identity | None:
         with self._lock:
@@ -72,16 +75,17 @@ class Sockets:
         with self._lock:
             return self._identities.get(sid)
 
-    def _matching(self, kind: str, key: int) -> list[tuple[str, Identity]]:
+    def _matching(self, kind: str, key: int | str) -> list[tuple[str, Identity]]:
         field = {"participant": "participant_id", "user": "user_id",
-                 "appointment": "appointment_id"}[kind]
+                 "appointment": "appointment_id", "session": "session_id"}[kind]
         with self._lock:
             return [(sid, who) for sid, who in self._identities.items()
                     if getattr(who, field) == key]
 
-    def close(self, kind: str, key: int, code: str | None = None, message: str = "") -> None:
-        """Close the sockets of a participant, user or appointment on every worker; with a
-        code, each first gets `error` {code, message, event: "connect"}."""
+    def close(self, kind: str, key: int | str, code: str | None = None,
+              message: str = "") -> None:
+        """Close the sockets of a participant, user, appointment or session on every worker;
+        with a code, each first gets `error` {code, message, event: "connect"}."""
         self.fanout.send({"kind": kind, "id": key, "close": True, "code": code,
                           "message": message})
 
@@ -90,7 +94,8 @@ class Sockets:
         self.fanout.send({"kind": kind, "id": key, "close": False})
 
     def _notice(self, notice: dict[str, Any]) -> None:
-        matching = self._matching(notice["kind"], int(notice["id"]))
+        key = notice["id"] if notice["kind"] == "session" else int(notice["id"])
+        matching = self._matching(notice["kind"], key)
         if notice["close"]:  # no database needed: at once
             for sid, _who in matching:
                 if notice["code"]:
@@ -107,6 +112,44 @@ class Sockets:
         else:  # another worker's notice, on the listening thread
             with self.app.app_context():
                 self._recheck(matching)
+
+    def _start_sweeping(self) -> None:
+        """Look at the hosts' sign-ins every IDLE_CHECK_SECONDS while any host socket is open."""
+        interval = self.app.config["IDLE_CHECK_SECONDS"]
+        with self._lock:
+            if self._sweeping or interval <= 0:
+                return
+            self._sweeping = True
+        socketio.start_background_task(self._sweep_every, interval)
+
+    def _sweep_every(self, interval: float) -> None:
+        while True:
+            socketio.sleep(interval)
+            with self._lock:
+                if not any(who.session_id for who in self._identities.values()):
+                    self._sweeping = False
+                    return
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Close this worker's host sockets whose sign-in has ended (signed out, idle, too
+        old); a host in the call with someone is active, which keeps their sign-in going."""
+        with self._lock:
+            hosts = [(sid, who) for sid, who in self._identities.items() if who.session_id]
+        refused: list[tuple[str, Refused]] = []
+        with self.app.app_context():
+            try:
+                for sid, who in hosts:
+                    try:
+                        keep_signed_in(who)
+                    except Refused as why:
+                        refused.append((sid, why))
+                db.session.commit()  # the sign-ins kept going
+            except Exception:
+                db.session.rollback()
+                log.exception("looking at the hosts' sign-ins failed")
+            for sid, reason in refused:
+                refuse(sid, "connect", reason)
 
     def _recheck(self, matching: list[tuple[str, Identity]]) -> None:
         refused: list[tuple[str, Refused]] = []

@@ -13,7 +13,8 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal.accounts import mfa
+from portal import presence
+from portal.accounts import mfa, sessions
 from portal.accounts.auth import load_user
 from portal.appointments.services import InviteState, check_invite, invite_state, invite_window
 from portal.clock import Clock
@@ -110,6 +111,8 @@ class Identity:
     appointment_id: int
     user_id: int | None = None  # staff (the host)
     session_epoch: int | None = None
+    #: The host's stored session: when it ends (signed out, idle, too old) the socket closes.
+    session_id: str | None = None
     token_hash: str | None = None  # guests: which link (a new link is a new identity)
     #: Guests: when the link stops working by itself; the next event after it is re-checked.
     valid_until: datetime | None = None
@@ -181,8 +184,9 @@ def identify(auth: Any, clock: Clock, address: str = "") -> Identity:
         raise Refused("ended", _("This appointment is over."))
     host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
     return Identity(host_row.id, appointment.id, user_id=current_user.id,
-                    session_epoch=current_user.session_epoch, clock=clock.monotonic,
-                    now=clock.now, address=address)
+                    session_epoch=current_user.session_epoch,
+                    session_id=sessions.current_id(), clock=clock.monotonic, now=clock.now,
+                    address=address)
 
 
 def recheck(identity: Identity) -> None:
@@ -199,7 +203,28 @@ def recheck(identity: Identity) -> None:
     else:
         if load_user(f"{identity.user_id}.{identity.session_epoch}") is None:
             raise Refused("unauthorized", _("Please sign in again."), close=True)
+        _signed_in(identity)
         appointment = db.session.get(Appointment, identity.appointment_id)
         if appointment is None or appointment.status not in _OPEN:
             raise Refused("ended", _("This appointment is over."), close=True)
     identity.stale = False
+
+
+def _signed_in(identity: Identity) -> None:
+    """The host's sign-in still lasts, or Refused (which closes the socket)."""
+    if identity.session_id is None:
+        return
+    reason = sessions.why_ended_by_id(identity.session_id)
+    if reason is not None:
+        raise Refused("unauthorized", sessions.ended_message(reason), close=True)
+
+
+def keep_signed_in(identity: Identity) -> None:
+    """Now and then for each host socket: Refused (which closes it) once its sign-in has ended.
+    A host in the call with someone else is busy, not idle: that counts as activity, so a
+    long consult without page requests is not cut off."""
+    _signed_in(identity)
+    host = db.session.get(Participant, identity.participant_id)
+    if identity.session_id is not None and host is not None and presence.in_call(host) \
+            and len(presence.members(host.appointment)) > 1:
+        sessions.touch_by_id(identity.session_id)

@@ -63,6 +63,10 @@ def _signed_out(app: Flask, *, user_id: int, message: str) -> None:
     sockets(app).close("user", user_id, "unauthorized", message)
 
 
+def _session_ended(app: Flask, *, session_id: str, message: str) -> None:
+    sockets(app).close("session", session_id, "unauthorized", message)
+
+
 def _recording_changed(app: Flask, *, appointment_id: int, recording_id: str,
                        state: dict[str, Any], publish: list[str]) -> None:
     socketio.emit("record:state", state, to=rooms.appointment_room(appointment_id))
@@ -78,5 +82,6 @@ def connect(app: Flask) -> None:
             (signals.link_stopped, _link_stopped),
             (signals.account_changed, _account_changed),
             (signals.signed_out, _signed_out),
+            (signals.session_ended, _session_ended),
             (signals.recording_changed, _recording_changed)):
         signal.connect(receiver, sender=app, weak=False)

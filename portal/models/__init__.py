@@ -21,6 +21,7 @@ from portal.models.recording import (
     RecordingStatus,
     RecordingTrack,
 )
+from portal.models.session import StoredSession
 from portal.models.user import ApiToken, LoginThrottle, RecoveryCode, Role, User
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "RecoveryCode",
     "Role",
     "Status",
+    "StoredSession",
     "User",
     "utcnow",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from live import LivePortal
 from recording_peers import export, frames, start_recording, wait_status
 
@@ -55,3 +56,11 @@ def test_the_server_is_gunicorn_without_development_warnings(live_portal: LivePo
     assert "Using worker: portal.serve.Worker" in log, log
     assert "development server" not in log.lower(), log
     assert "WARNING" not in log, log
+
+
+def test_no_header_names_the_server_software(live_portal: LivePortal) -> None:
+    """gunicorn's `Server: gunicorn` tells a scanner what to try; the worker leaves it out."""
+    for path in ("/login", "/static/css/portal.css", "/socket.io/?EIO=4&transport=polling"):
+        response = requests.get(f"{live_portal.base_url}{path}", timeout=10)
+        assert response.status_code == 200, path
+        assert "Server" not in response.headers, (path, response.headers)

@@ -1,8 +1,8 @@
 """Unit tests of the call's browser modules, run in headless Chromium: PeerLink
-(portal/static/js/peers.js) against a fake RTCPeerConnection (tests/js/fake_pc.js), and the
-room's stage machine (stage.js). No server: the page and the modules are served by
-Playwright's routing from the source tree, on a made-up origin. Each JS `test("...")` is one
-pytest case here."""
+(portal/static/js/peers.js) against a fake RTCPeerConnection (tests/js/fake_pc.js), the
+room's stage machine (stage.js) and the idle warning (idle.js, with a fake clock and server).
+No server: the page and the modules are served by Playwright's routing from the source tree,
+on a made-up origin. Each JS `test("...")` is one pytest case here."""
 
 from __future__ import annotations
 
