@@ -18,7 +18,8 @@ from portal.extensions import db
 from portal.models.audit import GENESIS_DIGEST
 
 TABLES = {"users", "api_tokens", "appointments", "participants", "chat_messages", "audit_events",
-          "audit_head", "recordings", "recording_tracks", "consents"}
+          "audit_head", "recordings", "recording_tracks", "consents", "playbacks",
+          "retired_invites"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,6 +9,7 @@ from portal.models.appointment import (
     Participant,
     ParticipantRole,
     RecordingPolicy,
+    RetiredInvite,
     Status,
 )
 from portal.models.audit import AuditEvent, AuditHead
@@ -17,6 +18,7 @@ from portal.models.recording import (
     AppendOnlyError,
     Consent,
     Decision,
+    Playback,
     Recording,
     RecordingStatus,
     RecordingTrack,
@@ -38,10 +40,12 @@ __all__ = [
     "LobbyState",
     "Participant",
     "ParticipantRole",
+    "Playback",
     "Recording",
     "RecordingPolicy",
     "RecordingStatus",
     "RecordingTrack",
+    "RetiredInvite",
     "Role",
     "Status",
     "User",
