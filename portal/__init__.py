@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask_babel import lazy_gettext
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,7 @@ PACKAGE_DIR = Path(__file__).parent
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the portal: settings, extensions, blueprints, error pages, CLI."""
-    from portal import cli, database, errorpages, i18n, templating
+    from portal import cli, database, errorpages, i18n, private, templating
     from portal.accounts import auth
     from portal.accounts.views import bp as accounts_bp
     from portal.admin.views import bp as admin_bp
@@ -32,6 +33,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.recording.views import bp as recordings_bp
     from portal.views import bp as home_bp
 
+    # Whatever this process writes (database, keys, recordings, exports) is its user's alone.
+    private.restrict_umask()
     app = Flask(__name__, template_folder=str(PACKAGE_DIR / "templates"),
                 instance_relative_config=True)
     instance = Path(app.instance_path)
@@ -45,7 +48,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
-        instance.mkdir(parents=True, exist_ok=True)
+        private.folder(instance)
+        sqlite_path = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
+        if sqlite_path and sqlite_path != ":memory:" and not sqlite_path.startswith("file:"):
+            private.sqlite_files(Path(sqlite_path))
 
     database.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True,

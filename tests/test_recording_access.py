@@ -4,6 +4,8 @@ crypto-shredding, and the operator commands (verify, export, keys rotate)."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
@@ -263,9 +265,17 @@ def test_verify_export_and_tamper(app: Flask, runner: Any, stored: Stored,
     ok = runner.invoke(args=["recordings", "verify", stored.recording_id])
     assert ok.exit_code == 0, ok.output
     assert "OK: recording" in ok.output
-    out = tmp_path / "export.mkv"
-    exported = runner.invoke(args=["recordings", "export", stored.recording_id, str(out)])
+    out = tmp_path / "exports" / "export.mkv"
+    before = os.umask(0o022)  # a umask that lets everyone read: the export is private anyway
+    try:
+        exported = runner.invoke(args=["recordings", "export", stored.recording_id, str(out)])
+    finally:
+        os.umask(before)
     assert exported.exit_code == 0, exported.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    folder = Path(app.config["RECORDINGS_DIR"], stored.recording_id)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
     streams = _probe(out)
     assert sorted(s["codec_type"] for s in streams) == ["audio", "audio", "video", "video"]
     for s in streams:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from portal import signals
+from portal import private, signals
 from portal.audit import services as audit
 from portal.database import after_commit
 from portal.extensions import db
@@ -216,7 +216,7 @@ class RecordingManager:
         paused = recording.status is RecordingStatus.PAUSED
 
         def open_sink() -> BinaryIO:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private.folder(path.parent)
             # Sealed every half second: a crash loses about a second of media at most.
             writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
                                  data_key=data_key, flush_interval=0.5)
