@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.api import init_app as init_api
     from portal.appointments.views import bp as appointments_bp
     from portal.call import init_app as init_call
-    from portal.config import load_secret_key, settings
+    from portal.config import check_base_url, load_secret_key, settings
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.inputs import IdConverter, refuse_nul_characters
     from portal.join.views import bp as join_bp
@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(settings(instance))
     if test_config:
         app.config.update(test_config)
+    check_base_url(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(instance)
     if app.config["PROXIES"]:
