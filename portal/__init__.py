@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ PACKAGE_DIR = Path(__file__).parent
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the portal: settings, extensions, blueprints, error pages, CLI."""
-    from portal import cli, database, errorpages, i18n, private, templating
+    from portal import cli, database, errorpages, i18n, logs, private, templating
     from portal.accounts import auth
     from portal.accounts.views import bp as accounts_bp
     from portal.admin.views import bp as admin_bp
@@ -53,6 +54,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sqlite_path = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
         if sqlite_path and sqlite_path != ":memory:" and not sqlite_path.startswith("file:"):
             private.sqlite_files(Path(sqlite_path))
+
+    # Request lines with /j/<token> (the development server's log, Flask's "Exception on").
+    logs.redact_logger(logging.getLogger("werkzeug"))
+    logs.redact_logger(app.logger)
 
     database.init_app(app)
     migrate.init_app(app, db, directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True,
