@@ -74,7 +74,8 @@ class RecordingTrack(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     #: File name stem inside the recording's directory, e.g. "p12-1".
     name: Mapped[str] = mapped_column(String(40))
-    #: "passthrough" (stored as received) or "transcode" (with the reason in `details`).
+    #: "passthrough" (stored as received) or "transcode" (with the reason in `details`);
+    #: "failed": the negotiation failed, there is no file (the next offer reuses the row).
     mode: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

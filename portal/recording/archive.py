@@ -156,6 +156,10 @@ def verify(recording: Recording) -> Verdict:
         if expected is None:
             verdict.fail(f"track {track.name} is not in the manifest")
             continue
+        if "file" not in expected and not track_path(track).exists():
+            # The signed manifest says this track never got media (a failed negotiation).
+            verdict.checked.append(f"track {track.name}: no media")
+            continue
         try:
             manifest_summary = FileSummary.from_dict(expected["file"]) \
                 if "file" in expected else None
