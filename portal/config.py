@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
@@ -50,11 +52,46 @@ def load_secret_key(instance_path: Path, name: str = "secret_key") -> str:
         return from_env
     path = instance_path / name
     if not path.exists():
-        instance_path.mkdir(parents=True, exist_ok=True)
+        instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def check_base_url(config: dict[str, Any]) -> None:
+    """Invite links are built from PORTAL_BASE_URL alone, never from a request's Host header
+    (which the sender chooses). Unset, they point at the server itself, which is right only
+    when it listens on this machine's loopback with no proxy in front: anything else must say
+    its public address, or the portal does not start."""
+    base = config["BASE_URL"]
+    if base:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+                or parts.fragment or parts.username or parts.password:
+            raise RuntimeError(f"PORTAL_BASE_URL must be the portal's public address, like "
+                               f"https://consult.example.org, not {base!r}")
+        return
+    if config["PROXIES"] or not _loopback(config["HOST"]):
+        raise RuntimeError(
+            f"PORTAL_BASE_URL is required when the portal listens on {config['HOST']} or "
+            f"behind a proxy: invite links are built from it. Set it to the address guests "
+            f"open, e.g. PORTAL_BASE_URL=https://consult.example.org")
+
+
+def local_base_url(config: dict[str, Any]) -> str:
+    """The server's own address (http://127.0.0.1:5000): the invite links' base when
+    PORTAL_BASE_URL is unset, which check_base_url allows on a loopback address only."""
+    host = config["HOST"]
+    return f"http://[{host.strip('[]')}]:{config['PORT']}" if ":" in host \
+        else f"http://{host}:{config['PORT']}"
 
 
 def settings(instance_path: Path) -> dict[str, Any]:
@@ -69,7 +106,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "SERVER_THREADS": _env_int("THREADS", 500),
         # How many reverse proxies stand in front; their X-Forwarded-* headers are then trusted.
         "PROXIES": _env_int("PROXIES", 0),
-        # Public base URL for links sent to guests (behind a proxy: https://consult.example.org).
+        # Public base URL for links sent to guests (behind a proxy: https://consult.example.org);
+        # required unless the server listens on loopback with no proxy (check_base_url).
         "BASE_URL": _env("BASE_URL", "").rstrip("/"),
         "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,

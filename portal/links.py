@@ -1,21 +1,20 @@
-"""Absolute links that leave the portal (invites), honouring PORTAL_BASE_URL behind a proxy,
-and the check that keeps ?next= redirects on this site."""
+"""Absolute links that leave the portal (invites), built from PORTAL_BASE_URL, and the check
+that keeps ?next= redirects on this site."""
 
 from __future__ import annotations
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app, url_for
+
+from portal.config import local_base_url
 
 
 def invite_url(token: str) -> str:
-    """The link a guest opens. Outside a request (CLI) it is built from HOST and PORT."""
+    """The link a guest opens: PORTAL_BASE_URL, else the server's own loopback address
+    (config.check_base_url allows nothing else), never the request's Host header."""
     config = current_app.config
-    base = config["BASE_URL"]
-    if not base and not has_request_context():
-        base = f"http://{config['HOST']}:{config['PORT']}"
-    if base:
-        with current_app.test_request_context():
-            return base + url_for("join.landing", token=token)
-    return url_for("join.landing", token=token, _external=True)
+    base = config["BASE_URL"] or local_base_url(config)
+    with current_app.test_request_context():  # the path alone, whatever the request says
+        return base + url_for("join.landing", token=token)
 
 
 def is_local_path(target: str | None) -> bool:

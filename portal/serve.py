@@ -20,8 +20,11 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers.gthread import ThreadWorker
+
+from portal import logs
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,28 @@ class QuietResponse(gunicorn_wsgi.Response):
     def default_headers(self) -> list[str]:
         headers: list[str] = super().default_headers()
         return [line for line in headers if not line.lower().startswith("server:")]
+class AccessLogger(Logger):
+    """gunicorn's logger with invite tokens taken out: an access log (off by default; an
+    operator may turn it on) shows `/j/<redacted>` in the request line, path, Referer and every
+    other field, and so does the error log ("Error handling request /j/...")."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        logs.redact_logger(self.error_log)  # the access log's fields are redacted in atoms()
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        found = super().atoms(resp, req, environ, request_time)
+        return {key: logs.redact_value(value) for key, value in found.items()}
+
+
+def redact_access_log(log: Any) -> None:
+    """A worker given gunicorn's plain logger (an operator's own command line without
+    `--logger-class portal.serve.AccessLogger`) still leaves tokens out of its access log."""
+    if isinstance(log, AccessLogger) or not isinstance(log, Logger):
+        return
+    plain = log.atoms
+    log.atoms = lambda *args: {k: logs.redact_value(v) for k, v in plain(*args).items()}
+    logs.redact_logger(log.error_log)
 
 
 class Worker(ThreadWorker):
@@ -70,6 +95,7 @@ class Worker(ThreadWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        redact_access_log(self.log)
         self._stopping = False  # only ever set on the main thread (signal handlers, run())
 
     def init_process(self) -> None:
@@ -149,8 +175,9 @@ def options(app: Flask) -> dict[str, Any]:
         "threads": app.config["SERVER_THREADS"],
         # Sealing a long recording (a remux per track) may take a while; the master waits.
         "graceful_timeout": 30,
-        # No access log: invite links carry their token in the path.
+        # No access log; one turned on shows invite tokens as /j/<redacted> (AccessLogger).
         "accesslog": None,
+        "logger_class": "portal.serve.AccessLogger",
         "proc_name": "samtale",
         # gunicorn's control socket is one per user: two portals on one machine would clash.
         "control_socket_disable": True,

@@ -2,9 +2,9 @@
 
 Anonymous visitors and guests (who hold an invite link but no account) are sent to sign in on
 staff pages. A host sees only their own appointments: another host's is simply not there (404),
-and so it is for administrators, who manage accounts but never see hosts' consults. Only
-administrators reach /admin (hosts get 403). An appointment's recordings are for its host and
-administrators only; everyone else gets 403. Every refused request changes nothing at all.
+and so it is for administrators, who manage accounts but never see hosts' consults (nor their
+recordings). Only administrators reach /admin (hosts get 403). Every refused request changes
+nothing at all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from support import book, hand_clock, invite, local_input, now, snapshot
 
 from portal.accounts import services as accounts
 from portal.extensions import db
-from portal.models import User
+from portal.models import Appointment, Recording, RecordingStatus, RecordingTrack, User, utcnow
 
 ANON, GUEST, OWNER, OTHER, ADMIN = "anonymous", "guest", "host_a", "host_b", "admin"
 ROLES = (ANON, GUEST, OWNER, OTHER, ADMIN)
@@ -89,9 +89,11 @@ ROUTES = (
     Route("audit", "GET", "/admin/audit", admin_page(200)),
     Route("audit-verify", "GET", "/admin/audit/verify", admin_page(200)),
     Route("invite", "GET", "/j/{invite}", dict.fromkeys(ROLES, 200)),
-    # Recordings: the host and administrators; everyone else 403, guests included.
-    Route("recordings", "GET", "/appointments/{appt}/recordings",
-          {ANON: 403, GUEST: 403, OWNER: 200, OTHER: 403, ADMIN: 200}),
+    # Recordings: the host only. The track has no file here, so the host gets 409.
+    Route("recordings", "GET", "/appointments/{appt}/recordings", own_page(200)),
+    Route("recording-media", "GET", "/recordings/{recording}/tracks/{track}", own_page(409)),
+    Route("recording-delete", "POST", "/recordings/{recording}/delete", own_page(302),
+          redirect_to="/appointments/{appt}/recordings"),
 )
 
 
@@ -105,9 +107,20 @@ def world(app, people, new_browser) -> dict[str, Any]:
         owner = db.session.get(User, people.host_a.id)
         assert owner is not None
         api_token, _ = accounts.issue_api_token(owner, "Record system")
+        host_row = next(p for p in db.session.get(Appointment, appointment_id).participants
+                        if p.user_id == owner.id)
+        recording = Recording(id="ab" * 16, appointment_id=appointment_id,
+                              requested_by_id=host_row.id, status=RecordingStatus.COMPLETE,
+                              wording_version="consent-test", started_at=utcnow(),
+                              stopped_at=utcnow())
+        db.session.add(recording)
+        db.session.flush()
+        track = RecordingTrack(recording_id=recording.id, participant_id=guest_id, name="p1-1")
+        db.session.add(track)
         db.session.commit()
-        token_id = api_token.id
+        token_id, track_id = api_token.id, track.id
     return {"appt": appointment_id, "guest": guest_id, "invite": token, "token": token_id,
+            "recording": "ab" * 16, "track": track_id,
             "user": people.host_b.id, "owner": people.host_a.id,
             "later": local_input(now() + timedelta(hours=2))}
 
@@ -266,3 +279,40 @@ def test_oversized_request_is_refused(app, people, new_browser, world):
                           {"display_name": "x" * (2 * 1024 * 1024), "role": "client"})
     assert response.status_code == 413
     assert snapshot(app) == before
+
+
+def test_administrators_see_no_consult_content_anywhere(app, people, new_browser, world):
+    """README: administrators manage accounts, tokens and the audit trail, and do not see hosts'
+    consults. No page they reach, and no API call with their own token, shows a consult's
+    title or a participant's name, however much the host did with it."""
+    title, name = "Custody-Matter-7731", "Guest-Name-4417"
+    appointment_id = book(app, people.host_a.id, title=title)
+    guest_id, _ = invite(app, appointment_id, name=name)
+    owner = browser_for(OWNER, people, new_browser, world)
+    assert owner.post(f"/appointments/{appointment_id}/edit",
+                      {**EDIT, "title": title, "starts_at": world["later"]}).status_code == 302
+    assert owner.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue"
+                      ).status_code == 200
+    admin = browser_for(ADMIN, people, new_browser, world)
+    for path in ("/appointments/", "/admin/users", "/admin/tokens", "/admin/audit",
+                 "/admin/audit/verify", f"/appointments/{appointment_id}",
+                 f"/appointments/{appointment_id}/recordings",
+                 f"/appointments/{world['appt']}/recordings",
+                 f"/recordings/{world['recording']}/tracks/{world['track']}"):
+        page = admin.get(path).get_data(as_text=True)
+        assert title not in page and name not in page and "Follow-up" not in page, path
+    with app.app_context():
+        _, plain = accounts.issue_api_token(db.session.get(User, people.admin.id), "Admin's")
+        db.session.commit()
+    api = app.test_client()
+    bearer = {"Authorization": f"Bearer {plain}"}
+    for path in ("/api/v1/appointments", f"/api/v1/appointments/{appointment_id}",
+                 f"/api/v1/appointments/{appointment_id}/participants"):
+        answer = api.get(path, headers=bearer)
+        assert answer.status_code in (200, 404), path
+        assert title not in answer.get_data(as_text=True)
+        assert name not in answer.get_data(as_text=True)
+    unknown = api.get("/api/v1/appointments/999999", headers=bearer)
+    known = api.get(f"/api/v1/appointments/{appointment_id}", headers=bearer)
+    assert known.status_code == unknown.status_code == 404
+    assert known.get_json() == unknown.get_json()

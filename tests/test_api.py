@@ -351,7 +351,7 @@ def test_book_invite_revoke_reissue_cancel(app: Flask, api_a: ApiClient) -> None
     assert second_link != first_link
     assert reissued.get_json()["invite_revoked_at"] is None
     assert visitor.get(second_link).status_code == 200
-    assert visitor.get(first_link).status_code == 404  # its hash is gone: an unknown link
+    assert visitor.get(first_link).status_code == 410  # replaced: it says so (README)
 
     cancelled = api_a.post(base + "/cancel")
     assert cancelled.status_code == 200

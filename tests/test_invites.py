@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from apps import make_app
 from sqlalchemy import select
 from support import (
     audit_events,
@@ -20,10 +21,12 @@ from support import (
     now,
 )
 
+from portal.accounts import services as accounts
 from portal.appointments import services
 from portal.appointments.services import InviteState, check_invite
 from portal.extensions import db
-from portal.models import Appointment, Participant
+from portal.links import invite_url
+from portal.models import Appointment, Participant, User
 from portal.templating import when
 from portal.tokens import TOKEN_BYTES
 
@@ -102,8 +105,14 @@ def test_reissue_replaces_the_link(app, consult):
         new = services.reissue_invite(db.session.get(Participant, guest_id))
         db.session.commit()
     assert new != old
-    assert state_at(app, old, inside) is InviteState.UNKNOWN
+    assert state_at(app, old, inside) is InviteState.REPLACED
     assert state_at(app, new, inside) is InviteState.VALID
+    with app.app_context():
+        newest = services.reissue_invite(db.session.get(Participant, guest_id))
+        db.session.commit()
+    for earlier in (old, new):  # every replaced link says so, not only the last one
+        assert state_at(app, earlier, inside) is InviteState.REPLACED
+    assert state_at(app, newest, inside) is InviteState.VALID
 
 
 def test_reissue_revives_a_revoked_guest_with_a_new_link_only(app, consult):
@@ -114,7 +123,7 @@ def test_reissue_revives_a_revoked_guest_with_a_new_link_only(app, consult):
         services.revoke_invite(guest)
         new = services.reissue_invite(guest)
         db.session.commit()
-    assert state_at(app, old, inside) is InviteState.UNKNOWN
+    assert state_at(app, old, inside) is InviteState.REPLACED
     assert state_at(app, new, inside) is InviteState.VALID
 
 
@@ -241,7 +250,10 @@ def test_reissue_over_http(app, people, browser, new_browser):
     assert response.status_code == 200
     new = invite_path(response)
     assert new != old
-    assert guest.get(old).status_code == 404
+    replaced = guest.get(old)  # README: a stopped or replaced link answers 410, not 404
+    assert replaced.status_code == 410
+    assert "This link was replaced" in replaced.get_data(as_text=True)
+    assert_private(replaced)
     assert guest.get(new).status_code == 200
     # The link is shown once: the appointment page does not show it again.
     page = browser.get(f"/appointments/{appointment_id}").get_data(as_text=True)
@@ -344,3 +356,63 @@ def test_invite_link_rate_limit(app, consult, new_browser):
     assert statuses == [403, 403, 403]
     assert guest.get(f"/j/{token}").status_code == 429
     assert guest.get("/j/guessing-other-tokens").status_code == 429
+
+
+# --- where links point -------------------------------------------------------------------------
+
+
+def test_links_ignore_the_host_header(app, people):
+    """The attack: a forged Host header (or a proxy passing the client's on) made the link the
+    portal hands out point at another site. Links come from PORTAL_BASE_URL only, else the
+    server's own loopback address."""
+    appointment_id = book(app, people.host_a.id)
+    with app.app_context():
+        _, bearer = accounts.issue_api_token(db.session.get(User, people.host_a.id), "test")
+        db.session.commit()
+    client = app.test_client()
+
+    def link(name: str) -> str:
+        response = client.post(f"/api/v1/appointments/{appointment_id}/participants",
+                               json={"display_name": name, "role": "patient"},
+                               headers={"Authorization": f"Bearer {bearer}",
+                                        "Host": "evil.example",
+                                        "X-Forwarded-Host": "evil.example"})
+        assert response.status_code == 201, response.get_json()
+        url: str = response.get_json()["invite_url"]
+        return url
+
+    assert link("Pat").startswith("http://127.0.0.1:5000/j/")
+    app.config["BASE_URL"] = "https://consult.example.org"
+    assert link("Kim").startswith("https://consult.example.org/j/")
+    with app.test_request_context("/", headers={"Host": "evil.example"}):
+        assert invite_url("tok") == "https://consult.example.org/j/tok"
+
+
+ALL_V4 = "0.0.0.0"  # noqa: S104 - a setting under test; nothing binds it
+
+
+@pytest.mark.parametrize("extra", [{"HOST": ALL_V4}, {"HOST": "192.0.2.10"},
+                                   {"HOST": "::"}, {"PROXIES": 1},
+                                   {"BASE_URL": "javascript:alert(1)"},
+                                   {"BASE_URL": "consult.example.org"},
+                                   {"BASE_URL": "https://user:pw@consult.example.org"}])
+def test_no_start_without_a_public_address_off_loopback(tmp_path: Path, extra):
+    """Serving anywhere but loopback (or behind a proxy) needs PORTAL_BASE_URL: else links
+    would point at the wrong place. The error says what to set."""
+    with pytest.raises(RuntimeError, match="PORTAL_BASE_URL"):
+        make_app(f"sqlite:///{tmp_path / 'x.sqlite3'}", tmp_path, **extra)
+
+
+@pytest.mark.parametrize("extra,base", [
+    ({}, "http://127.0.0.1:5000"),
+    ({"HOST": "localhost", "PORT": 8080}, "http://localhost:8080"),
+    ({"HOST": "::1"}, "http://[::1]:5000"),
+    ({"HOST": "127.0.0.2", "PORT": 5123}, "http://127.0.0.2:5123"),
+    ({"HOST": ALL_V4, "BASE_URL": "https://consult.example.org"},
+     "https://consult.example.org"),
+    ({"PROXIES": 1, "BASE_URL": "https://example.org/samtale"}, "https://example.org/samtale"),
+])
+def test_link_base_on_loopback_or_as_configured(tmp_path: Path, extra, base):
+    made = make_app(f"sqlite:///{tmp_path / 'x.sqlite3'}", tmp_path, **extra)
+    with made.app_context():
+        assert invite_url("tok") == f"{base}/j/tok"

@@ -19,7 +19,7 @@ from portal.models.audit import GENESIS_DIGEST
 
 TABLES = {"users", "api_tokens", "appointments", "participants", "chat_messages", "audit_events",
           "audit_head", "recordings", "recording_tracks", "consents", "recovery_codes",
-          "login_throttles", "sessions"}
+          "login_throttles", "sessions", "playbacks", "retired_invites"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

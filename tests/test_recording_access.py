@@ -4,6 +4,8 @@ crypto-shredding, and the operator commands (verify, export, keys rotate)."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,17 +15,19 @@ from typing import Any
 import pytest
 from flask import Flask
 from people import Browser, People
-from support import audit_events, book, invite
+from support import audit_events, book, hand_clock, invite
 
+from portal.audit import services as audit
 from portal.extensions import db
 from portal.models import (
     Participant,
+    Playback,
     Recording,
     RecordingStatus,
     RecordingTrack,
     utcnow,
 )
-from portal.recording import archive
+from portal.recording import archive, playback
 from portal.recording.sealing import consents_json
 from portal.recording.store import ChunkWriter
 
@@ -108,29 +112,126 @@ def test_the_host_plays_with_range_requests(app: Flask, people: People, browser:
     assert download.data == stored.media
     assert download.headers["Content-Disposition"].startswith("attachment;")
     played = audit_events(app, "recording.played")
-    # One viewing from the start (the seeks do not count); one download.
+    # One playback (its seeks extend it, the 416 read nothing); one download.
     assert len(played) == 1 and len(audit_events(app, "recording.downloaded")) == 1
     assert played[0].actor_id == str(people.host_a.id)
+    size = len(stored.media)
+    reads = 3 if size > 70100 else 2  # the whole, the tail, and the middle if it exists
+    assert _playbacks(app) == [(str(people.host_a.id), False, reads, [[0, size - 1]]),
+                               (str(people.host_a.id), True, 1, [[0, size - 1]])]
 
 
-@pytest.mark.parametrize("who", ["guest", "other_host", "anonymous"])
-def test_nobody_else_may_open_it(app: Flask, people: People, new_browser: Any, stored: Stored,
-                                 who: str) -> None:
+def _playbacks(app: Flask) -> list[tuple[str | None, bool, int, list[list[int]]]]:
+    with app.app_context():
+        return [(p.actor_id, p.download, p.reads, json.loads(p.ranges))
+                for p in db.session.scalars(db.select(Playback).order_by(Playback.id))]
+
+
+@pytest.mark.parametrize("header", ["bytes=-1", "bytes=-{size}", "bytes=5-",
+                                    "bytes=1-1", "bytes={last}-"])
+def test_any_range_read_is_audited(app: Flask, people: People, browser: Browser,
+                                   stored: Stored, header: str) -> None:
+    """The attack: read the size (bytes=-1) or the whole track (bytes=-N) without starting at
+    byte 0, where only reads from byte 0 used to be audited."""
+    browser.login(people.host_a)
+    size = len(stored.media)
+    response = browser.get(_url(stored), headers={
+        "Range": header.format(size=size, last=size - 1)})
+    assert response.status_code == 206 and response.data
+    start, end = (int(n) for n in response.headers["Content-Range"].split()[1]
+                  .split("/")[0].split("-"))
+    played = audit_events(app, "recording.played")
+    assert len(played) == 1
+    assert played[0].actor_type == "user" and played[0].actor_id == str(people.host_a.id)
+    assert played[0].object_id == stored.recording_id
+    details = json.loads(played[0].details)
+    assert details["track"] == f"p{_participant(app, stored.track_ids[0])}-1"
+    assert details["range"] == [start, end] and details["size"] == size
+    assert _playbacks(app) == [(str(people.host_a.id), False, 1, [[start, end]])]
+
+
+def test_several_ranges_and_a_head_are_audited_or_refused(app: Flask, people: People,
+                                                          browser: Browser,
+                                                          stored: Stored) -> None:
+    """Several ranges in one header are refused (416: no bytes, no play); a HEAD with a range
+    tells the size, so it opens a playback too, with no range read."""
+    browser.login(people.host_a)
+    several = browser.get(_url(stored), headers={"Range": "bytes=0-9,20-29,-5"})
+    assert several.status_code == 416 and stored.media[:10] not in several.data
+    assert audit_events(app, "recording.played") == []
+    head = browser.client.head(_url(stored), headers={"Range": "bytes=-1"})
+    assert head.status_code == 206 and head.headers["Content-Range"].endswith(
+        f"/{len(stored.media)}")
+    assert len(audit_events(app, "recording.played")) == 1
+    assert _playbacks(app) == [(str(people.host_a.id), False, 1, [])]
+
+
+def test_one_playback_per_viewing_with_every_range(app: Flask, people: People,
+                                                   browser: Browser, stored: Stored) -> None:
+    """Seeks within a few minutes of each other are one playback holding each range read; a
+    longer pause (by the app's clock) starts a new one, audited again; so does each track."""
+    clock = hand_clock(app)
+    browser.login(people.host_a)
+    size = len(stored.media)
+    for header in ("bytes=-100", "bytes=0-99", "bytes=50-199", "bytes=1000-1999"):
+        clock.advance(60)
+        assert browser.get(_url(stored), headers={"Range": header}).status_code == 206
+    assert len(audit_events(app, "recording.played")) == 1
+    assert _playbacks(app) == [(str(people.host_a.id), False, 4,
+                                [[0, 199], [1000, 1999], [size - 100, size - 1]])]
+    clock.advance(playback.GAP.total_seconds() + 1)
+    assert browser.get(_url(stored), headers={"Range": "bytes=-1"}).status_code == 206
+    assert browser.get(_url(stored, 1), headers={"Range": "bytes=-1"}).status_code == 206
+    played = audit_events(app, "recording.played")
+    assert len(played) == 3
+    assert [json.loads(e.details)["range"] for e in played[:2]] == [
+        [size - 100, size - 1], [size - 1, size - 1]]
+    assert len({json.loads(e.details)["track"] for e in played}) == 2
+    with app.app_context():
+        assert audit.verify().ok  # the chain is intact
+
+
+def _participant(app: Flask, track_id: int) -> int:
+    with app.app_context():
+        track = db.session.get(RecordingTrack, track_id)
+        assert track is not None
+        return track.participant_id
+
+
+@pytest.mark.parametrize("who", ["guest", "anonymous"])
+def test_visitors_without_a_session_are_sent_to_sign_in(app: Flask, new_browser: Any,
+                                                        stored: Stored, who: str) -> None:
     visitor = new_browser()
     if who == "guest":
         assert visitor.get(f"/j/{stored.guest_token}").status_code == 200
-    elif who == "other_host":
-        visitor.login(people.host_b)
     for url in (_url(stored), f"/appointments/{stored.appointment_id}/recordings"):
         response = visitor.get(url)
-        assert response.status_code == 403, (who, url)
-        assert b"host of this appointment" in response.data
+        assert response.status_code == 302, (who, url)
+        assert response.headers["Location"].startswith("/login")
     assert audit_events(app, "recording.played") == []
 
 
-def test_administrators_may_open_it(people: People, browser: Browser, stored: Stored) -> None:
-    browser.login(people.admin)
-    assert browser.get(_url(stored)).data == stored.media
+@pytest.mark.parametrize("who", ["other_host", "admin"])
+def test_other_staff_find_nothing_there(app: Flask, people: People, new_browser: Any,
+                                        stored: Stored, who: str) -> None:
+    """Another host and administrators (README: they do not see hosts' consults) get the same
+    404 as for an id that does not exist: no title, no names, no hint that it is there."""
+    visitor = new_browser()
+    visitor.login(people.host_b if who == "other_host" else people.admin)
+    for url, unknown in ((_url(stored), f"/recordings/{'cd' * 16}/tracks/1"),
+                         (f"/appointments/{stored.appointment_id}/recordings",
+                          "/appointments/999999/recordings")):
+        response, missing = visitor.get(url), visitor.get(unknown)
+        assert response.status_code == missing.status_code == 404, (who, url)
+        assert b"Pat" not in response.data and b"Follow-up" not in response.data
+        # The same page but for the path (in the language switch's ?next=).
+        assert response.text.replace(url, "") == missing.text.replace(unknown, "")
+    deleted = visitor.post(f"/recordings/{stored.recording_id}/delete")
+    assert deleted.status_code == 404
+    assert audit_events(app, "recording.played") == []
+    with app.app_context():
+        row = db.session.get(Recording, stored.recording_id)
+        assert row is not None and row.status is RecordingStatus.COMPLETE
 
 
 def test_deleting_shreds_the_key_then_the_files(app: Flask, people: People, browser: Browser,
@@ -164,9 +265,17 @@ def test_verify_export_and_tamper(app: Flask, runner: Any, stored: Stored,
     ok = runner.invoke(args=["recordings", "verify", stored.recording_id])
     assert ok.exit_code == 0, ok.output
     assert "OK: recording" in ok.output
-    out = tmp_path / "export.mkv"
-    exported = runner.invoke(args=["recordings", "export", stored.recording_id, str(out)])
+    out = tmp_path / "exports" / "export.mkv"
+    before = os.umask(0o022)  # a umask that lets everyone read: the export is private anyway
+    try:
+        exported = runner.invoke(args=["recordings", "export", stored.recording_id, str(out)])
+    finally:
+        os.umask(before)
     assert exported.exit_code == 0, exported.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    folder = Path(app.config["RECORDINGS_DIR"], stored.recording_id)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o600}
     streams = _probe(out)
     assert sorted(s["codec_type"] for s in streams) == ["audio", "audio", "video", "video"]
     for s in streams:

@@ -25,7 +25,9 @@ from portal.models import (
     Recording,
     RecordingPolicy,
     RecordingStatus,
+    RecordingTrack,
 )
+from portal.recording import archive
 
 
 def version(sock: SocketClient) -> str:
@@ -340,3 +342,34 @@ def test_ending_the_call_stops_the_recording(app: Flask, host_socket: Any,
     row = wait_status(app, rid, RecordingStatus.COMPLETE)
     assert row.stop_reason == "call_ended"
 
+
+
+def _tracks(app: Flask, rid: str) -> list[tuple[int, str, str | None]]:
+    with app.app_context():
+        return [(t.participant_id, t.name, t.mode) for t in db.session.scalars(
+            select(RecordingTrack).where(RecordingTrack.recording_id == rid)
+            .order_by(RecordingTrack.id))]
+
+
+def test_failed_offers_leave_no_stale_publication_nor_pile_up_rows(
+        app: Flask, host_socket: Any, consult: Consult) -> None:
+    """The attack: offers the recorder cannot answer, again and again. Each used to leave its
+    publication registered and add a track row. Now the participant has one `failed` row, no
+    publication, and the recording still verifies once it ends."""
+    host, guest, rid = open_recording(app, host_socket, consult)
+    recorder = app.extensions["recording"]
+    for attempt in range(5):
+        guest.emit("record:offer", {"id": rid, "sdp": "v=0\r\n" * 4})
+        deadline = time.monotonic() + 10  # the answer comes from the engine's thread
+        while not guest.take("error"):
+            assert time.monotonic() < deadline, f"no answer to offer {attempt}"
+            time.sleep(0.02)
+        assert guest.id not in recorder._publications.get(rid, {})
+    assert _tracks(app, rid) == [(guest.id, f"p{guest.id}-1", "failed")]
+    host.emit("record:stop", {"id": rid})
+    wait_status(app, rid, RecordingStatus.COMPLETE)
+    with app.app_context():
+        row = db.session.get(Recording, rid)
+        assert row is not None
+        verdict = archive.verify(row)
+    assert verdict.ok, verdict.problems

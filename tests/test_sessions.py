@@ -286,7 +286,8 @@ def test_hsts_only_over_https(people, browser):
 def test_hsts_behind_a_tls_proxy(sqlite_people_template: tuple[Path, People], tmp_path: Path):
     path = tmp_path / "proxied.sqlite3"
     shutil.copy(sqlite_people_template[0], path)
-    app = make_app(f"sqlite:///{path}", tmp_path, PROXIES=1)
+    app = make_app(f"sqlite:///{path}", tmp_path, PROXIES=1,
+                   BASE_URL="https://consult.example.org")
     client = app.test_client()
     assert "Strict-Transport-Security" not in client.get("/login").headers
     behind = client.get("/login", headers={"X-Forwarded-Proto": "https"})

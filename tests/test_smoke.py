@@ -18,7 +18,7 @@ def test_host_books_and_guest_opens_link(browser, new_browser, people):
     page = response.headers["Location"]
     response = browser.post(page + "/guests", {"display_name": "Pat", "role": "patient"})
     assert response.status_code == 200
-    link = re.search(r'value="http://localhost(/j/[^"]+)"', response.get_data(as_text=True))
+    link = re.search(r'value="http://127.0.0.1:5000(/j/[^"]+)"', response.get_data(as_text=True))
     assert link
     guest = new_browser()
     landing = guest.get(link.group(1))
@@ -49,4 +49,4 @@ def test_demo_gives_a_working_guest_link_every_time_it_runs(runner, new_browser)
     link_2 = re.search(r"guest link .*: http://[^/]+(/j/\S+)", second.output).group(1)
     assert link_2 != link_1
     assert new_browser().get(link_2).status_code == 200
-    assert new_browser().get(link_1).status_code == 404  # the old link was replaced
+    assert new_browser().get(link_1).status_code == 410  # the old link was replaced

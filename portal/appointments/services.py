@@ -23,6 +23,7 @@ from portal.models import (
     Participant,
     ParticipantRole,
     RecordingPolicy,
+    RetiredInvite,
     Status,
     User,
     utcnow,
@@ -247,6 +248,8 @@ def reissue_invite(guest: Participant) -> str:
     if guest.appointment.status not in (Status.SCHEDULED, Status.LIVE):
         raise Conflict(_("This appointment is over or cancelled."))
     token, digest = new_token()
+    if guest.invite_token_hash is not None:  # the old link then answers "replaced" (410)
+        db.session.add(RetiredInvite(token_hash=guest.invite_token_hash, participant_id=guest.id))
     guest.invite_token_hash = digest
     guest.invite_issued_at = utcnow()
     guest.invite_revoked_at = None
@@ -276,6 +279,7 @@ class InviteState(enum.StrEnum):
     VALID = "valid"
     UNKNOWN = "unknown"
     REVOKED = "revoked"
+    REPLACED = "replaced"  # the host gave the guest a new link
     CANCELLED = "cancelled"
     ENDED = "ended"
     TOO_EARLY = "too_early"
@@ -292,9 +296,12 @@ def check_invite(token: str, *, now: datetime | None = None) -> InviteCheck:
     """What an invite token is worth right now. Only VALID may enter."""
     if not token or len(token) > 128:
         return InviteCheck(InviteState.UNKNOWN)
-    guest = db.session.scalar(
-        select(Participant).where(Participant.invite_token_hash == hash_token(token)))
+    digest = hash_token(token)
+    guest = db.session.scalar(select(Participant).where(Participant.invite_token_hash == digest))
     if guest is None:
+        retired = db.session.get(RetiredInvite, digest)
+        if retired is not None:
+            return InviteCheck(InviteState.REPLACED, retired.participant)
         return InviteCheck(InviteState.UNKNOWN)
     return InviteCheck(invite_state(guest, now=now), guest, invite_window(guest.appointment)[0])
 

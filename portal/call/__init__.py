@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from portal import logs
 from portal.extensions import socketio
 
 
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
     from portal.call.guard import Sockets
 
     app.extensions["sockets"] = Sockets(app)
+    logs.quiet_socket_loggers()
     notify.connect(app)
 
     base_url = app.config["BASE_URL"]

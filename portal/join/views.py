@@ -17,6 +17,7 @@ _STATUS = {
     InviteState.TOO_EARLY: 403,
     InviteState.UNKNOWN: 404,
     InviteState.REVOKED: 410,
+    InviteState.REPLACED: 410,
     InviteState.CANCELLED: 410,
     InviteState.ENDED: 410,
 }

@@ -127,6 +127,19 @@ class Participant(Base):
         return self.invite_revoked_at is not None
 
 
+class RetiredInvite(Base):
+    """The hash of an invite link that a new link replaced: it answers "replaced" (410), not
+    "unknown" (404)."""
+
+    __tablename__ = "retired_invites"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    participant: Mapped[Participant] = relationship()
+
+
 class ChatMessage(Base):
     """A line of the call's text chat, kept with the appointment for its participants."""
 

@@ -74,7 +74,8 @@ class RecordingTrack(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     #: File name stem inside the recording's directory, e.g. "p12-1".
     name: Mapped[str] = mapped_column(String(40))
-    #: "passthrough" (stored as received) or "transcode" (with the reason in `details`).
+    #: "passthrough" (stored as received) or "transcode" (with the reason in `details`);
+    #: "failed": the negotiation failed, there is no file (the next offer reuses the row).
     mode: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -85,6 +86,32 @@ class RecordingTrack(Base):
 
     recording: Mapped[Recording] = relationship(back_populates="tracks")
     participant: Mapped[Participant] = relationship()
+
+
+class Playback(Base):
+    """One person's reading of one track: opened by their first read of any byte range (which
+    writes the audit event named here), extended by each later read within a few minutes.
+    `ranges` keeps every byte range served, merged, so the trail says what was disclosed."""
+
+    __tablename__ = "playbacks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("recording_tracks.id"), index=True)
+    #: Who reads: the audit actor (type and id).
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64))
+    #: A download (Content-Disposition: attachment) rather than playing in the page.
+    download: Mapped[bool] = mapped_column(default=False)
+    #: The audit event that opened it ("recording.played" or "recording.downloaded").
+    audit_seq: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_read_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: How many requests it served.
+    reads: Mapped[int] = mapped_column(Integer, default=0)
+    #: Byte ranges served, merged and inclusive, as JSON: [[0, 1023], [50000, 99999]].
+    ranges: Mapped[str] = mapped_column(Text, default="[]")
+
+    track: Mapped[RecordingTrack] = relationship()
 
 
 class Consent(Base):

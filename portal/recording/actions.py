@@ -20,6 +20,9 @@ from portal.models import (
 from portal.recording import manager, services
 from portal.recording.wording import Wording, wording
 
+#: Tracks one participant may have in one recording: each reconnect adds one.
+MAX_TRACKS_PER_PARTICIPANT = 50
+
 
 def _in_call(me: Participant, sid: str) -> None:
     if not presence.in_call(me, sid):
@@ -81,4 +84,8 @@ def offer(me: Participant, sid: str, recording_id: str, sdp: str,
         raise Conflict(_("This recording is not running."), code="not_recording")
     if me.id not in services.publishers(recording):
         raise Forbidden(_("Only someone who agreed is recorded."))
+    tracks = sum(1 for t in recording.tracks
+                 if t.participant_id == me.id and t.mode != manager.FAILED)
+    if tracks >= MAX_TRACKS_PER_PARTICIPANT:  # failed offers reuse a row: these connected
+        raise Conflict(_("Too many attempts to connect to the recorder."), code="too_many_offers")
     manager.get().publish(recording, me, sdp, reply)

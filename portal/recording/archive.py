@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app
 
+from portal import private
 from portal.models import Recording, RecordingStatus, RecordingTrack
 from portal.recording import manifest as signed_manifest
 from portal.recording.keys import Keyring, KeyringError, load_signing_key
@@ -109,7 +110,7 @@ def seal(recording: Recording, consents: list[dict[str, Any]]) -> None:
     """Write and sign the manifest; its digest goes into the row (committed by the caller)."""
     signed = signed_manifest.sign(build_manifest(recording, consents), signing_key())
     path = directory(recording.id) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private.folder(path.parent)
     signed_manifest.write_signed(path, signed)
     recording.manifest_digest = hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -155,6 +156,10 @@ def verify(recording: Recording) -> Verdict:
         if expected is None:
             verdict.fail(f"track {track.name} is not in the manifest")
             continue
+        if "file" not in expected and not track_path(track).exists():
+            # The signed manifest says this track never got media (a failed negotiation).
+            verdict.checked.append(f"track {track.name}: no media")
+            continue
         try:
             manifest_summary = FileSummary.from_dict(expected["file"]) \
                 if "file" in expected else None
@@ -177,7 +182,8 @@ def export(recording: Recording, out: Path) -> dict[str, int]:
     import av  # the web app needs PyAV only for recording
 
     counts: dict[str, int] = {}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(mode=private.DIR_MODE, parents=True, exist_ok=True)
+    private.new_file(out)  # plaintext: 0600 before a byte is written
     inputs: list[Any] = []
     try:
         with av.open(str(out), "w", format="matroska") as target:

@@ -9,6 +9,7 @@ engine answers through futures. Sealing a finished recording is portal.recording
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from portal import signals
+from portal import private, signals
 from portal.audit import services as audit
 from portal.database import after_commit
 from portal.extensions import db
@@ -35,6 +36,8 @@ if TYPE_CHECKING:  # aiortc is imported only when something is recorded
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+#: A track whose negotiation failed: it has no file, and the participant's next offer reuses it.
+FAILED = "failed"
 #: reply(answer_sdp, None) or reply(None, error message): the engine's answer to an offer.
 Reply = Callable[[str | None, str | None], None]
 
@@ -205,11 +208,17 @@ class RecordingManager:
     def publish(self, recording: Recording, me: Participant, offer_sdp: str,
                 reply: Reply) -> None:
         """A consenting participant's browser offers its media; reply gets the answer. The
-        track row is added now, the engine is asked once it has committed."""
-        count = sum(1 for t in recording.tracks if t.participant_id == me.id)
-        track = RecordingTrack(recording_id=recording.id, participant_id=me.id,
-                               name=f"p{me.id}-{count + 1}")
-        db.session.add(track)
+        track row is added now (or a failed attempt's row is taken again, so that offers that
+        fail do not pile up rows), the engine is asked once it has committed."""
+        mine = [t for t in recording.tracks if t.participant_id == me.id]
+        track = next((t for t in reversed(mine) if t.mode == FAILED), None)
+        if track is None:
+            track = RecordingTrack(recording_id=recording.id, participant_id=me.id,
+                                   name=f"p{me.id}-{len(mine) + 1}")
+            db.session.add(track)
+        else:  # never had a file: a negotiation that fails opens none
+            track.mode, track.details, track.stopped_at = None, "{}", None
+            track.started_at = utcnow()
         key = f"{recording.id}/{track.name}"
         path = archive.track_path(track)
         data_key = self._data_key(recording)
@@ -217,7 +226,7 @@ class RecordingManager:
         paused = recording.status is RecordingStatus.PAUSED
 
         def open_sink() -> BinaryIO:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private.folder(path.parent)
             # Sealed every half second: a crash loses about a second of media at most.
             writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
                                  data_key=data_key, flush_interval=0.5)
@@ -227,10 +236,13 @@ class RecordingManager:
 
         def answered(done: Future[str]) -> None:
             try:
-                reply(done.result(), None)
+                answer = done.result()
             except Exception as exc:  # the browser shows it; the recording goes on without
                 log.warning("publication %s failed: %s", key, exc)
-                reply(None, "The recorder could not connect.")
+                _in_background(self._negotiation_failed, recording_id, participant_id,
+                               track_name, str(exc), reply)
+            else:
+                reply(answer, None)
 
         def start() -> None:
             with self._lock:
@@ -244,6 +256,34 @@ class RecordingManager:
             future.add_done_callback(answered)
 
         after_commit(start)
+
+    def _negotiation_failed(self, recording_id: str, participant_id: int, track_name: str,
+                            reason: str, reply: Reply) -> None:
+        """The engine could not answer: forget the publication, mark its track `failed` (the
+        next offer takes the row again), then tell the browser."""
+        key = f"{recording_id}/{track_name}"
+        with self._lock:
+            pubs = self._publications.get(recording_id, {})
+            if pubs.get(participant_id) == key:
+                del pubs[participant_id]
+            writer = self._writers.pop(key, None)
+        if writer is not None:
+            writer.close()
+        with self.app.app_context():
+            try:
+                track = db.session.scalars(select(RecordingTrack).where(
+                    RecordingTrack.recording_id == recording_id,
+                    RecordingTrack.name == track_name)).first()
+                if track is not None and track.recording.status in sealing.RUNNING \
+                        and not archive.track_path(track).exists():
+                    track.mode = FAILED
+                    track.details = json.dumps({"error": reason[:200]})
+                    track.stopped_at = utcnow()
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("marking publication %s failed did not work", key)
+        reply(None, "The recorder could not connect.")
 
     def _retire(self, recording_id: str, key: str) -> None:
         """Stop a publication in the background; its result is kept for finish()."""
