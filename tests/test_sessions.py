@@ -24,7 +24,7 @@ from support import SocketClient, audit_events, hand_clock
 from portal.call.guard import sockets
 from portal.errors import Conflict
 from portal.extensions import db
-from portal.models import User
+from portal.models import StoredSession, User
 
 COOKIE = "__Host-session"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -305,3 +305,13 @@ def test_without_secure_cookies_the_cookie_has_no_host_prefix(tmp_path: Path,
     assert app.config["SESSION_COOKIE_NAME"] == "session"
     with app.app_context():
         db.engine.dispose()
+
+
+def test_a_visit_without_signing_in_leaves_its_row_for_an_hour_only(app, new_browser):
+    """Each visit to the sign-in page stores a session (its form's CSRF token): a flood of
+    visits must not leave rows for the sign-in's 12 hours."""
+    clock = hand_clock(app)
+    assert new_browser().get("/login").status_code == 200
+    with app.app_context():
+        expiries = db.session.scalars(select(StoredSession.expiry)).all()
+    assert expiries and all(e <= clock.now() + timedelta(hours=1) for e in expiries), expiries

@@ -40,6 +40,8 @@ SEEN_AT = "seen_at"
 _ENVIRON_ID = "samtale.session_id"
 #: How long an ended sign-in's record is kept (never longer than this past its absolute end).
 KEPT_AFTER_END = timedelta(hours=1)
+#: How long a session nobody signed in to is kept (Flask-WTF's CSRF tokens last an hour).
+ANONYMOUS_LIFETIME = timedelta(hours=1)
 #: idle.js warns this long before an idle sign-in ends (or half the idle time, if shorter).
 WARN_SECONDS = 120
 
@@ -92,12 +94,13 @@ class _PortalStore(ServerSideSessionInterface):
     def expiry(self, data: Mapping[str, Any]) -> datetime:
         """When the stored record may go: a while after the sign-in's absolute end (so that
         the next request can still say why it ended; end_expired_sign_in enforces the end),
-        else a lifetime from now."""
+        else, nobody signed in (a form's CSRF token), an hour: as long as that token lasts, so
+        that visits without signing in leave no rows for long."""
         lifetime = current_app.permanent_session_lifetime
         made = data.get(SIGNED_IN_AT)
         if isinstance(made, int | float):
             return datetime.fromtimestamp(made, UTC) + lifetime + KEPT_AFTER_END
-        return clock().now() + lifetime
+        return clock().now() + min(lifetime, ANONYMOUS_LIFETIME)
 
     # For the socket layer: a session by its id, outside any request that carries it.
     def load(self, sid: str) -> dict[str, Any] | None:
