@@ -74,6 +74,8 @@ def start(db_path: Path, files: Path, port: int) -> subprocess.Popen[bytes]:
         "PORTAL_DATABASE_URL": f"sqlite:///{db_path}", "PORTAL_SECRET_KEY": SECRET,
         "PORTAL_MFA_KEY": SECRET, "PORTAL_COOKIE_SECURE": "false", "PORTAL_HOST": "127.0.0.1",
         "PORTAL_PORT": str(port), "PORTAL_PROXIES": "1",
+        # Behind a proxy the portal needs its public address (invite links are built from it).
+        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
         "PORTAL_RECORDINGS_DIR": str(files / "recordings"),
         "PORTAL_RECORDING_KEYS_DIR": str(files), "PYTHONUNBUFFERED": "1",
     })
