@@ -12,7 +12,6 @@ from portal.accounts.auth import admin_required
 from portal.admin.forms import TokenForm, UserForm
 from portal.appointments.forms import ConfirmForm
 from portal.audit import services as audit
-from portal.database import all_or_nothing
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.inputs import MAX_ID
@@ -45,10 +44,9 @@ def users() -> ResponseReturnValue:
 def create_user() -> ResponseReturnValue:
     form = UserForm()
     if form.validate_on_submit():
-        try:
-            with all_or_nothing():
-                user, one_time = accounts.create_user(form.email.data or "",
-                                                      form.name.data or "", Role(form.role.data))
+        try:  # writes nothing unless it succeeds; its hash runs with no transaction open
+            user, one_time = accounts.create_user(form.email.data or "",
+                                                  form.name.data or "", Role(form.role.data))
         except DomainError as err:
             flash(err.message, "error")
             status = err.status
