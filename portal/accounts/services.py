@@ -294,6 +294,14 @@ def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.name)))
 
 
+def second_factor_state(user: User) -> str:
+    """For the lists of accounts: "on", "missing" (required but not set up: the user sets it
+    up at the next sign-in) or "off"."""
+    if user.has_mfa:
+        return "on"
+    return "missing" if mfa.required(user) else "off"
+
+
 def issue_api_token(user: User, name: str) -> tuple[ApiToken, str]:
     """A token for a host's record system. Returns the row and the token, shown once."""
     name = name.strip()
