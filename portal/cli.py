@@ -69,10 +69,12 @@ def create_user(email: str, name: str, role: str) -> None:
 
 @users_cli.command("list")
 def list_users() -> None:
-    """List staff accounts."""
+    """List staff accounts: id, e-mail, role, state, two-step sign-in (on, off, or missing:
+    required but not set up yet), name."""
     for user in accounts.list_users():
         state = "disabled" if user.is_disabled else "enabled"
-        click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}\t{user.name}")
+        mfa = f"mfa:{accounts.second_factor_state(user)}"
+        click.echo(f"{user.id}\t{user.email}\t{user.role.value}\t{state}\t{mfa}\t{user.name}")
 
 
 @users_cli.command("reset-password")

@@ -24,6 +24,10 @@ ANON, GUEST, OWNER, OTHER, ADMIN = "anonymous", "guest", "host_a", "host_b", "ad
 ROLES = (ANON, GUEST, OWNER, OTHER, ADMIN)
 #: Expected: a redirect to the sign-in page.
 LOGIN = "login"
+#: Expected (the idle status idle.js asks for): a 200 saying no one is signed in, and no change.
+NOBODY = "nobody"
+#: Expected: a 200 giving the signed-in session's time left.
+SIGNED_IN = "signed in"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Route:
     data: dict[str, str] | None = None
     #: Where a 302 for an allowed role must lead (a prefix), if it matters.
     redirect_to: str | None = None
+    #: Roles whose answer, though not an error, refuses what was asked: nothing may change.
+    refused: tuple[str, ...] = ()
 
 
 def staff_page(ok: int | str) -> dict[str, int | str]:
@@ -58,6 +64,22 @@ ROUTES = (
     Route("login", "GET", "/login", {ANON: 200, GUEST: 200, OWNER: 302, OTHER: 302, ADMIN: 302},
           redirect_to="/appointments/"),
     Route("password", "GET", "/account/password", staff_page(200)),
+    # The second step of signing in is for the half-signed-in (tests/test_mfa.py): anyone
+    # else is sent to sign in, or home if signed in already.
+    Route("code-form", "GET", "/login/code", staff_page(302), redirect_to="/appointments/",
+          refused=(OWNER, OTHER, ADMIN)),
+    Route("code", "POST", "/login/code", staff_page(302), data={"code": "000000"},
+          redirect_to="/appointments/", refused=(OWNER, OTHER, ADMIN)),
+    # Setting up two-step sign-in: the hosts have none (a wrong code is refused), the
+    # administrator has it on already (the page says so and takes no code).
+    Route("mfa-form", "GET", "/account/mfa", staff_page(200), refused=(ADMIN,)),
+    Route("mfa", "POST", "/account/mfa", {ANON: LOGIN, GUEST: LOGIN, OWNER: 422, OTHER: 422,
+                                          ADMIN: 200}, data={"code": "000000"},
+          refused=(ADMIN,)),
+    Route("idle", "GET", "/session/idle", {ANON: NOBODY, GUEST: NOBODY, OWNER: SIGNED_IN,
+                                           OTHER: SIGNED_IN, ADMIN: SIGNED_IN}),
+    Route("touch", "POST", "/session/touch", {ANON: NOBODY, GUEST: NOBODY, OWNER: SIGNED_IN,
+                                              OTHER: SIGNED_IN, ADMIN: SIGNED_IN}),
     Route("logout", "POST", "/logout", staff_page(302), redirect_to="/login"),
     Route("appointments", "GET", "/appointments/", staff_page(200)),
     Route("book-form", "GET", "/appointments/new", staff_page(200)),
@@ -149,11 +171,17 @@ def test_access(app, people, new_browser, world, route: Route, role: str):
     if expected == LOGIN:
         assert response.status_code == 302, response.get_data(as_text=True)
         assert response.headers["Location"].startswith("/login")
+    elif expected in (NOBODY, SIGNED_IN):
+        assert response.status_code == 200, response.get_data(as_text=True)
+        answer = response.get_json()
+        assert answer["signed_in"] is (expected == SIGNED_IN), answer
+        assert (answer["seconds_left"] > 0) if expected == SIGNED_IN else answer == {
+            "signed_in": False}
     else:
         assert response.status_code == expected, response.get_data(as_text=True)[:2000]
         if expected == 302 and route.redirect_to:
             assert response.headers["Location"].startswith(route.redirect_to.format(**world))
-    if expected in (LOGIN, 403, 404):
+    if expected in (LOGIN, NOBODY, 403, 404) or role in route.refused:
         assert snapshot(app) == before, "a refused request changed the database"
 
 

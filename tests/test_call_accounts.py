@@ -7,7 +7,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
+from support import SocketClient
 
 from portal.accounts import services as accounts
 from portal.appointments import services
@@ -19,6 +21,7 @@ from portal.models import (
     Participant,
     ParticipantRole,
     RecordingPolicy,
+    Role,
     Status,
     User,
     utcnow,
@@ -133,3 +136,39 @@ def test_the_call_page_of_an_ended_appointment_says_so(app: Flask, people: Any,
     response = browser.get(f"/appointments/{appointment_id}/call")
     assert response.status_code == 409
     assert "cannot be joined" in response.get_data(as_text=True)
+
+
+def _require_mfa_of_host_a(app: Flask, people: Any, how: str) -> None:
+    """Make the second factor required for host A, who has none: the deployment's policy
+    changes, or the account is made an administrator (who must always have one)."""
+    if how == "policy":
+        app.config["MFA_HOSTS"] = "required"
+        return
+    with app.app_context():
+        user = db.session.get(User, people.host_a.id)
+        user.role = Role.ADMIN
+        db.session.commit()
+
+
+@pytest.mark.parametrize("how", ["policy", "admin"])
+def test_staff_without_a_required_second_factor_cannot_connect_a_call(
+        app: Flask, people: Any, browser: Any, how: str) -> None:
+    """A full session from before the second factor was required does not connect a call
+    socket, as it reaches no page but the enrolment one (portal/call/identity.py)."""
+    appointment_id = _appointment(app, people.host_a.id)
+    browser.login(people.host_a)
+    before = SocketClient(app, flask_client=browser.client, auth={"appointment": appointment_id})
+    assert before.connected, before.connect_error  # the session itself is good
+    before.disconnect()
+    _require_mfa_of_host_a(app, people, how)
+    assert browser.get("/appointments/").headers["Location"] == "/account/mfa"
+    with app.app_context():
+        presence_before = [(p.id, p.joined_call_at) for p in
+                           db.session.get(Appointment, appointment_id).participants]
+    host = SocketClient(app, flask_client=browser.client, auth={"appointment": appointment_id})
+    assert not host.connected
+    assert host.connect_error["data"]["code"] == "unauthorized", host.connect_error
+    with app.app_context():  # and the refused connect changed nothing of the call
+        appointment = db.session.get(Appointment, appointment_id)
+        assert [(p.id, p.joined_call_at) for p in appointment.participants] == presence_before
+        assert appointment.status is Status.SCHEDULED

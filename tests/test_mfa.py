@@ -285,6 +285,30 @@ def test_the_policy_setting_is_checked(monkeypatch, tmp_path):
         settings(tmp_path)
 
 
+# --- who has it: the administrator's list and the command line --------------------------------
+
+
+@pytest.mark.parametrize("hosts", ["optional", "required"])
+def test_the_lists_of_accounts_show_who_has_two_step_sign_in(app, people, new_browser, runner,
+                                                             hosts):
+    """An administrator can see who has not set it up: the users page and `users list`."""
+    enrol_through_pages(new_browser().login(people.host_b))
+    app.config["MFA_HOSTS"] = hosts
+    host_a = "missing" if hosts == "required" else "off"
+    expected = {people.admin.email: "on", people.host_a.email: host_a,
+                people.host_b.email: "on"}
+    page = new_browser().login(people.admin).get("/admin/users").get_data(as_text=True)
+    label = {"on": "on", "off": "off", "missing": "required, not set up yet"}
+    for email, state in expected.items():
+        row = re.search(rf"<td>{re.escape(email)}</td>.*?</tr>", page, re.S)
+        assert row, email
+        assert f'<td class="mfa-{state}">{label[state]}</td>' in row.group(0), row.group(0)
+    result = runner.invoke(args=["users", "list"])
+    assert result.exit_code == 0, result.output
+    listed = {line.split("\t")[1]: line.split("\t")[4] for line in result.output.splitlines()}
+    assert listed == {email: f"mfa:{state}" for email, state in expected.items()}
+
+
 # --- the operator's reset -------------------------------------------------------------------------
 
 

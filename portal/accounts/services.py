@@ -57,7 +57,12 @@ def _passwords() -> _Passwords:
 
 
 def _hash(password: str) -> str:
-    return _passwords().hasher.hash(password)
+    """Hash a new password with no transaction open (see outside_transaction): call it before
+    the changes it goes with, then write them in a short transaction of their own."""
+    with outside_transaction():
+        found = _passwords()
+        with found.gate:
+            return found.hasher.hash(password)
 
 
 def normalise_email(email: str) -> str:
@@ -83,24 +88,33 @@ def user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
+def _check_address_free(email: str) -> None:
+    if user_by_email(email) is not None:
+        raise Conflict(_("An account with this e-mail address exists already."))
+
+
 def create_user(email: str, name: str, role: Role, password: str | None = None) -> tuple[User, str]:
     """Create a staff account. Without a password a one-time one is made; either way the user
-    must choose their own at first sign-in. Returns the user and the one-time password."""
+    must choose their own at first sign-in. Returns the user and the one-time password.
+
+    The hash runs with no transaction open, so what the caller changed before must be flushed;
+    nothing is written before every check has passed (a caller needs no savepoint)."""
     email = normalise_email(email)
     name = name.strip()
     if not name:
         raise DomainError(_("A name is required."), field="name")
     _check_length(name, 120, "name")
     _check_length(email, 254, "email")
-    if user_by_email(email) is not None:
-        raise Conflict(_("An account with this e-mail address exists already."))
+    _check_address_free(email)
     one_time = password or generate_password()
     check_password_strength(one_time, email=email, name=name)
+    password_hash = _hash(one_time)
+    _check_address_free(email)  # again: another account may have taken it during the hash
     user = User(
         email=email,
         name=name,
         role=role,
-        password_hash=_hash(one_time),
+        password_hash=password_hash,
         must_change_password=True,
     )
     db.session.add(user)
@@ -123,16 +137,17 @@ def _throttled(retry_at: datetime, user: User | None, action: str) -> TooManyAtt
 
 def _verify_password(stored: str | None, password: str) -> tuple[bool, str | None]:
     """Whether the password matches (an unknown account's check costs as long), and a new
-    hash if the stored one has other parameters than the app's."""
+    hash if the stored one has other parameters than the app's. Call it with no transaction
+    open (outside_transaction)."""
     found = _passwords()
     with found.gate:
         try:
             found.hasher.verify(stored or found.dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return False, None
-        if stored is None:
-            return False, None
-        return True, _hash(password) if found.hasher.check_needs_rehash(stored) else None
+        if stored is None or not found.hasher.check_needs_rehash(stored):
+            return stored is not None, None
+        return True, found.hasher.hash(password)
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -215,24 +230,37 @@ def _sessions_end(user: User) -> None:
 
 
 def change_password(user: User, current: str, new: str) -> None:
-    """The user's own change: needs the current password. Ends the user's other sessions."""
-    try:
-        _passwords().hasher.verify(user.password_hash, current)
-    except (VerificationError, InvalidHashError) as exc:
-        raise DomainError(_("The current password is wrong."), field="current") from exc
-    check_password_strength(new, email=user.email, name=user.name)
+    """The user's own change: needs the current password. Ends the user's other sessions.
+
+    Both hashes run with no transaction open (as in authenticate); the change is written
+    after them, unless the account changed meanwhile (an administrator's reset wins).
+    Nothing is written before every check has passed (a caller needs no savepoint)."""
+    stored, epoch = user.password_hash, user.session_epoch
+    email, name = user.email, user.name
+    with outside_transaction():
+        ok, _rehash = _verify_password(stored, current)
+    if not ok:
+        raise DomainError(_("The current password is wrong."), field="current")
+    check_password_strength(new, email=email, name=name)
     if new == current:
         raise DomainError(_("Choose a password different from the current one."), field="new")
-    user.password_hash = _hash(new)
+    new_hash = _hash(new)
+    # Read afresh (the hashes ended the transaction): a reset, a disabling or another change
+    # meanwhile ended this session, and wins.
+    if user.password_hash != stored or user.session_epoch != epoch or user.is_disabled:
+        raise Conflict(_("Your account was changed meanwhile. Sign in again."))
+    user.password_hash = new_hash
     user.must_change_password = False
     _sessions_end(user)
     audit.record("user.password_changed", object_type="user", object_id=user.id)
 
 
 def reset_password(user: User) -> str:
-    """An administrator's reset: a one-time password, and every session of the user ends."""
+    """An administrator's reset: a one-time password, and every session of the user ends.
+    The hash runs first, with no transaction open; what the caller changed must be flushed."""
     one_time = generate_password()
-    user.password_hash = _hash(one_time)
+    password_hash = _hash(one_time)
+    user.password_hash = password_hash
     user.must_change_password = True
     _sessions_end(user)
     audit.record("user.password_reset", object_type="user", object_id=user.id)
@@ -264,6 +292,14 @@ def _enabled_admins() -> int:
 
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.name)))
+
+
+def second_factor_state(user: User) -> str:
+    """For the lists of accounts: "on", "missing" (required but not set up: the user sets it
+    up at the next sign-in) or "off"."""
+    if user.has_mfa:
+        return "on"
+    return "missing" if mfa.required(user) else "off"
 
 
 def issue_api_token(user: User, name: str) -> tuple[ApiToken, str]:

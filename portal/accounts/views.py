@@ -157,9 +157,8 @@ def password() -> ResponseReturnValue:
     form = PasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        try:
-            with all_or_nothing():
-                services.change_password(user, form.current.data or "", form.new.data or "")
+        try:  # writes nothing unless it succeeds; its hashes run with no transaction open
+            services.change_password(user, form.current.data or "", form.new.data or "")
         except DomainError as err:
             flash(err.message, "error")
             return render_template("accounts/password.html", form=form), err.status

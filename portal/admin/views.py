@@ -12,7 +12,6 @@ from portal.accounts.auth import admin_required
 from portal.admin.forms import TokenForm, UserForm
 from portal.appointments.forms import ConfirmForm
 from portal.audit import services as audit
-from portal.database import all_or_nothing
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.inputs import MAX_ID
@@ -33,11 +32,16 @@ def _confirmed() -> None:
         abort(400)
 
 
+def _users_page(form: UserForm, one_time: tuple[User, str] | None = None) -> str:
+    return render_template("admin/users.html", users=accounts.list_users(), form=form,
+                           confirm=ConfirmForm(), one_time=one_time,
+                           second_factor=accounts.second_factor_state)
+
+
 @bp.get("/users")
 @admin_required
 def users() -> ResponseReturnValue:
-    return render_template("admin/users.html", users=accounts.list_users(),
-                           form=UserForm(), confirm=ConfirmForm(), one_time=None)
+    return _users_page(UserForm())
 
 
 @bp.post("/users")
@@ -45,21 +49,17 @@ def users() -> ResponseReturnValue:
 def create_user() -> ResponseReturnValue:
     form = UserForm()
     if form.validate_on_submit():
-        try:
-            with all_or_nothing():
-                user, one_time = accounts.create_user(form.email.data or "",
-                                                      form.name.data or "", Role(form.role.data))
+        try:  # writes nothing unless it succeeds; its hash runs with no transaction open
+            user, one_time = accounts.create_user(form.email.data or "",
+                                                  form.name.data or "", Role(form.role.data))
         except DomainError as err:
             flash(err.message, "error")
             status = err.status
         else:
-            return render_template("admin/users.html", users=accounts.list_users(),
-                                   form=UserForm(formdata=None), confirm=ConfirmForm(),
-                                   one_time=(user, one_time))
+            return _users_page(UserForm(formdata=None), (user, one_time))
     else:
         status = 400
-    return render_template("admin/users.html", users=accounts.list_users(), form=form,
-                           confirm=ConfirmForm(), one_time=None), status
+    return _users_page(form), status
 
 
 @bp.post("/users/<id:user_id>/disable")
@@ -89,9 +89,7 @@ def reset_password(user_id: int) -> ResponseReturnValue:
     user = _user(user_id)
     _confirmed()
     one_time = accounts.reset_password(user)
-    return render_template("admin/users.html", users=accounts.list_users(),
-                           form=UserForm(formdata=None), confirm=ConfirmForm(),
-                           one_time=(user, one_time))
+    return _users_page(UserForm(formdata=None), (user, one_time))
 
 
 def _token_form() -> TokenForm:
