@@ -28,6 +28,7 @@ Run: .venv/bin/python bench/signaling.py [--sockets 300] [--workers 1|2] [--seco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -157,15 +158,11 @@ def launch(argv: list[str], env: dict[str, str], log: Path, port: int) -> subpro
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def serve_bare(port: int, threads: int) -> None:
@@ -283,7 +280,8 @@ def _client(side: Side, stats: Stats) -> None:
         payload = args[0] if args else None
         if event == "error":
             with stats.lock:
-                stats.errors[str(payload.get("code") if isinstance(payload, dict) else payload)] += 1
+                code = payload.get("code") if isinstance(payload, dict) else payload
+                stats.errors[str(code)] += 1
         with side.cond:
             side.inbox.append((event, payload))
             side.cond.notify_all()
@@ -368,10 +366,8 @@ def client_process(calls: list[dict[str, Any]], bare: bool, commands: Any, resul
         else:
             stats.mode = "done"
             for side in sides:
-                try:
+                with contextlib.suppress(Exception):  # tearing down
                     side.sio.disconnect()
-                except Exception:  # noqa: S110 - tearing down
-                    pass
             results.put({"stopped": True})
             return
 
@@ -464,19 +460,20 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
 
 
 def show(label: str, found: dict[str, Any], sockets: int) -> None:
+    errors = f"  errors {found['errors']}" if found["errors"] else ""
     print(f"{label:28} {sockets:4} sockets  p50 {found['p50']:7.1f} ms  p99 {found['p99']:8.1f} ms"
           f"  max {found['max']:8.1f} ms  delivered/offered {found['delivered']:6.1f}/"
           f"{found['offered']:6.1f} msg/s  lost {found['lost']}  dropped "
           f"{found['dropped_paced']}  unpaced {found['unpaced']:7.0f} msg/s"
-          f"  (setup {found['setup_s']:.0f} s){'  errors ' + str(found['errors']) if found['errors'] else ''}",
-          flush=True)
+          f"  (setup {found['setup_s']:.0f} s){errors}", flush=True)
 
 
 def address(n: int) -> str:
     return f"127.{10 + n // 65536 % 200}.{n // 256 % 256}.{n % 256 or 1}"
 
 
-def portal_calls(booked: list[tuple[int, str]], urls: list[str], cookie: str) -> list[dict[str, Any]]:
+def portal_calls(booked: list[tuple[int, str]], urls: list[str],
+                 cookie: str) -> list[dict[str, Any]]:
     calls = []
     for n, (appointment_id, token) in enumerate(booked):
         host_url = urls[n % len(urls)]

@@ -22,8 +22,8 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from limits import parse
 from marshmallow import Schema, ValidationError
 
-from portal.call.fanout import Fanout
 from portal.call import roster
+from portal.call.fanout import Fanout
 from portal.call.identity import Buckets, Identity, Refused, identify, keep_signed_in, recheck
 from portal.clock import clock
 from portal.database import after_commit

@@ -64,7 +64,7 @@ def members_in_database(appointment_id: int) -> Members:
                 Participant.appointment_id == appointment_id,
                 Participant.joined_call_at.is_not(None),
                 Participant.presence_sid.is_not(None)))
-        return {pid: sid for pid, sid in rows}
+        return {pid: sid for pid, sid in rows if sid is not None}
 
 
 class _Changed:
