@@ -46,10 +46,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     check_base_url(app.config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_secret_key(instance)
-    if app.config["PROXIES"]:
-        hops = app.config["PROXIES"]
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         private.folder(instance)
         sqlite_path = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).database
@@ -84,4 +80,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     init_call(app)
     errorpages.init_app(app)
     cli.init_app(app)
+    if app.config["PROXIES"]:
+        # Outermost, around the Socket.IO middleware too: a socket's address (its rate limits)
+        # is the client's, not the proxy's that every socket shares.
+        hops = app.config["PROXIES"]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     return app

@@ -440,6 +440,73 @@ def test_relay_between_members_only(app: Flask, consult: Consult,
     assert host.take("signal") == []
 
 
+def test_a_relayed_signal_reads_and_writes_nothing(app: Flask, consult: Consult,
+                                                  host_socket: Callable[..., SocketClient]) -> None:
+    """ICE candidates come by the dozen per call: each one used to load both participants and
+    commit a transaction (on SQLite one that takes the write lock), so a few hundred sockets
+    queued on the database. Who is in the call comes from the worker's roster now."""
+    from sqlalchemy import event
+
+    host, (pat,) = in_call(app, host_socket, consult)
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})  # the roster is read once
+    assert pat.only("signal")
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "begin", lambda conn: statements.append("BEGIN"))
+    try:
+        for _ in range(10):
+            host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+            pat.emit("signal", {"to": host.id, "candidate": CANDIDATE})
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    host.no_errors()
+    pat.no_errors()
+    assert len(pat.take("signal")) == len(host.take("signal")) == 10
+    assert statements == []
+
+
+def test_a_signal_to_someone_whose_link_was_stopped_is_refused_not_lost(
+        app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:
+    """The roster hears a change to the call made anywhere (here: the host's page stops the
+    link): the sender is told the peer is gone rather than the offer vanishing."""
+    host, (pat, kim) = in_call(app, host_socket, consult, guests=2)
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+    assert pat.only("signal")
+    with app.app_context():
+        guest = db.session.get(Participant, pat.id)
+        assert guest is not None
+        appointments.revoke_invite(guest)
+        db.session.commit()
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+    assert host.error("signal")["code"] == "unknown_peer"
+    kim.emit("signal", {"to": host.id, "candidate": CANDIDATE})
+    kim.no_errors()
+    assert host.only("signal")["from"] == kim.id
+
+
+def test_a_signal_to_someone_who_left_the_call_is_refused_not_lost(
+        app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:
+    """Still connected but out of the call: the roster the relay read before is out of date,
+    and neither side's message may go through as if nothing happened."""
+    host, (pat,) = in_call(app, host_socket, consult)
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+    pat.emit("signal", {"to": host.id, "candidate": CANDIDATE})
+    assert pat.only("signal") and host.only("signal")
+    pat.emit("call:leave", {})
+    pat.no_errors()
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+    assert host.error("signal")["code"] == "unknown_peer"
+    pat.emit("signal", {"to": host.id, "candidate": CANDIDATE})
+    assert pat.error("signal")["code"] == "forbidden"
+    assert pat.take("signal") == host.take("signal") == []
+
+
 def test_sender_cannot_forge_from(app: Flask, consult: Consult,
                                   host_socket: Callable[..., SocketClient]) -> None:
     host, (pat, kim) = in_call(app, host_socket, consult, guests=2)

@@ -95,3 +95,38 @@ def test_events_per_address_are_limited(app: Flask, people: People,
     _host, socks = in_call(app, host_socket, c, guests=guests)  # the guests share an address
     assert (ADDRESS_BURST + 40) / len(socks) + 5 < EVENT_BURST  # each participant within
     assert flood(socks, ADDRESS_BURST + 40) >= 40
+
+
+def test_behind_a_proxy_a_socket_has_its_clients_address(sqlite_template: Any,
+                                                           tmp_path: Any) -> None:
+    """Behind a proxy every socket arrives from the proxy's address: unless X-Forwarded-For
+    reaches the Socket.IO path too, one guest flooding events uses up the address allowance
+    (and the connect limit) of every call on the server."""
+    import shutil
+
+    from apps import make_app
+
+    from portal.extensions import socketio
+
+    path = tmp_path / "proxied.sqlite3"
+    shutil.copy(sqlite_template, path)
+    app = make_app(f"sqlite:///{path}", tmp_path, PROXIES=1,
+                   BASE_URL="https://consult.example.org")
+    seen: list[str] = []
+
+    def handle_request(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(environ["REMOTE_ADDR"])
+        start_response("200 OK", [])
+        return [b""]
+
+    original = socketio.server.eio.handle_request
+    socketio.server.eio.handle_request = handle_request
+    try:
+        with app.test_client() as http:
+            http.get("/socket.io/?EIO=4&transport=polling",
+                     headers={"X-Forwarded-For": "203.0.113.7"},
+                     environ_base={"REMOTE_ADDR": "10.0.0.1"})
+    finally:
+        socketio.server.eio.handle_request = original
+        app.extensions["recording"].shutdown()
+    assert seen == ["203.0.113.7"]

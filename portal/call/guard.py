@@ -22,6 +22,7 @@ from flask_socketio import ConnectionRefusedError, join_room, leave_room
 from limits import parse
 from marshmallow import Schema, ValidationError
 
+from portal.call import roster
 from portal.call.fanout import Fanout
 from portal.call.identity import Buckets, Identity, Refused, identify, keep_signed_in, recheck
 from portal.clock import clock
@@ -44,6 +45,8 @@ class Sockets:
         self._lock = threading.Lock()
         self._identities: dict[str, Identity] = {}
         self.buckets = Buckets()
+        #: Who is in which call, for relaying without a query (portal/call/roster.py).
+        self.roster = roster.Roster()
         self._sweeping = False
         self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
                              app.config["SOCKETIO_CHANNEL"])
@@ -69,7 +72,10 @@ class Sockets:
 
     def unbind(self, sid: str) -> Identity | None:
         with self._lock:
-            return self._identities.pop(sid, None)
+            gone = self._identities.pop(sid, None)
+        if gone is not None:  # nothing more is relayed to it from here, even before the commit
+            self.roster.forget(gone.appointment_id)
+        return gone
 
     def identity_of(self, sid: str) -> Identity | None:
         with self._lock:
@@ -93,7 +99,15 @@ class Sockets:
         """Their identity may have changed: check each again now, and before its next event."""
         self.fanout.send({"kind": kind, "id": key, "close": False})
 
+    def calls_changed(self, appointment_ids: set[int]) -> None:
+        """Who is in these calls changed (committed): every worker reads them again."""
+        for appointment_id in appointment_ids:
+            self.fanout.send({"kind": "roster", "id": appointment_id, "close": False})
+
     def _notice(self, notice: dict[str, Any]) -> None:
+        if notice["kind"] == "roster":
+            self.roster.forget(int(notice["id"]))
+            return
         key = notice["id"] if notice["kind"] == "session" else int(notice["id"])
         matching = self._matching(notice["kind"], key)
         if notice["close"]:  # no database needed: at once
@@ -170,6 +184,15 @@ def sockets(app: Flask | None = None) -> Sockets:
     found = (app or current_app).extensions["sockets"]
     assert isinstance(found, Sockets)
     return found
+
+
+def _calls_changed(appointment_ids: set[int]) -> None:
+    registry = current_app.extensions.get("sockets")
+    if isinstance(registry, Sockets):
+        registry.calls_changed(appointment_ids)
+
+
+roster.watch(_calls_changed)
 
 
 def _disconnect(sid: str) -> None:

@@ -1,0 +1,104 @@
+"""Who is in each call now, in this worker's memory: a relayed `signal` needs no query.
+
+The database stays the truth. A call's members (participant id -> the socket that speaks for
+it) are read from it once, on a connection that only reads, and kept until a change to one of
+its participants' presence commits, here or on another worker: `watch` hears every such change
+(whichever code makes it) and the socket layer tells every worker to forget that call. A read
+that raced such a change is not kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import object_session
+
+from portal.database import read_only
+from portal.models import Participant
+from portal.session import AFTER_COMMIT
+
+Members = dict[int, str]
+
+
+class Roster:
+    def __init__(self, load: Callable[[int], Members] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[int, Members] = {}
+        #: How often each call was forgotten: a read that began before a change is not kept.
+        self._changes: dict[int, int] = {}
+        self._load = load or members_in_database
+
+    def members(self, appointment_id: int) -> Members:
+        with self._lock:
+            found = self._calls.get(appointment_id)
+            if found is not None:
+                return found
+            changes = self._changes.get(appointment_id, 0)
+        found = self._load(appointment_id)
+        with self._lock:
+            if self._changes.get(appointment_id, 0) == changes:
+                self._calls[appointment_id] = found
+        return found
+
+    def forget(self, appointment_id: int) -> None:
+        with self._lock:
+            self._calls.pop(appointment_id, None)
+            self._changes[appointment_id] = self._changes.get(appointment_id, 0) + 1
+
+    def target(self, appointment_id: int, me: int, sid: str, to: int) -> str | None:
+        """The socket of `to` when `me` speaks on `sid` in the call and `to` is another member;
+        None when the roster does not say so (the database then decides, and says why not)."""
+        found = self.members(appointment_id)
+        if to == me or found.get(me) != sid:
+            return None
+        return found.get(to)
+
+
+def members_in_database(appointment_id: int) -> Members:
+    with read_only() as connection:
+        rows = connection.execute(
+            select(Participant.id, Participant.presence_sid).where(
+                Participant.appointment_id == appointment_id,
+                Participant.joined_call_at.is_not(None),
+                Participant.presence_sid.is_not(None)))
+        return {pid: sid for pid, sid in rows if sid is not None}
+
+
+class _Changed:
+    """After the commit: the calls whose presence changed in it."""
+
+    def __init__(self) -> None:
+        self.appointments: set[int] = set()
+
+    def __call__(self) -> None:
+        for tell in _listeners:
+            tell(self.appointments)
+
+
+_listeners: list[Callable[[set[int]], None]] = []
+
+
+def _changed(target: Participant, value: Any, old: Any, _initiator: Any) -> None:
+    # An attribute not loaded yet (old is NO_VALUE) compares unequal: counted as a change.
+    session = object_session(target)
+    if value == old or session is None or target.appointment_id is None:
+        return
+    callbacks = session.info.setdefault(AFTER_COMMIT, [])
+    mine = next((c for c in callbacks if isinstance(c, _Changed)), None)
+    if mine is None:
+        mine = _Changed()
+        callbacks.append(mine)
+    mine.appointments.add(target.appointment_id)
+
+
+def watch(tell: Callable[[set[int]], None]) -> None:
+    """Call tell(appointment ids) after each commit that changed who is in which call, by
+    whichever code changed it."""
+    if tell not in _listeners:
+        _listeners.append(tell)
+    for attribute in (Participant.presence_sid, Participant.joined_call_at):
+        if not event.contains(attribute, "set", _changed):
+            event.listen(attribute, "set", _changed)
