@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from portal import presence, signals
 from portal.audit import services as audit
@@ -180,8 +181,10 @@ def status_label(status: Status) -> str:
 
 
 def for_host(host: User, *, include_past: bool = True) -> list[Appointment]:
-    """The host's own appointments, soonest first."""
-    query = select(Appointment).where(Appointment.host_id == host.id)
+    """The host's own appointments, soonest first, with their participants (the list counts
+    the guests: one query for all of them, not one per appointment)."""
+    query = (select(Appointment).where(Appointment.host_id == host.id)
+             .options(selectinload(Appointment.participants)))
     if not include_past:
         query = query.where(Appointment.ends_at >= utcnow())
     return list(db.session.scalars(query.order_by(Appointment.starts_at)))
