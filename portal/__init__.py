@@ -30,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.config import check_base_url, load_secret_key, settings
     from portal.extensions import csrf, db, limiter, login_manager, migrate
     from portal.inputs import IdConverter, refuse_unacceptable_input
+    from portal.join import opened as opened_links
     from portal.join.views import bp as join_bp
     from portal.recording import manager as recording_manager
     from portal.recording.views import bp as recordings_bp
@@ -76,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                       recordings_bp):
         app.register_blueprint(blueprint)
     init_api(app)
+    opened_links.init_app(app)
     recording_manager.init_app(app)
     init_call(app)
     errorpages.init_app(app)

@@ -100,6 +100,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
     secure = _env_bool("COOKIE_SECURE", True)
     return {
         "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", default_db),
+        # SQLite: how long a write waits for another's to finish before answering 503.
+        "SQLITE_BUSY_TIMEOUT_MS": _env_int("SQLITE_BUSY_TIMEOUT_MS", 15000),
         "HOST": _env("HOST", "127.0.0.1"),
         "PORT": _env_int("PORT", 5000),
         # Server threads: every open Socket.IO connection holds one while it lasts.
@@ -148,6 +150,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         # Seals the TOTP secrets (AES-GCM); default: a file made once in instance/ (0600).
         "MFA_KEY": os.environ.get("PORTAL_MFA_KEY") or None,
         "INVITE_RATE_LIMIT": _env("INVITE_RATE_LIMIT", "60 per minute"),
+        # A link's views are audited at the first, at a change of state, then once per this.
+        "INVITE_AUDIT_MINUTES": _env_int("INVITE_AUDIT_MINUTES", 10),
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "300 per minute"),
         # Signaling: Socket.IO connects per address, and sockets one participant may hold open
         # (tabs, a reconnect before the old socket timed out) on one worker.

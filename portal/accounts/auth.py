@@ -13,6 +13,7 @@ from flask_login import current_user, login_required, logout_user
 from portal import signals
 from portal.accounts import sessions
 from portal.audit import services as audit
+from portal.database import writing
 from portal.extensions import db, login_manager
 from portal.models import User
 from portal.signals import announce
@@ -80,9 +81,12 @@ def end_expired_sign_in() -> ResponseReturnValue | None:
         return None  # the API never loads the session: its requests carry bearer tokens
     reason = sessions.why_ended(session)
     if reason is None:
-        if endpoint != "session.idle":
+        if endpoint == "session.touch":  # "stay signed in": the idle time starts again now
             sessions.touch()
+        elif endpoint != "session.idle":
+            sessions.touch(every=sessions.touch_every())
         return None
+    writing()  # the end is audited, also on a GET
     user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
     ended = sessions.end()

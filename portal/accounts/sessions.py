@@ -42,6 +42,8 @@ _ENVIRON_ID = "samtale.session_id"
 KEPT_AFTER_END = timedelta(hours=1)
 #: How long a session nobody signed in to is kept (Flask-WTF's CSRF tokens last an hour).
 ANONYMOUS_LIFETIME = timedelta(hours=1)
+#: Page requests store their activity at most this often (touch_every()).
+TOUCH_SECONDS = 30
 #: idle.js warns this long before an idle sign-in ends (or half the idle time, if shorter).
 WARN_SECONDS = 120
 
@@ -267,9 +269,20 @@ def begin() -> None:
     session[SEEN_AT] = now
 
 
-def touch() -> None:
-    """This request is activity."""
-    session[SEEN_AT] = clock().now().timestamp()
+def touch(*, every: float = 0) -> None:
+    """This request is activity. Stored only if the last activity stored is `every` seconds
+    old or more: each stored touch is a write, and a page read should not need one."""
+    now = clock().now().timestamp()
+    seen = session.get(SEEN_AT)
+    if isinstance(seen, int | float) and 0 <= now - seen < every:
+        return
+    session[SEEN_AT] = now
+
+
+def touch_every() -> float:
+    """How seldom page requests store their activity: the idle end then comes at most this
+    much early (30 s of 15 minutes; a thirtieth of shorter idle times)."""
+    return min(TOUCH_SECONDS, idle_seconds() / 30)
 
 
 def end() -> str | None:

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required, login_user
 
 from portal.accounts import auth, halfway, mfa, services
 from portal.accounts.forms import CodeForm, LoginForm, PasswordForm
-from portal.database import all_or_nothing
+from portal.database import all_or_nothing, writing
 from portal.errors import DomainError, TooManyAttempts
 from portal.extensions import limiter
 from portal.links import is_local_path
@@ -131,6 +131,7 @@ def two_step() -> ResponseReturnValue:
         secret, status = None, 400 if form.is_submitted() else 200
     if secret is None:
         try:
+            writing()  # the new secret is stored, also on a GET
             secret = mfa.begin_enrolment(user)
         except DomainError as err:  # pragma: no cover (has_mfa was checked above)
             flash(err.message, "error")

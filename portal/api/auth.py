@@ -18,6 +18,7 @@ from webargs.flaskparser import abort
 
 from portal.accounts import services as accounts
 from portal.audit import services as audit
+from portal.database import writing
 from portal.extensions import db
 from portal.models import ApiToken, User, utcnow
 from portal.tokens import hash_token
@@ -58,6 +59,7 @@ def finish(response: Response) -> Response:
         return response
     if response.status_code >= 400:
         db.session.rollback()  # an error answer never leaves a half-made change behind
+    writing()  # the use is written, also on a GET
     details = {"method": request.method, "endpoint": request.endpoint,
                "status": response.status_code}
     if token is not None:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from portal import presence, signals
 from portal.audit import services as audit
@@ -174,17 +175,54 @@ def _require_status(appointment: Appointment, status: Status) -> None:
 
 
 def status_label(status: Status) -> str:
-    labels = {Status.SCHEDULED: _("scheduled"), Status.LIVE: _("live"),
-              Status.ENDED: _("ended"), Status.CANCELLED: _("cancelled")}
-    return labels[status]
+    # One translation looked up, not four: a list of 50 appointments calls this 50 times.
+    if status is Status.SCHEDULED:
+        return _("scheduled")
+    if status is Status.LIVE:
+        return _("live")
+    if status is Status.ENDED:
+        return _("ended")
+    return _("cancelled")
 
 
 def for_host(host: User, *, include_past: bool = True) -> list[Appointment]:
-    """The host's own appointments, soonest first."""
-    query = select(Appointment).where(Appointment.host_id == host.id)
+    """The host's own appointments, soonest first, with their participants (the list counts
+    the guests: one query for all of them, not one per appointment)."""
+    query = (select(Appointment).where(Appointment.host_id == host.id)
+             .options(selectinload(Appointment.participants)))
     if not include_past:
         query = query.where(Appointment.ends_at >= utcnow())
     return list(db.session.scalars(query.order_by(Appointment.starts_at)))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the host's list shows of an appointment."""
+
+    id: int
+    title: str
+    kind: Kind
+    status: Status
+    starts_at: datetime
+    ends_at: datetime
+    guests: int
+
+    @property
+    def duration_minutes(self) -> int:
+        return int((self.ends_at - self.starts_at).total_seconds() // 60)
+
+
+def listed_for_host(host: User) -> list[Listed]:
+    """The host's appointments, soonest first, each with its number of guests: one query of
+    the columns shown (no ORM objects to build; the list is the host's most read page)."""
+    guests = (select(func.count()).where(Participant.appointment_id == Appointment.id,
+                                         Participant.role != ParticipantRole.HOST)
+              .correlate(Appointment).scalar_subquery())
+    rows = db.session.execute(
+        select(Appointment.id, Appointment.title, Appointment.kind, Appointment.status,
+               Appointment.starts_at, Appointment.ends_at, guests)
+        .where(Appointment.host_id == host.id).order_by(Appointment.starts_at))
+    return [Listed(*row) for row in rows]
 
 
 def get_for_host(host: User, appointment_id: int) -> Appointment:

@@ -35,7 +35,7 @@ def _own(appointment_id: int) -> Appointment:
 @bp.get("/")
 @login_required
 def index() -> ResponseReturnValue:
-    appointments = services.for_host(current_user)
+    appointments = services.listed_for_host(current_user)
     now = utcnow()
     upcoming = [a for a in appointments if a.ends_at >= now]
     past = [a for a in reversed(appointments) if a.ends_at < now]

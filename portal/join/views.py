@@ -7,7 +7,10 @@ from flask.typing import ResponseReturnValue
 
 from portal.appointments.services import InviteState, check_invite
 from portal.audit import services as audit
+from portal.clock import clock
+from portal.database import writing
 from portal.extensions import limiter
+from portal.join.opened import opened_links
 
 bp = Blueprint("join", __name__)
 
@@ -29,15 +32,33 @@ def landing(token: str) -> ResponseReturnValue:
     check = check_invite(token)
     if check.guest is not None:
         g.guest_participant = check.guest
-        audit.record("invite.opened", object_type="participant", object_id=check.guest.id,
-                     details={"appointment_id": check.guest.appointment_id,
-                              "state": check.state.value})
     status = _STATUS[check.state]
     template = "join/landing.html" if check.state is InviteState.VALID else "join/unavailable.html"
-    response = current_app.make_response((render_template(
-        template, check=check, guest=check.guest,
-        appointment=check.guest.appointment if check.guest else None), status))
+    page = render_template(template, check=check, guest=check.guest,
+                           appointment=check.guest.appointment if check.guest else None)
+    if check.guest is not None:  # after rendering: the entry's write ends what was read
+        _audit_opened(check.guest.id, check.guest.appointment_id, check.state)
+    response = current_app.make_response((page, status))
     # The link is a secret: keep it out of caches and out of Referer headers.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _audit_opened(participant_id: int, appointment_id: int, state: InviteState) -> None:
+    """The first view, a change of state, else one entry per PORTAL_INVITE_AUDIT_MINUTES
+    (portal/join/opened.py): a page view is not a write each time."""
+    links = opened_links(current_app)
+    unrecorded = links.claim(participant_id, state.value, clock().monotonic())
+    if unrecorded is None:
+        return
+    details: dict[str, object] = {"appointment_id": appointment_id, "state": state.value}
+    if unrecorded:
+        details["views_not_recorded"] = unrecorded
+    try:
+        writing()  # end the read: the entry waits its turn for the write lock
+        audit.record("invite.opened", object_type="participant", object_id=participant_id,
+                     details=details)
+    except Exception:
+        links.release(participant_id)
+        raise

@@ -21,6 +21,7 @@ from werkzeug.wsgi import wrap_file
 
 from portal.appointments import services as appointments
 from portal.appointments.forms import ConfirmForm
+from portal.database import writing
 from portal.extensions import db
 from portal.models import Recording, RecordingTrack
 from portal.models.recording import STORED
@@ -79,6 +80,7 @@ def media(recording_id: str, track_id: int) -> ResponseReturnValue:
     except RequestedRangeNotSatisfiable:  # nothing is read, so nothing is audited
         stream.close()
         raise
+    writing()  # a read of a recording is audited: a write on this GET
     playback.note_read(recording, track, _served(response, source.size),
                        size=source.size, download=download)
     return response
