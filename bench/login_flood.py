@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -28,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -36,6 +34,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.server import launch, stop  # noqa: E402 - after the path is set
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PASSWORD = "a long enough bench passphrase"  # noqa: S105
@@ -79,19 +78,8 @@ def start(db_path: Path, files: Path, port: int) -> subprocess.Popen[bytes]:
         "PORTAL_RECORDINGS_DIR": str(files / "recordings"),
         "PORTAL_RECORDING_KEYS_DIR": str(files), "PYTHONUNBUFFERED": "1",
     })
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT,  # noqa: S603
-                               env=env, stdin=subprocess.DEVNULL,
-                               stdout=(files / "server.log").open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("the portal did not start; see " + str(files / "server.log"))
+    return launch([sys.executable, str(ROOT / "app.py")], env, port=port,
+                  log=files / "server.log", timeout=30)
 
 
 def form(http: requests.Session, url: str) -> str:
@@ -195,11 +183,7 @@ def main() -> None:
             done.set()
             reader.join()
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            stop(server)
         print(f"flood: {args.clients} addresses x {args.attempts} wrong sign-ins, "
               f"{args.workers} at once: {took:.1f} s, answers {statuses}")
         report("baseline", baseline)

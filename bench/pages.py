@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.server import launch, stop  # noqa: E402 - after the path is set
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PASSWORD = "a long enough bench passphrase"  # noqa: S105
@@ -144,31 +143,6 @@ def prepare(env: dict[str, str]) -> str:
     return token
 
 
-def start(argv: list[str], env: dict[str, str], port: int, log: Path,
-          health: str = "/healthz") -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{health}", timeout=1):  # noqa: S310
-                return process
-        except OSError:
-            time.sleep(0.2)
-    stop(process)
-    raise SystemExit(f"the server did not start; see {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 def signed_in(base: str) -> requests.Session:
     http = requests.Session()
     page = http.get(f"{base}/login", timeout=30)
@@ -255,7 +229,8 @@ def bench_portal(db: str, url: str, args: argparse.Namespace, files: Path) -> li
     port = free_port()
     env = config_env(url, files, port)
     token = prepare(env)
-    server = start([sys.executable, str(ROOT / "app.py")], env, port, files / f"{db}.log")
+    server = launch([sys.executable, str(ROOT / "app.py")], env, port=port,
+                    log=files / f"{db}.log")
     base = f"http://127.0.0.1:{port}"
     try:
         hosts = [signed_in(base) for _ in range(args.clients)]
@@ -274,8 +249,8 @@ def bench_portal(db: str, url: str, args: argparse.Namespace, files: Path) -> li
 def bench_bare(args: argparse.Namespace, files: Path) -> Result:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = start([sys.executable, "-c", f"from bench.pages import serve_bare; "  # noqa: S603
-                    f"serve_bare({port})"], env, port, files / "bare.log", health="/")
+    server = launch([sys.executable, "-c", f"from bench.pages import serve_bare; "
+                     f"serve_bare({port})"], env, port=port, log=files / "bare.log", health="/")
     try:
         sessions = [requests.Session() for _ in range(args.clients)]
         warm(f"http://127.0.0.1:{port}/", sessions[0])

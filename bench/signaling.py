@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +49,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.server import launch, stop  # noqa: E402 - after the path is set
 
 SECRET = "bench-secret-key-0123456789abcdef"  # noqa: S105
 PASSWORD = "a long enough bench passphrase"  # noqa: S105
@@ -138,31 +138,6 @@ def portal_env(database_url: str, port: int, files: Path, sockets: int,
     if queue:
         env["PORTAL_SOCKETIO_MESSAGE_QUEUE"] = queue
     return env
-
-
-def launch(argv: list[str], env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited; see {log}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):  # noqa: S310
-                return process
-        except OSError:
-            time.sleep(0.2)
-    stop(process)
-    raise SystemExit(f"the server did not start; see {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve_bare(port: int, threads: int) -> None:
@@ -523,8 +498,8 @@ def run_portal(args: argparse.Namespace, files: Path) -> dict[str, Any]:
             port = free_port()
             env = portal_env(database_url, port, files, args.sockets, REDIS_URL
                              if args.workers > 1 else None, channel)
-            servers.append(launch([sys.executable, str(ROOT / "app.py")], env,
-                                  files / f"portal-{port}.log", port))
+            servers.append(launch([sys.executable, str(ROOT / "app.py")], env, port=port,
+                                  log=files / f"portal-{port}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         if args.pause_for_profiler:
             print("server pids:", [s.pid for s in servers], flush=True)
@@ -545,7 +520,7 @@ def run_bare(args: argparse.Namespace, files: Path) -> dict[str, Any]:
     port = free_port()
     server = launch([sys.executable, __file__, "--serve-bare", str(port),
                      "--sockets", str(args.sockets)], dict(os.environ),
-                    files / "bare.log", port)
+                    port=port, log=files / "bare.log")
     url = f"http://127.0.0.1:{port}"
     try:
         calls = [{"host_url": url, "host_auth": {"me": 2 * n + 1}, "host_headers": {},
