@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -195,3 +196,9 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
     }
+
+
+def redis_pool_size(config: Mapping[str, Any]) -> int:
+    """Redis connections a worker may open: each server thread holds at most one at a time,
+    so none waits or is refused one (redis-py's default pool of 100 refused the 101st)."""
+    return int(config["SERVER_THREADS"]) + 10

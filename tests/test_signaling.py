@@ -990,3 +990,40 @@ def test_client_sent_disconnect_event_leaves_no_hidden_listener(
     host.no_errors()
     assert pat.take("chat:message") == [], \
         f"a guest whose link was stopped still hears the call (connected: {pat.connected})"
+
+
+def test_every_server_thread_publishing_at_once_loses_no_message(tmp_path: Any) -> None:
+    """Attack: as many sockets relaying at once as the worker has threads. redis-py's default
+    pool refused the 101st connection; python-socketio took that for a lost Redis, reconnected
+    and left its listener unsubscribed for a second or more, and the messages were lost."""
+    import uuid
+
+    import redis
+    from apps import make_app
+
+    from portal.extensions import socketio
+
+    url, channel = "redis://127.0.0.1:6379/0", f"samtale-test-{uuid.uuid4().hex[:8]}"
+    app = make_app(f"sqlite:///{tmp_path / 'p.sqlite3'}", tmp_path, SERVER_THREADS=150,
+                   SOCKETIO_MESSAGE_QUEUE=url, SOCKETIO_CHANNEL=channel)
+    manager = socketio.server.manager
+    listener = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel)
+    with app.app_context():
+        socketio.emit("signal", {"n": 1}, to="nobody")  # connects
+        client = manager.redis
+        busy = [client.connection_pool.get_connection() for _ in range(149)]  # the other threads
+        try:
+            socketio.emit("signal", {"n": 2}, to="nobody")
+        finally:
+            for connection in busy:
+                client.connection_pool.release(connection)
+    received = []
+    deadline = time.monotonic() + 5
+    while len(received) < 2 and time.monotonic() < deadline:
+        message = listener.get_message(timeout=0.5)
+        if message is not None:
+            received.append(message)
+    listener.close()
+    assert len(received) == 2
+    assert manager.redis is client  # no reconnect: the listener stayed subscribed

@@ -28,6 +28,7 @@ from redis import Redis
 from sqlalchemy import delete, insert, select, update
 
 from portal.clock import clock
+from portal.config import redis_pool_size
 from portal.database import read_only
 from portal.extensions import db
 from portal.models import StoredSession
@@ -197,7 +198,8 @@ def init_app(app: Flask) -> None:
     url = app.config["SESSION_REDIS_URL"]
     store: _PortalStore
     if url:
-        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                max_connections=redis_pool_size(app.config))
         store = RedisStore(app, client=client, **common)
     else:
         store = SqlStore(app, **common)

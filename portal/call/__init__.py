@@ -6,9 +6,11 @@ only identifies sockets, checks their events, and carries messages.
 
 from __future__ import annotations
 
+import socketio as python_socketio
 from flask import Flask
 
 from portal import logs
+from portal.config import redis_pool_size
 from portal.extensions import socketio
 
 
@@ -21,11 +23,22 @@ def init_app(app: Flask) -> None:
     notify.connect(app)
 
     base_url = app.config["BASE_URL"]
+    queue = app.config["SOCKETIO_MESSAGE_QUEUE"]
+    # Always said, so that an earlier app's manager in the shared extension is not kept.
+    managed: dict[str, object] = {} if queue else {"client_manager": None}
+    if queue and queue.startswith(("redis://", "rediss://")):
+        # Every socket thread may publish at once: with redis-py's default pool of 100, the
+        # 101st raised "Too many connections", and python-socketio took that for a lost Redis,
+        # reconnected and unsubscribed its listener for a second or more: messages were lost.
+        managed["client_manager"] = python_socketio.RedisManager(
+            queue, channel=app.config["SOCKETIO_CHANNEL"],
+            redis_options={"max_connections": redis_pool_size(app.config)})
     socketio.init_app(
         app,
         async_mode="threading",
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        message_queue=queue,
         channel=app.config["SOCKETIO_CHANNEL"],
+        **managed,
         # Same origin only (the default when None); behind a proxy, the public address.
         cors_allowed_origins=[base_url] if base_url else None,
         # Events of one socket are handled in order: an ICE candidate must not overtake
@@ -37,3 +50,4 @@ def init_app(app: Flask) -> None:
         logger=False,
         engineio_logger=False,
     )
+

@@ -23,8 +23,10 @@ Handler = Callable[[dict[str, Any]], None]
 class Fanout:
     """send(message) runs handle(message) here at once and on every other worker soon."""
 
-    def __init__(self, handle: Handler, url: str | None = None, channel: str = "samtale") -> None:
+    def __init__(self, handle: Handler, url: str | None = None, channel: str = "samtale",
+                 max_connections: int = 100) -> None:
         self.handle = handle
+        self.max_connections = max_connections
         self.url = url
         self.channel = f"{channel}:notices"
         self.origin = uuid.uuid4().hex
@@ -57,7 +59,8 @@ class Fanout:
         with self._lock:
             if self._redis is None:
                 self._redis = redis.Redis.from_url(self.url or "", socket_timeout=5,
-                                                   socket_connect_timeout=5)
+                                                   socket_connect_timeout=5,
+                                                   max_connections=self.max_connections)
             return self._redis
 
     def _subscribe(self) -> Any:

@@ -26,6 +26,7 @@ from portal.call import roster
 from portal.call.fanout import Fanout
 from portal.call.identity import Buckets, Identity, Refused, identify, keep_signed_in, recheck
 from portal.clock import clock
+from portal.config import redis_pool_size
 from portal.database import after_commit
 from portal.errors import DomainError
 from portal.extensions import db, limiter, socketio
@@ -49,7 +50,7 @@ class Sockets:
         self.roster = roster.Roster()
         self._sweeping = False
         self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
-                             app.config["SOCKETIO_CHANNEL"])
+                             app.config["SOCKETIO_CHANNEL"], redis_pool_size(app.config))
 
     def bind(self, sid: str, identity: Identity) -> None:
         """Keep the socket's identity, with its participant's and address's rate limits; or
