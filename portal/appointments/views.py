@@ -20,6 +20,7 @@ from portal.models import (
     RecordingPolicy,
     utcnow,
 )
+from portal.templating import RowText
 from portal.timeutil import local_to_utc, utc_to_local_naive
 
 bp = Blueprint("appointments", __name__, url_prefix="/appointments")
@@ -39,7 +40,8 @@ def index() -> ResponseReturnValue:
     now = utcnow()
     upcoming = [a for a in appointments if a.ends_at >= now]
     past = [a for a in reversed(appointments) if a.ends_at < now]
-    return render_template("appointments/index.html", upcoming=upcoming, past=past)
+    return render_template("appointments/index.html", upcoming=upcoming, past=past,
+                           text=RowText())
 
 
 @bp.route("/new", methods=["GET", "POST"])
