@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from babel.dates import get_date_format, get_time_format, get_timezone_name, parse_pattern
@@ -39,6 +39,7 @@ class RowText:
         self._date = parse_pattern(get_date_format("full", locale=self._locale))
         self._time = parse_pattern(get_time_format("short", locale=self._locale))
         self._dates: dict[date, str] = {}
+        self._times: dict[tuple[time, timedelta | None], str] = {}
         self._memo: dict[Any, str] = {}
 
     def when(self, moment: datetime) -> str:
@@ -49,7 +50,11 @@ class RowText:
         day = self._dates.get(local.date())
         if day is None:
             day = self._dates[local.date()] = self._date.apply(local.date(), self._locale)
-        return f"{day}, {self._time.apply(local, self._locale)}"
+        key = (local.time(), local.utcoffset())
+        time = self._times.get(key)
+        if time is None:
+            time = self._times[key] = self._time.apply(local, self._locale)
+        return f"{day}, {time}"
 
     def _once(self, key: Any, make: Any) -> str:
         text = self._memo.get(key)
