@@ -171,7 +171,7 @@ def init_app(app: Flask) -> None:
                                  policy_label=policy_label)
     app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
                                  current_locale=lambda: str(get_locale()),
-                                 role_labels=role_labels,
+                                 role_labels=role_labels, row_text=RowText,
                                  recording_status_label=recording_status_label,
                                  recording_reason_label=recording_reason_label,
                                  idle_warn_seconds=warn_seconds)

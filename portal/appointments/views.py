@@ -20,7 +20,6 @@ from portal.models import (
     RecordingPolicy,
     utcnow,
 )
-from portal.templating import RowText
 from portal.timeutil import local_to_utc, utc_to_local_naive
 
 bp = Blueprint("appointments", __name__, url_prefix="/appointments")
@@ -41,7 +40,6 @@ def index() -> ResponseReturnValue:
     upcoming = [a for a in appointments if a.ends_at >= now]
     past = [a for a in reversed(appointments) if a.ends_at < now]
     return render_template("appointments/index.html", upcoming=upcoming, past=past,
-                           text=RowText(),
                            # url_for once, not per row: the page's link is this plus the id
                            show_url=url_for(".show", appointment_id=0).removesuffix("0"))
 
