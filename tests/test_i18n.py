@@ -368,3 +368,30 @@ def test_the_staff_members_own_zone_beats_the_cookie(app, people, browser):
     browser.login(people.host_a)
     page = browser.get("/appointments/new")
     assert 'data-tz="Asia/Tokyo"' in html_tag(page)
+
+
+@pytest.mark.parametrize("lang", ["en", "nb"])
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Oslo", "America/New_York", "Asia/Kolkata"])
+def test_the_lists_row_text_is_the_same_as_the_filters_and_catalogue_give(app, lang, zone):
+    """The list formats its rows once per page (RowText): it must say what the `when` filter,
+    the labels and gettext say, in either language and zone, across a DST change."""
+    from flask_babel import gettext, ngettext
+
+    from portal.models import Kind, Status
+    from portal.templating import RowText, kind_label, when
+
+    moments = [datetime(2027, 3, 28, h, m, tzinfo=UTC) for h in range(24) for m in (0, 59)]
+    moments += [datetime(2027, 10, 31, 0, 30), datetime(2026, 12, 31, 23, 30)]  # naive: UTC
+    with app.test_request_context(headers={"Cookie": f"lang={lang}; tz={zone}"}):
+        text = RowText()
+        for moment in moments:
+            assert text.when(moment) == when(moment)
+        for status in Status:
+            assert text.status(status) == appointment_services.status_label(status)
+        for kind in Kind:
+            assert text.kind(kind) == kind_label(kind)
+        for n in (0, 1, 2, 5, 60, 90):
+            assert text.minutes(n) == gettext("%(n)d min", n=n)
+            assert text.guests(n) == ngettext("%(num)d guest", "%(num)d guests", n)
+        if lang == "nb":
+            assert text.status(Status.SCHEDULED) == "planlagt"

@@ -39,7 +39,9 @@ def index() -> ResponseReturnValue:
     now = utcnow()
     upcoming = [a for a in appointments if a.ends_at >= now]
     past = [a for a in reversed(appointments) if a.ends_at < now]
-    return render_template("appointments/index.html", upcoming=upcoming, past=past)
+    return render_template("appointments/index.html", upcoming=upcoming, past=past,
+                           # url_for once, not per row: the page's link is this plus the id
+                           show_url=url_for(".show", appointment_id=0).removesuffix("0"))
 
 
 @bp.route("/new", methods=["GET", "POST"])
