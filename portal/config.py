@@ -189,6 +189,13 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "RECORDER_ALLOW_ADDRESSES": _env_list("RECORDER_ALLOW_ADDRESSES"),
         # A recorder stamps its recordings this often; three missed stamps mean it died.
         "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
+        # The hearings' recorder (`flask --app app recorder run`, next to Janus): the address
+        # Janus forwards recorded media to (one UDP port per stream, SRTP), the Janus
+        # instances it records (empty: all of JANUS_URLS), how often it looks for recordings
+        # to start or stop (ms).
+        "RECORDER_FORWARD_HOST": _env("RECORDER_FORWARD_HOST", "127.0.0.1"),
+        "RECORDER_JANUS_URLS": _env_list("RECORDER_JANUS_URLS"),
+        "RECORDER_POLL_MS": _env_int("RECORDER_POLL_MS", 1000),
         # Hearings: the Janus instances (comma-separated ws:// URLs on loopback or a private
         # network; empty: no media server, hearings say so). The API secret and VideoRoom's
         # admin key: else files made once in instance/ (0600), which `flask janus config`

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from portal import presence
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.extensions import db
+from portal.hearing import policy
 from portal.models import (
     Decision,
     Participant,
@@ -79,6 +80,8 @@ def offer(me: Participant, sid: str, recording_id: str, sdp: str,
     """The participant's browser offers its media to the recorder; reply gets the answer."""
     _in_call(me, sid)
     recording = _recording(me, recording_id)
+    if policy.uses_janus(me.appointment):  # recorded from Janus by the recorder process
+        raise Conflict(_("This call is recorded by its media server."), code="use_hearing")
     if (recording.status not in (RecordingStatus.RECORDING, RecordingStatus.PAUSED)
             or recording.stopped_at is not None):
         raise Conflict(_("This recording is not running."), code="not_recording")

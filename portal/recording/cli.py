@@ -19,6 +19,7 @@ from portal.recording.keys import KeyringError
 
 keys_cli = AppGroup("keys", help="The recording keyring (master keys that wrap data keys).")
 recordings_cli = AppGroup("recordings", help="Stored recordings: list, verify, export, recover.")
+recorder_cli = AppGroup("recorder", help="The recorder of hearings (calls through Janus).")
 
 
 def _recording_or_exit(recording_id: str) -> Recording:
@@ -159,6 +160,24 @@ def recover() -> None:
     click.echo(f"{len(found)} recordings recovered" + (": " + ", ".join(found) if found else ""))
 
 
+@recorder_cli.command("run")
+def run_recorder() -> None:
+    """Record hearings: Janus forwards each recorded participant's media here (run one next
+    to each Janus instance; docs/operations.md). Stops cleanly on SIGTERM or Ctrl+C, sealing
+    what it records."""
+    import signal
+
+    from flask import current_app
+
+    from portal.recording.hearing_recorder import HearingRecorder
+
+    recorder = HearingRecorder(current_app._get_current_object())  # type: ignore[attr-defined]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: recorder.stop())
+    recorder.run()
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(recordings_cli)
+    app.cli.add_command(recorder_cli)

@@ -25,6 +25,7 @@ from portal import private, signals
 from portal.audit import services as audit
 from portal.database import after_commit
 from portal.extensions import db
+from portal.hearing import policy
 from portal.models import Participant, Recording, RecordingStatus, RecordingTrack, utcnow
 from portal.recording import archive, sealing, services
 from portal.recording.store import ChunkWriter
@@ -157,6 +158,9 @@ class RecordingManager:
         found = sealing.stale(utcnow() - timedelta(seconds=3 * beat), self._mine())
         for recording in found:
             sealing.recover_recording(recording)
+            signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
+                             recording_id=recording.id, state=services.state_json(recording),
+                             publish=[])
             db.session.commit()
         return [r.id for r in found]
 
@@ -180,6 +184,9 @@ class RecordingManager:
     def apply(self, change: services.Change) -> None:
         """Call inside the transaction; acts on the media and announces after commit."""
         recording = change.recording
+        if policy.uses_janus(recording.appointment):
+            self._apply_forwarded(change)
+            return
         if change.publish or recording.key_id is not None:
             self._data_key(recording)
         recording_id = recording.id
@@ -198,6 +205,49 @@ class RecordingManager:
         signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
                          recording_id=recording_id, state=services.state_json(recording),
                          publish=publish)
+
+    def _apply_forwarded(self, change: services.Change) -> None:
+        """A call through Janus: the recorder process (`flask recorder run`,
+        hearing_recorder.py) forwards the media from Janus and seals; no browser publishes
+        to this process. Here the data key is made, in the transaction that starts the
+        recording, and the state announced; once stopped, the sealed state is announced too
+        (the recorder's own notice reaches the browsers only through a message queue)."""
+        recording = change.recording
+        if recording.key_id is None and recording.status in sealing.RUNNING:
+            recording.key_id, recording.wrapped_key = archive.keyring().wrap(
+                os.urandom(32), recording.id)
+        if change.stop:
+            recording_id = recording.id
+            after_commit(lambda: _in_background(self._announce_sealed, recording_id))
+        signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
+                         recording_id=recording.id, state=services.state_json(recording),
+                         publish=[])
+
+    def _announce_sealed(self, recording_id: str) -> None:
+        """Wait (polling) for the recorder process to seal a stopped recording, then tell the
+        call; a recorder that died is noticed by the heartbeat (recover_stale)."""
+        beat = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
+        waited, step = 0.0, min(0.5, beat)
+        while not self._closed.wait(step):
+            waited += step
+            with self.app.app_context():
+                try:
+                    recording = db.session.get(Recording, recording_id)
+                    if recording is None:
+                        return
+                    if recording.status not in sealing.RUNNING:
+                        signals.announce(
+                            signals.recording_changed, appointment_id=recording.appointment_id,
+                            recording_id=recording_id, state=services.state_json(recording),
+                            publish=[])
+                        db.session.commit()
+                        return
+                    db.session.rollback()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("waiting for recording %s to be sealed failed", recording_id)
+            if waited > 6 * beat + 120:  # sealing remuxes every track: give it time
+                return
 
     def _keys_of(self, recording_id: str) -> list[str]:
         with self._lock:

@@ -19,6 +19,7 @@ from portal.audit import services as audit
 from portal.audit.services import Actor
 from portal.errors import Conflict, Forbidden
 from portal.extensions import db
+from portal.hearing import policy
 from portal.models import (
     Appointment,
     Consent,
@@ -199,7 +200,9 @@ def stop(recording: Recording, reason: str, actor: Actor) -> Change:
 
 
 def participant_left(me: Participant, actor: Actor) -> Change | None:
-    """Someone left the call (or lost the connection): stop if they were recorded."""
+    """Someone left the call (or lost the connection): stop if they were recorded, in a call
+    peer to peer. Through Janus the others are recorded on: only that participant's media
+    ends (the recorder process sees them go), and a return is a new track."""
     recording = active(me.appointment_id)
     if recording is None:
         return None
@@ -207,7 +210,7 @@ def participant_left(me: Participant, actor: Actor) -> Change | None:
         return evaluate(recording, actor)
     if recording.stopped_at is not None:
         return None
-    if _agreed(decisions(recording).get(me.id)):
+    if _agreed(decisions(recording).get(me.id)) and not policy.uses_janus(me.appointment):
         return stop(recording, "participant_left", actor)
     return evaluate(recording, actor)
 
