@@ -155,6 +155,8 @@ def init_app(app: Flask) -> None:
     hearing = HearingMedia(app, pool, SocketOutbox(),
                            retry_seconds=float(app.config.get("JANUS_RETRY_SECONDS", 1.0)))
     app.extensions["hearing"] = hearing
-    pool.listen(on_event=hearing.on_event, on_lost=hearing.on_lost, on_back=hearing.on_back)
+    if pool.configured:  # else no Janus: no supervisor thread either
+        pool.listen(on_event=hearing.on_event, on_lost=hearing.on_lost,
+                    on_back=hearing.on_back)
     guard.sockets(app).on_roster.append(hearing.changed)
     signals.appointment_closed.connect(_ended, sender=app, weak=False)

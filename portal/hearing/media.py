@@ -560,12 +560,13 @@ class HearingMedia:
         streams = data.get("streams")
         if not isinstance(streams, list):
             return  # "updating": the offer comes later, as an event
-        offered = [{"mid": str(s["mid"]), "participant_id": int(s["feed_id"]),
-                    "kind": str(s["type"])}
-                   for s in streams if s.get("active", True) and "feed_id" in s
-                   and s.get("type") in ("audio", "video")]
-        seat.feeds = {s["participant_id"] for s in offered}
-        seat.videos = {s["participant_id"]: s["mid"] for s in offered if s["kind"] == "video"}
+        found = [(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
+                 for s in streams if s.get("active", True) and "feed_id" in s
+                 and s.get("type") in ("audio", "video")]
+        offered = [{"mid": mid, "participant_id": feed, "kind": kind}
+                   for mid, feed, kind in found]
+        seat.feeds = {feed for _mid, feed, _kind in found}
+        seat.videos = {feed: mid for mid, feed, kind in found if kind == "video"}
         if jsep and jsep.get("type") == "offer":
             self.outbox.to_socket(seat.sid, "hearing:offer",
                                   {"sdp": jsep["sdp"], "streams": offered})
