@@ -208,6 +208,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         # sessions (Janus ends a silent one after its session_timeout, 60 s).
         "JANUS_TIMEOUT_SECONDS": _env_int("JANUS_TIMEOUT_SECONDS", 10),
         "JANUS_KEEPALIVE_SECONDS": _env_int("JANUS_KEEPALIVE_SECONDS", 25),
+        # A lost instance is tried again after this, doubling up to 30 s.
+        "JANUS_RETRY_SECONDS": _env_int("JANUS_RETRY_SECONDS", 2),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

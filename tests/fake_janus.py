@@ -52,8 +52,9 @@ def janus_like(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class FakeJanus:
-    """Serves one WebSocket at a time on `url`; `received` holds every message, `push()` sends
-    one unasked, `drop()` closes the TCP connection without a WebSocket close."""
+    """Serves one WebSocket at a time on `url` (the next once that one ends); `received` holds
+    every message, `push()` sends one unasked, `drop()` closes the TCP connection without a
+    WebSocket close."""
 
     def __init__(self, answer: Answer = janus_like, *, subprotocol: str = "janus-protocol"
                  ) -> None:
@@ -65,6 +66,7 @@ class FakeJanus:
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen()
         self.url = f"ws://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections = 0
         self._conn: socket.socket | None = None
         self._ws: WSConnection | None = None
         self._send_lock = threading.Lock()
@@ -72,38 +74,39 @@ class FakeJanus:
         self._thread.start()
 
     def _serve(self) -> None:
-        try:
-            conn, _ = self._listener.accept()
-        except OSError:
-            return
-        self._conn, self._ws = conn, WSConnection(ConnectionType.SERVER)
-        with conn, contextlib.suppress(OSError):  # the client may go at any moment
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._conn, self._ws = conn, WSConnection(ConnectionType.SERVER)
+            with conn, contextlib.suppress(OSError):  # the client may go at any moment
+                self._talk(conn, self._ws)
+
+    def _talk(self, conn: socket.socket, ws: WSConnection) -> None:
+        while True:
+            data = conn.recv(65536)
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, Request):
+                    chosen = self.subprotocol if self.subprotocol in event.subprotocols else None
+                    self._send(ws.send(AcceptConnection(subprotocol=chosen)))
+                elif isinstance(event, TextMessage):
+                    message = json.loads(event.data)
+                    with self.got:
+                        self.received.append(message)
+                        self.got.notify_all()
+                    for reply in self.answer(message):
+                        self.push(reply)
+                elif isinstance(event, Ping):
+                    self._send(ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    if ws.state is ConnectionState.REMOTE_CLOSING:
+                        self._send(ws.send(event.response()))
                     return
-                self._ws.receive_data(data or None)
-                for event in self._ws.events():
-                    if isinstance(event, Request):
-                        chosen = self.subprotocol if self.subprotocol in event.subprotocols \
-                            else None
-                        self._send(self._ws.send(AcceptConnection(subprotocol=chosen)))
-                    elif isinstance(event, TextMessage):
-                        message = json.loads(event.data)
-                        with self.got:
-                            self.received.append(message)
-                            self.got.notify_all()
-                        for reply in self.answer(message):
-                            self.push(reply)
-                    elif isinstance(event, Ping):
-                        self._send(self._ws.send(event.response()))
-                    elif isinstance(event, CloseConnection):
-                        if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                            self._send(self._ws.send(event.response()))
-                        return
-                if not data:
-                    return
+            if not data:
+                return
 
     def _send(self, data: bytes) -> None:
         assert self._conn is not None

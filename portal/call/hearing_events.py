@@ -22,6 +22,7 @@ from portal.call import services as call
 from portal.call.guard import Identity, Refused, event
 from portal.extensions import db, socketio
 from portal.hearing import instances, pinning, policy
+from portal.hearing.janus import JanusGone
 from portal.hearing.media import HearingMedia
 from portal.models import Appointment, Participant
 
@@ -65,11 +66,12 @@ def joined(sid: str, identity: Identity, appointment: Appointment) -> None:
     if not policy.uses_janus(appointment):
         return
     hearing = media()
-    if not hearing.available:
+    pool = instances.clients(current_app)
+    try:
+        url = pinning.pin(appointment, pool.urls, pool.choose)
+    except JanusGone:  # none configured, or none reachable to choose from
         guard.send("hearing:media", unavailable(), to=sid)
         return
-    pool = instances.clients(current_app)
-    url = pinning.pin(appointment, pool.urls, pool.choose)
     guard.later(partial(hearing.join, appointment.id, url, identity.participant_id, sid,
                         str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])))
 
@@ -99,10 +101,10 @@ def _member(sid: str, identity: Identity) -> bool:
         registry.roster.forget(identity.appointment_id)  # the roster was out of date
     if not registry.roster.janus(identity.appointment_id):
         raise Refused("forbidden", _("This call does not go through the media server."))
-    if not media().available:
+    if not media().configured:
         guard.send("hearing:media", unavailable(), to=sid)
         return False
-    return True
+    return True  # a Janus that is down for now: the hearing says "reconnecting"
 
 
 @event("hearing:publish", schemas.HearingSdp())
@@ -153,6 +155,8 @@ def init_app(app: Flask) -> None:
     hearing = HearingMedia(app, pool, SocketOutbox(),
                            retry_seconds=float(app.config.get("JANUS_RETRY_SECONDS", 1.0)))
     app.extensions["hearing"] = hearing
-    pool.listen(on_event=hearing.on_event, on_lost=hearing.on_lost, on_back=hearing.on_back)
+    if pool.configured:  # else no Janus: no supervisor thread either
+        pool.listen(on_event=hearing.on_event, on_lost=hearing.on_lost,
+                    on_back=hearing.on_back)
     guard.sockets(app).on_roster.append(hearing.changed)
     signals.appointment_closed.connect(_ended, sender=app, weak=False)

@@ -229,8 +229,9 @@ def settings_for(app: Flask, url: str | None = None) -> JanusSettings:
                          rtp_range=(int(low), int(high or low)))
 
 
-def room_secret(app: Flask, appointment_id: int) -> str:
-    """The Janus room's `secret` for this appointment, derived from the portal's SECRET_KEY:
-    every worker knows it without storing it, and nobody else can guess it."""
-    key = str(app.config["SECRET_KEY"]).encode()
-    return hmac.new(key, f"janus-room:{appointment_id}".encode(), hashlib.sha256).hexdigest()
+def room_secret(key: Flask | str, appointment_id: int) -> str:
+    """The Janus room's `secret` for this appointment, derived from the portal's SECRET_KEY
+    (given, or the app's): every worker knows it without storing it, nobody else can guess it."""
+    secret = key if isinstance(key, str) else str(key.config["SECRET_KEY"])
+    return hmac.new(secret.encode(), f"janus-room:{appointment_id}".encode(),
+                    hashlib.sha256).hexdigest()

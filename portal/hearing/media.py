@@ -16,8 +16,6 @@ through the `Outbox` the socket layer gives; this module imports no socket code.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 from collections import deque
@@ -32,6 +30,7 @@ from flask_babel import gettext as _
 
 from portal.extensions import db
 from portal.hearing import policy
+from portal.hearing.config import admin_key, room_secret
 from portal.hearing.janus import JanusError, JanusGone
 from portal.models import Appointment, Participant
 
@@ -57,6 +56,9 @@ class Pool(Protocol):
     @property
     def available(self) -> bool: ...
 
+    @property
+    def configured(self) -> bool: ...
+
     def client(self, url: str) -> Any: ...
 
 
@@ -66,12 +68,6 @@ class Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code, self.message = code, message
-
-
-def room_secret(secret_key: str, appointment_id: int) -> str:
-    """The room's `secret` (kick, moderate, destroy), derived so every worker knows it."""
-    return hmac.new(secret_key.encode(), f"janus-room:{appointment_id}".encode(),
-                    hashlib.sha256).hexdigest()
 
 
 class Serial:
@@ -162,7 +158,12 @@ class HearingMedia:
 
     @property
     def available(self) -> bool:
+        """Janus is configured and an instance answers (a hearing can start)."""
         return bool(self.pool.available)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.pool.configured)
 
     # --- what the socket layer asks (any thread; queued, never waits on Janus) ---------------
 
@@ -215,7 +216,7 @@ class HearingMedia:
 
     # --- what Janus says (its reader thread: hand off, never block) ---------------------------
 
-    def on_event(self, handle: int, message: dict[str, Any]) -> None:
+    def on_event(self, url: str, handle: int, message: dict[str, Any]) -> None:
         with self._lock:
             owner = self._handles.get(handle)
         if owner is not None:
@@ -235,7 +236,7 @@ class HearingMedia:
         """The instance answers again: its hearings are made again."""
         with self._lock:
             for room in self._rooms.values():
-                if room.url == url and room.lost:
+                if room.url == url:  # after its _lost task, if that is still queued
                     room.serial.submit(partial(self._guarded, room, self._recover))
 
     # --- the queue ----------------------------------------------------------------------------
@@ -312,12 +313,11 @@ class HearingMedia:
         return handle
 
     def _create_room(self, client: Any, room: Room) -> None:
-        config = self.app.config
         appointment_id = room.appointment_id
         body = {
             "request": "create", "room": appointment_id, "permanent": False,
-            "is_private": True, "admin_key": config.get("JANUS_ADMIN_KEY") or "",
-            "secret": room_secret(config["SECRET_KEY"], appointment_id),
+            "is_private": True, "admin_key": admin_key(self.app),
+            "secret": room_secret(self.app, appointment_id),
             "publishers": MOST_PUBLISHERS, "videocodec": "vp8", "audiocodec": "opus",
             "audiolevel_event": True, "notify_joining": True, "lock_record": True,
             "record": False,
@@ -370,7 +370,7 @@ class HearingMedia:
         try:
             client.request(self._control_handle(client, room.url), {
                 "request": "kick", "room": room.appointment_id, "id": participant_id,
-                "secret": room_secret(self.app.config["SECRET_KEY"], room.appointment_id)})
+                "secret": room_secret(self.app, room.appointment_id)})
         except JanusGone:
             raise
         except JanusError as exc:
@@ -494,7 +494,7 @@ class HearingMedia:
                 client = self.pool.client(room.url)
                 client.request(self._control_handle(client, room.url), {
                     "request": "destroy", "room": room.appointment_id, "permanent": False,
-                    "secret": room_secret(self.app.config["SECRET_KEY"], room.appointment_id)})
+                    "secret": room_secret(self.app, room.appointment_id)})
             except JanusError as exc:  # never made there, or Janus is gone: nothing left
                 log.info("hearing %s: destroying the room: %s", room.appointment_id, exc)
         with self._lock:
@@ -560,12 +560,13 @@ class HearingMedia:
         streams = data.get("streams")
         if not isinstance(streams, list):
             return  # "updating": the offer comes later, as an event
-        offered = [{"mid": str(s["mid"]), "participant_id": int(s["feed_id"]),
-                    "kind": str(s["type"])}
-                   for s in streams if s.get("active", True) and "feed_id" in s
-                   and s.get("type") in ("audio", "video")]
-        seat.feeds = {s["participant_id"] for s in offered}
-        seat.videos = {s["participant_id"]: s["mid"] for s in offered if s["kind"] == "video"}
+        found = [(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
+                 for s in streams if s.get("active", True) and "feed_id" in s
+                 and s.get("type") in ("audio", "video")]
+        offered = [{"mid": mid, "participant_id": feed, "kind": kind}
+                   for mid, feed, kind in found]
+        seat.feeds = {feed for _mid, feed, _kind in found}
+        seat.videos = {feed: mid for mid, feed, kind in found if kind == "video"}
         if jsep and jsep.get("type") == "offer":
             self.outbox.to_socket(seat.sid, "hearing:offer",
                                   {"sdp": jsep["sdp"], "streams": offered})
