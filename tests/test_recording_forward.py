@@ -1,9 +1,12 @@
-"""The receiver of forwarded media (portal/recording/forwarded.py), without Janus: a sender
-here does what Janus's rtp_forward does (SRTP, AES_CM_128_HMAC_SHA1_80, to the receiver's
-UDP ports on 127.0.0.1) with real VP8 and Opus from aiortc's encoders and packetizers, and a
-socket stands in for Janus's RTCP end to see the keyframe requests. What was stored is
-decrypted and counted by ffprobe (-count_frames), against what was sent. And the reordering
-and picture rebuilding on their own, packet by packet."""
+"""Recording a call through Janus, without Janus.
+
+The receiver of forwarded media (portal/recording/forwarded.py): a sender here does what
+Janus's rtp_forward does (SRTP, AES_CM_128_HMAC_SHA1_80, to the receiver's UDP ports on
+127.0.0.1) with real VP8 and Opus from aiortc's encoders and packetizers, and a socket stands
+in for Janus's RTCP end to see the keyframe requests. What was stored is decrypted and counted
+by ffprobe (-count_frames), against what was sent. The reordering and picture rebuilding on
+their own, packet by packet. And the web worker's side: a Janus call's recording is left to
+the recorder process (tests/test_recording_forward_janus.py records one)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,8 @@ import os
 import random
 import socket
 import subprocess
-import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +28,14 @@ import pytest
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtpPacket
+from calls import consult_now, join_call
+from flask import Flask
+from people import People
 
+from portal.audit import services as audit
+from portal.extensions import db
+from portal.models import Participant, Recording
+from portal.recording import archive, services
 from portal.recording.forwarded import Endpoint, ForwardReceiver, ForwardResult
 from portal.recording.rtpframes import Gap, OpusFrames, Reorder, Vp8Frames
 from portal.recording.store import ChunkReader, ChunkWriter
@@ -183,6 +193,7 @@ class SrtpOut:
         self.ssrc = ssrc
         self.seq = 4000 + ssrc % 1000
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sent = 0  # datagrams
 
     def packets(self, payloads: list[bytes], timestamp: int, pt: int) -> list[bytes]:
         out = []
@@ -196,6 +207,7 @@ class SrtpOut:
 
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, self.target)
+        self.sent += 1
 
 
 @dataclass
@@ -212,7 +224,8 @@ class FakeJanus:
     receiver takes them, with the media clock as the receiver's clock. Listens for PLIs on
     its RTCP socket and answers each with a keyframe, as a publisher does."""
 
-    def __init__(self, endpoints: dict[str, Endpoint], clock: list[float]) -> None:
+    def __init__(self, endpoints: dict[str, Endpoint], clock: list[float],
+                 read: Callable[[], dict[str, int]]) -> None:
         self.video = SrtpOut(endpoints["video"], ssrc=1111)
         self.audio = SrtpOut(endpoints["audio"], ssrc=2222)
         self.clock = clock
@@ -221,7 +234,7 @@ class FakeJanus:
         self.rtcp.setblocking(False)
         self.vp8, self.opus = Vp8Encoder(), OpusEncoder()
         self.sent = Sent()
-        self.latched = threading.Event()
+        self.read = read  # the datagrams the receiver has read, by kind
 
     @property
     def rtcp_address(self) -> tuple[str, int]:
@@ -275,9 +288,22 @@ class FakeJanus:
                 self.sent.audio += 1
             for _ in range(junk):
                 self.video.send(os.urandom(200))
-            threading.Event().wait(0.004)  # a socket buffer's worth of pacing, not a timer
+            self.drain(ahead=32)
+        self.drain(ahead=0)
         self.clock[0] = seconds + 1  # whatever waited behind a gap is due
         return self.sent
+
+    def drain(self, ahead: int) -> None:
+        """Wait until the receiver has read all but `ahead` of the datagrams sent: no more
+        than its socket buffers hold is ever on the way, however busy the machine is."""
+        deadline = time.monotonic() + 10
+        while True:
+            read = self.read()
+            if (read["video"] >= self.video.sent - ahead
+                    and read["audio"] >= self.audio.sent - ahead):
+                return
+            assert time.monotonic() < deadline, f"the receiver read {read} only"
+            time.sleep(0.001)
 
     def close(self) -> None:
         for sock in (self.video.sock, self.audio.sock, self.rtcp):
@@ -328,7 +354,8 @@ def record(receiver: ForwardReceiver, clock: list[float], stored: Stored,
            **run: Any) -> tuple[Sent, ForwardResult]:
     endpoints = receiver.open("rec-fwd/p1-1", {"audio": "opus", "video": "vp8"},
                               stored.open).result(5)
-    janus = FakeJanus(endpoints, clock)
+    janus = FakeJanus(endpoints, clock,
+                      lambda: receiver.datagrams("rec-fwd/p1-1").result(5))
     try:
         receiver.feedback("rec-fwd/p1-1", "video", janus.rtcp_address).result(5)
         sent = janus.run(3.0, **run)
@@ -384,3 +411,34 @@ def test_nothing_received_opens_no_file(receiver: ForwardReceiver, tmp_path: Pat
     result = receiver.stop("rec-fwd/p1-1").result(5)
     assert stored.opened == 0 and not stored.path.exists()
     assert result.frames == {} and result.first_media_at is None
+
+
+# --- the web worker's side of a call through Janus --------------------------------------------
+
+
+def test_a_janus_calls_recording_is_left_to_the_recorder_process(
+        app: Flask, host_socket: Any, people: People) -> None:
+    """Five people make a consult go through Janus: Record starts the recording (its data key
+    made and wrapped in that transaction) but asks no browser to publish to this process, an
+    offer to it is refused, and a recorded participant leaving does not stop it."""
+    c = consult_now(app, people.host_a, ["A", "B", "C", "D"], "Five")
+    host = host_socket(c)
+    join_call(host)
+    assert host.welcome is not None and host.welcome["media"] == "janus"
+    host.emit("record:start", {"version": host.welcome["recording"]["wording"]["version"]})
+    host.no_errors()
+    started = host.last("record:state")
+    assert started["status"] == "recording" and started["publishers"] == [host.id]
+    assert host.take("record:publish") == []
+    with app.app_context():
+        row = db.session.get(Recording, started["id"])
+        assert row is not None and row.key_id is not None and row.wrapped_key is not None
+        assert len(archive.data_key(row)) == 32
+    assert app.extensions["recording"]._data_keys == {}  # nothing held by the web worker
+    host.emit("record:offer", {"id": started["id"], "sdp": "v=0\r\n" * 4})
+    assert host.error("record:offer")["code"] == "use_hearing"
+    with app.app_context():
+        me = db.session.get(Participant, host.id)
+        assert me is not None
+        assert services.participant_left(me, audit.SYSTEM).stop is False
+        db.session.rollback()

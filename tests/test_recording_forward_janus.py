@@ -9,7 +9,6 @@ sender sent."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from janus import JanusProcess
+from janus import JanusProcess, running_janus
 from people import People
 from recording_peers import STORED_SHARE, Publisher, publishers
 from sqlalchemy import select
@@ -31,7 +30,6 @@ from support import book, invite
 from portal.audit import services as audit
 from portal.extensions import db
 from portal.hearing import config as janus_config
-from portal.hearing.janus import JanusClient
 from portal.models import (
     Appointment,
     Kind,
@@ -305,3 +303,51 @@ def test_a_hearing_is_recorded_from_janus_with_every_participants_frames(
             assert least <= frames[kind] <= ended[kind], (name, kind, frames, began, stopped)
     decoded = sorted(int(s["nb_read_frames"]) for s in streams if s["codec_type"] == "video")
     assert decoded == sorted(tracks[n]["frames"]["video"] for n in windows), (decoded, titles)
+
+
+def test_janus_restarting_ends_the_forwards_and_the_recreated_room_is_recorded_again(
+        app: Flask, media_namespace: Any, people: People, peers: Callable[[], Publisher],
+        tmp_path: Path) -> None:
+    """Janus killed: the recorder's session is gone, so are the room and its forwards; the
+    tracks end there. Once the web workers have made the room again and the browsers have
+    published again, the recorder is back in it and each publication is a new track."""
+    with running_janus(tmp_path / "janus", media_namespace) as janus:
+        app.config.update(JANUS_URLS=[janus.url], JANUS_API_SECRET=janus.api_secret,
+                          JANUS_ADMIN_KEY=janus.admin_key, RECORDING_HEARTBEAT_SECONDS=1)
+        hearing = hearing_in_call(app, people.host_a.id, guests=1)
+        host, guest = hearing.participants
+        recorder = HearingRecorder(app, poll_seconds=0.1)
+        thread = threading.Thread(target=recorder.run, daemon=True)
+        thread.start()
+        try:
+            room = Room(janus, app, hearing.appointment_id, peers)
+            for who in (host, guest):
+                room.publish(who)
+            recording_id = hearing.start_recording()
+            hearing.wait(lambda: len(hearing.tracks(recording_id)) == 2, "two forwards")
+            time.sleep(1)
+            janus.kill()
+            for publisher in room.publishers.values():
+                publisher.close()
+            hearing.wait(lambda: all(stopped for *_, stopped in hearing.tracks(recording_id)),
+                         "the tracks' end")
+            janus.start()
+            room = Room(janus, app, hearing.appointment_id, peers)
+            for who in (host, guest):
+                room.publish(who)
+            hearing.wait(lambda: len(hearing.tracks(recording_id)) == 4, "new forwards")
+            time.sleep(1)
+            hearing.stop_recording(recording_id)
+            hearing.wait(lambda: hearing.status(recording_id) is RecordingStatus.COMPLETE,
+                         "the seal")
+        finally:
+            recorder.stop()
+            thread.join(30)
+    with app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        verdict = archive.verify(row)
+        assert verdict.ok, verdict.problems
+        assert [(t.name, t.video_frames > 0, t.audio_frames > 0) for t in row.tracks] == [
+            (f"p{host}-1", True, True), (f"p{guest}-1", True, True),
+            (f"p{host}-2", True, True), (f"p{guest}-2", True, True)]

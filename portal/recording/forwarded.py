@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -48,6 +50,7 @@ SRTP_SUITE = 80  # Janus's srtp_suite: AES_CM_128_HMAC_SHA1_80
 SRTP_KEY_BYTES = 30  # master key (16) and salt (14), as SDES carries them
 TICK_INTERVAL = 0.25  # s between ticks: gaps given up, chunks sealed, keyframes asked for
 KEYFRAME_INTERVAL = 1.0  # s between PLIs while video waits for a keyframe
+RECEIVE_BUFFER = 1 << 20  # bytes a stream's socket may hold (the system may allow less)
 OnFailed = Callable[[str, str], None]
 
 
@@ -96,7 +99,8 @@ class _Stream:
     rtcp: asyncio.DatagramTransport | None = None
     feedback: Any = None  # Janus's RTCP address for this stream
     ssrc: int | None = None
-    packets: int = 0
+    datagrams: int = 0  # everything that reached the port
+    packets: int = 0  # of which authenticated RTP
 
 
 @dataclass
@@ -236,6 +240,12 @@ class ForwardReceiver:
         """Close the ports, write what is held, finish the container, close the sink."""
         return self._submit(lambda: self._stop(key))
 
+    def datagrams(self, key: str) -> concurrent.futures.Future[dict[str, int]]:
+        """Datagrams that reached each stream's port so far (kind -> count)."""
+        async def read() -> dict[str, int]:
+            return {kind: s.datagrams for kind, s in self._get(key).streams.items()}
+        return self._submit(read)
+
     def keys(self) -> concurrent.futures.Future[list[str]]:
         async def keys() -> list[str]:
             return sorted(self._forwards)
@@ -283,6 +293,9 @@ class ForwardReceiver:
         """A UDP socket on the recorder's address, on a port the system chooses."""
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: _Datagrams(receive), local_addr=(self.host, 0))
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):  # a keyframe's burst while the loop is busy
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         return transport
 
     async def _feedback(self, key: str, kind: str, address: tuple[str, int]) -> None:
@@ -300,6 +313,7 @@ class ForwardReceiver:
             stream.feedback = addr
 
     def _on_rtp(self, forward: _Forward, stream: _Stream, data: bytes, _addr: Any) -> None:
+        stream.datagrams += 1
         if forward.stopping is not None or forward.error is not None:
             return
         try:
