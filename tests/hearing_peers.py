@@ -78,6 +78,7 @@ class HearingPeer:
         self.answers = 0
         self.failures: list[str] = []
         self.ice: list[tuple[list[str], list[str]]] = []
+        self._counting: list[asyncio.Task[None]] = []
         client.sio.on("hearing:offer", self._offered)
 
     def _run(self, coro: Any, timeout: float = 20) -> Any:
@@ -127,7 +128,7 @@ class HearingPeer:
                 def track(track: MediaStreamTrack) -> None:
                     mid = next((t.mid for t in pc.getTransceivers()
                                 if t.receiver.track is track), None)
-                    asyncio.ensure_future(self._count(str(mid), track))
+                    self._counting.append(asyncio.ensure_future(self._count(str(mid), track)))
 
             pc = self.subscriber
             await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
@@ -197,17 +198,22 @@ class HearingPeer:
     # --- the end ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        async def close() -> None:
-            for pc in (self.publisher, self.subscriber):
-                if pc is not None:
-                    if pc.connectionState == "connected":
-                        self.ice.append(aiortc_addresses(pc))
-                    await pc.close()
-            self.publisher = self.subscriber = None
-
-        self._run(close())
+        """Both connections closed (their ICE checked), the frame counters ended."""
+        self._run(self._close())
         for gathered, used in self.ice:  # the media went over loopback only
             assert_on_loopback(gathered, used, label=self.label)
+
+    async def _close(self) -> None:
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                if pc.connectionState == "connected":
+                    self.ice.append(aiortc_addresses(pc))
+                await pc.close()
+        self.publisher = self.subscriber = None
+        counting, self._counting = self._counting, []
+        for task in counting:
+            task.cancel()
+        await asyncio.gather(*counting, return_exceptions=True)
 
 
 @contextmanager
