@@ -165,12 +165,14 @@ def run_recorder() -> None:
     """Record hearings: Janus forwards each recorded participant's media here (run one next
     to each Janus instance; docs/operations.md). Stops cleanly on SIGTERM or Ctrl+C, sealing
     what it records."""
+    import logging
     import signal
 
     from flask import current_app
 
     from portal.recording.hearing_recorder import HearingRecorder
 
+    logging.getLogger("portal.recording").setLevel(logging.INFO)  # what it forwards, seals
     recorder = HearingRecorder(current_app._get_current_object())  # type: ignore[attr-defined]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: recorder.stop())

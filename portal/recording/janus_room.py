@@ -70,6 +70,7 @@ class RoomWatch:
     secret: str
     admin_key: str
     handle: int | None = None
+    joined: bool = False
     gone: bool = False  # the room or the handle is no more (destroyed, kicked, Janus lost)
     _publications: dict[int, Publication] = field(default_factory=dict)
     _numbered: int = 0
@@ -98,6 +99,7 @@ class RoomWatch:
         except JanusError:
             self._detach()
             raise
+        self.joined = True
         with self._lock:
             for publisher in joined.get("publishers", []):
                 self._publish(publisher)
@@ -106,7 +108,7 @@ class RoomWatch:
         """Out of the room, the handle detached; Janus errors are logged, not raised."""
         if self.handle is None:
             return
-        if not self.gone:
+        if self.joined and not self.gone:
             try:
                 self.client.message(self.handle, {"request": "leave"})
             except JanusError as exc:

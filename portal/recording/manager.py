@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # aiortc is imported only when something is recorded
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+FORWARDED_POLL = 0.5  # s between looks at a Janus call's recording, for its end
 #: A track whose negotiation failed: it has no file, and the participant's next offer reuses it.
 FAILED = "failed"
 #: reply(answer_sdp, None) or reply(None, error message): the engine's answer to an offer.
@@ -64,6 +65,7 @@ class RecordingManager:
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
         self._retiring: dict[str, dict[str, Future[PublicationResult | None]]] = {}
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
+        self._forwarded: set[str] = set()  # Janus calls' recordings whose end is awaited
         self._heartbeat_started = False
         self._closed = threading.Event()
 
@@ -210,44 +212,52 @@ class RecordingManager:
         """A call through Janus: the recorder process (`flask recorder run`,
         hearing_recorder.py) forwards the media from Janus and seals; no browser publishes
         to this process. Here the data key is made, in the transaction that starts the
-        recording, and the state announced; once stopped, the sealed state is announced too
-        (the recorder's own notice reaches the browsers only through a message queue)."""
+        recording, and the state announced; the end (sealed, or incomplete if the recorder
+        died) is announced too: the recorder's own notice reaches the browsers only through
+        a message queue."""
         recording = change.recording
         if recording.key_id is None and recording.status in sealing.RUNNING:
             recording.key_id, recording.wrapped_key = archive.keyring().wrap(
                 os.urandom(32), recording.id)
-        if change.stop:
+        if recording.status in sealing.RUNNING:
             recording_id = recording.id
-            after_commit(lambda: _in_background(self._announce_sealed, recording_id))
+            after_commit(lambda: self._watch_forwarded(recording_id))
         signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
                          recording_id=recording.id, state=services.state_json(recording),
                          publish=[])
 
-    def _announce_sealed(self, recording_id: str) -> None:
-        """Wait (polling) for the recorder process to seal a stopped recording, then tell the
-        call; a recorder that died is noticed by the heartbeat (recover_stale)."""
-        beat = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
-        waited, step = 0.0, min(0.5, beat)
-        while not self._closed.wait(step):
-            waited += step
-            with self.app.app_context():
-                try:
-                    recording = db.session.get(Recording, recording_id)
-                    if recording is None:
-                        return
-                    if recording.status not in sealing.RUNNING:
-                        signals.announce(
-                            signals.recording_changed, appointment_id=recording.appointment_id,
-                            recording_id=recording_id, state=services.state_json(recording),
-                            publish=[])
-                        db.session.commit()
-                        return
-                    db.session.rollback()
-                except Exception:
-                    db.session.rollback()
-                    log.exception("waiting for recording %s to be sealed failed", recording_id)
-            if waited > 6 * beat + 120:  # sealing remuxes every track: give it time
+    def _watch_forwarded(self, recording_id: str) -> None:
+        with self._lock:
+            if recording_id in self._forwarded:
                 return
+            self._forwarded.add(recording_id)
+        _in_background(self._announce_end, recording_id)
+
+    def _announce_end(self, recording_id: str) -> None:
+        """Poll until the recorder process has sealed the recording (or it was recovered as
+        incomplete), then tell the call."""
+        try:
+            while not self._closed.wait(FORWARDED_POLL):
+                with self.app.app_context():
+                    try:
+                        recording = db.session.get(Recording, recording_id)
+                        if recording is None:
+                            return
+                        if recording.status not in sealing.RUNNING:
+                            signals.announce(
+                                signals.recording_changed,
+                                appointment_id=recording.appointment_id,
+                                recording_id=recording_id,
+                                state=services.state_json(recording), publish=[])
+                            db.session.commit()
+                            return
+                        db.session.rollback()
+                    except Exception:
+                        db.session.rollback()
+                        log.exception("watching recording %s failed", recording_id)
+        finally:
+            with self._lock:
+                self._forwarded.discard(recording_id)
 
     def _keys_of(self, recording_id: str) -> list[str]:
         with self._lock:
