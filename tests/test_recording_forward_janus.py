@@ -32,6 +32,7 @@ from portal.extensions import db
 from portal.hearing import config as janus_config
 from portal.models import (
     Appointment,
+    Decision,
     Kind,
     LobbyState,
     Participant,
@@ -351,3 +352,82 @@ def test_janus_restarting_ends_the_forwards_and_the_recreated_room_is_recorded_a
         assert [(t.name, t.video_frames > 0, t.audio_frames > 0) for t in row.tracks] == [
             (f"p{host}-1", True, True), (f"p{guest}-1", True, True),
             (f"p{host}-2", True, True), (f"p{guest}-2", True, True)]
+
+
+def test_a_newcomer_pauses_a_consented_recording_until_they_agree(
+        janus_app: Flask, janus: JanusProcess, people: People, recorder: HearingRecorder,
+        peers: Callable[[], Publisher]) -> None:
+    """Five people make a consult go through Janus; it is recorded by consent. Someone new in
+    the call pauses it (the forwards stay, their media is dropped) until they agree; then it
+    records again, the newcomer too."""
+    app = janus_app
+    appointment_id = book(app, people.host_a.id, starts_in=timedelta(0), minutes=60,
+                          title="Five", policy=RecordingPolicy.CONSENT)
+    for n in range(4):
+        invite(app, appointment_id, f"Guest {n}")
+    with app.app_context():
+        appointment = db.session.get(Appointment, appointment_id)
+        assert appointment is not None
+        appointment.janus_url = janus.url
+        ids = [p.id for p in appointment.participants]
+        for p in appointment.participants[:2]:
+            p.lobby_state, p.joined_call_at, p.presence_sid = LobbyState.ADMITTED, utcnow(), "s"
+        db.session.commit()
+    host, guest, newcomer = ids[:3]
+    hearing = Hearing(app, appointment_id, ids)
+    asker = services.Asker(audit.SYSTEM, None, None)
+
+    def act(change: services.Change | None) -> None:
+        if change is not None:
+            manager.get().apply(change)
+        db.session.commit()
+
+    room = Room(janus, app, appointment_id, peers)
+    for who in (host, guest):
+        room.publish(who)
+    with app.app_context():
+        me = db.session.get(Participant, host)
+        assert me is not None
+        act(services.request(me, wording("consent"), asker))
+        recording_id = hearing.recording().id
+        other = db.session.get(Participant, guest)
+        assert other is not None
+        act(services.decide(other, hearing.recording(), Decision.GRANTED, wording("consent"),
+                            asker))
+    hearing.wait(lambda: len(hearing.tracks(recording_id)) == 2, "two forwards")
+    start = sent(room.publishers[host])
+    time.sleep(1.5)
+    room.publish(newcomer)
+    with app.app_context():
+        late = db.session.get(Participant, newcomer)
+        assert late is not None
+        late.lobby_state, late.joined_call_at, late.presence_sid = (
+            LobbyState.ADMITTED, utcnow(), "s3")
+        act(services.participant_joined(late, asker.actor))
+        assert hearing.recording().status is RecordingStatus.PAUSED
+    paused = sent(room.publishers[host])
+    time.sleep(2)
+    assert len(hearing.tracks(recording_id)) == 2  # not agreed: not recorded
+    resumed = sent(room.publishers[host])
+    with app.app_context():
+        late = db.session.get(Participant, newcomer)
+        assert late is not None
+        act(services.decide(late, hearing.recording(), Decision.GRANTED, wording("consent"),
+                            asker))
+        assert hearing.recording().status is RecordingStatus.RECORDING
+    hearing.wait(lambda: len(hearing.tracks(recording_id)) == 3, "the newcomer's forward")
+    time.sleep(1.5)
+    hearing.stop_recording(recording_id)
+    hearing.wait(lambda: hearing.status(recording_id) is RecordingStatus.COMPLETE, "the seal")
+    after = sent(room.publishers[host])
+    with app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        assert archive.verify(row).ok
+        frames = {t.participant_id: (t.video_frames, t.audio_frames) for t in row.tracks}
+    assert set(frames) == {host, guest, newcomer} and all(v and a for v, a in frames.values())
+    # The paused time is not in the host's file: at most what was sent outside it.
+    video, audio = frames[host]
+    outside = {k: after[k] - start[k] - (resumed[k] - paused[k]) for k in ("video", "audio")}
+    assert video <= outside["video"] + 5 and audio <= outside["audio"] + 10, (frames, outside)
+    assert video >= STORED_SHARE * (paused["video"] - start["video"])

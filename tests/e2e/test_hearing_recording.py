@@ -256,3 +256,21 @@ def test_a_recorder_killed_mid_hearing_leaves_an_incomplete_recording(
     judge.emit("record:stop", {"id": again})
     wait_status(live, again, RecordingStatus.COMPLETE, timeout=60)
     assert live.flask("recordings", "verify", again).returncode == 0
+
+
+def test_a_recorder_stopped_cleanly_seals_what_it_records(
+        hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer],
+        recorders: Callable[[], RecorderProcess]) -> None:
+    live = hearing_portal
+    recorder = recorders()
+    _hearing, everyone = into_hearing(live, 1, peers)
+    judge = everyone[0].client
+    recording_id = start_recording(judge)
+    wait_tracks(live, recording_id, 2)
+    time.sleep(2)
+    assert recorder.stop() == 0, recorder.output()  # SIGTERM, as systemd stops it
+    row = wait_status(live, recording_id, RecordingStatus.COMPLETE, timeout=5)
+    assert row.stop_reason == "recorder_stopped"
+    judge.wait_for("record:state", lambda s: s.get("status") == "complete", timeout=15)
+    verified = live.flask("recordings", "verify", recording_id)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
