@@ -10,6 +10,7 @@ the recorder process (tests/test_recording_forward_janus.py records one)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -37,6 +38,7 @@ from portal.extensions import db
 from portal.models import Participant, Recording
 from portal.recording import archive, services
 from portal.recording.forwarded import Endpoint, ForwardReceiver, ForwardResult
+from portal.recording.janus_room import RECORDER_ID, RoomWatch
 from portal.recording.rtpframes import Gap, OpusFrames, Reorder, Vp8Frames
 from portal.recording.store import ChunkReader, ChunkWriter
 
@@ -442,3 +444,76 @@ def test_a_janus_calls_recording_is_left_to_the_recorder_process(
         assert me is not None
         assert services.participant_left(me, audit.SYSTEM).stop is False
         db.session.rollback()
+
+
+# --- the recorder in a Janus room: what it learns from events, what it asks for -----------------
+
+
+class ScriptedJanus:
+    """Takes the recorder's room requests and answers as Janus 1.1.2 does (what real Janus
+    does with them is tested in test_recording_forward_janus.py)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.alive = True
+
+    def attach(self) -> int:
+        return 77
+
+    def request(self, handle: int, body: dict[str, Any]) -> dict[str, Any]:
+        self.bodies.append(body)
+        stream = body["streams"][0]
+        forwarder = {"stream_id": 1000 + len(self.bodies), "port": stream["port"]}
+        if "rtcp_port" in stream:
+            forwarder["local_rtcp_port"] = 5555
+        return {"videoroom": "rtp_forward", "forwarders": [forwarder]}
+
+
+def event(data: dict[str, Any]) -> dict[str, Any]:
+    return {"janus": "event", "sender": 77, "plugindata": {"data": {"videoroom": "event",
+                                                                      **data}}}
+
+
+def test_the_room_watch_follows_publications_from_janus_events() -> None:
+    watch = RoomWatch(ScriptedJanus(), room=5, secret="s", admin_key="k")  # type: ignore[arg-type]
+    streams = [{"type": "video", "mid": "0", "codec": "vp8", "simulcast": True},
+               {"type": "audio", "mid": "1", "codec": "opus"},
+               {"type": "data", "mid": "2"}]
+    assert watch.on_event(event({"publishers": [{"id": 7, "streams": streams},
+                                                {"id": RECORDER_ID, "streams": []}]}))
+    first = watch.publications()[7]
+    assert set(first.recordable()) == {"video", "audio"} and RECORDER_ID not in \
+        watch.publications()
+    assert not watch.on_event(event({"joining": {"id": 8}}))  # joining is not publishing
+    assert watch.on_event(event({"publishers": [{"id": 7, "streams": streams}]}))
+    assert watch.publications()[7].number > first.number  # a republish is a new publication
+    assert watch.on_event(event({"unpublished": 7})) and watch.publications() == {}
+    watch.on_event(event({"publishers": [{"id": 8, "streams": [
+        {"type": "video", "mid": "0", "codec": "h264"},
+        {"type": "audio", "mid": "1", "codec": "opus", "disabled": True}]}]}))
+    assert watch.publications()[8].recordable() == {}  # nothing the muxer stores as received
+    assert watch.on_event(event({"leaving": 8})) and watch.publications() == {}
+    assert not watch.gone
+    assert watch.on_event({"janus": "event", "plugindata": {"data": {"videoroom": "destroyed"}}})
+    assert watch.gone
+
+
+def test_a_forward_asks_janus_for_srtp_rtcp_feedback_and_the_best_simulcast_layer() -> None:
+    janus = ScriptedJanus()
+    watch = RoomWatch(janus, room=5, secret="s", admin_key="k")  # type: ignore[arg-type]
+    watch.on_event(event({"publishers": [{"id": 7, "streams": [
+        {"type": "video", "mid": "v", "codec": "vp8", "simulcast": True},
+        {"type": "audio", "mid": "a", "codec": "opus"}]}]}))
+    key = os.urandom(30)
+    made = watch.forward(watch.publications()[7], {
+        "audio": Endpoint("audio", "opus", "127.0.0.1", 4000, None, key),
+        "video": Endpoint("video", "vp8", "127.0.0.1", 4002, 4003, key)})
+    audio, video = janus.bodies
+    assert audio == {"request": "rtp_forward", "publisher_id": 7, "host": "127.0.0.1",
+                     "streams": [{"mid": "a", "port": 4000}], "srtp_suite": 80,
+                     "srtp_crypto": base64.b64encode(key).decode(), "room": 5,
+                     "secret": "s", "admin_key": "k"}
+    assert video["streams"] == [{"mid": "v", "port": 4002, "rtcp_port": 4003,
+                                 "simulcast": True}]
+    assert made.stream_ids == {"audio": 1001, "video": 1002}
+    assert made.rtcp_ports == {"video": 5555}

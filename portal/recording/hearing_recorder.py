@@ -36,7 +36,7 @@ from portal.audit import services as audit
 from portal.extensions import db
 from portal.hearing import config as janus_config
 from portal.hearing import policy
-from portal.hearing.janus import JanusClient, JanusError, JanusGone
+from portal.hearing.janus import JanusClient, JanusError, JanusGone, JanusTimeout
 from portal.models import Recording, RecordingStatus, RecordingTrack, utcnow
 from portal.recording import archive, sealing, services
 from portal.recording.forwarded import ForwardReceiver, ForwardResult
@@ -70,6 +70,7 @@ class _Held:
     forwards: dict[int, _Forwarding] = field(default_factory=dict)  # by participant
     results: dict[str, ForwardResult | None] = field(default_factory=dict)  # ended ones
     refused: set[int] = field(default_factory=set)  # publication numbers that cannot forward
+    unsure: bool = False  # a forward request timed out: Janus may hold a forwarder we lost
     paused: bool = False
 
 
@@ -91,6 +92,7 @@ class HearingRecorder:
         self._mine: set[str] = set()  # held or being sealed: stamped by the heartbeat
         self._sealing: dict[str, threading.Thread] = {}
         self._failed: dict[str, str] = {}  # recording id -> why its writing failed
+        self._down: set[str] = set()  # Janus instances found unreachable (said once)
         self._wake = threading.Event()
         self._stopped = threading.Event()
 
@@ -166,13 +168,22 @@ class HearingRecorder:
         for recording_id in [r for r in self._held if r not in ids]:
             self._drop(self._held.pop(recording_id))  # ended elsewhere (recovered, deleted)
         for recording in running:
+            recording_id, url = recording.id, self._url(recording)
             try:
                 self._turn(recording)
+                db.session.commit()
+                self._down.discard(url or "")
             except JanusGone as exc:
-                log.warning("recorder: Janus %s lost: %s", self._url(recording), exc)
+                db.session.commit()  # what was done before Janus went (tracks ended)
+                if url not in self._down:  # said once, not at every turn until it is back
+                    self._down.add(url or "")
+                    log.warning("recorder: Janus %s is unreachable: %s", url, exc)
             except JanusError as exc:
-                log.warning("recorder: recording %s: %s", recording.id, exc)
-            db.session.commit()
+                db.session.commit()
+                log.warning("recorder: recording %s: %s", recording_id, exc)
+            except Exception:  # this recording's trouble is not the others'
+                db.session.rollback()
+                log.exception("recorder: recording %s: a turn failed", recording_id)
 
     def _running(self) -> list[Recording]:
         rows = db.session.scalars(select(Recording).where(
@@ -310,6 +321,10 @@ class HearingRecorder:
     # --- forwards ---------------------------------------------------------------------------
 
     def _forward(self, recording: Recording, held: _Held, watch: RoomWatch) -> None:
+        if held.unsure:  # a forward request timed out: drop what Janus may have made of it
+            keep = frozenset(i for f in held.forwards.values() for i in f.stream_ids.values())
+            watch.clear_forwards(keep)
+            held.unsure = False
         wanted = set(services.publishers(recording))
         published = watch.publications()
         for forwarding in list(held.forwards.values()):
@@ -353,9 +368,12 @@ class HearingRecorder:
         endpoints = self.receiver.open(key, kinds, open_sink).result(STOP_TIMEOUT)
         try:
             made = watch.forward(publication, endpoints)
-        except JanusError:
-            held.refused.add(publication.number)
+        except JanusError as exc:
             self.receiver.stop(key).result(STOP_TIMEOUT)
+            if isinstance(exc, JanusTimeout):  # Janus may have made it: cleared, then again
+                held.unsure = True
+            elif not isinstance(exc, JanusGone):  # refused: not again for this publication
+                held.refused.add(publication.number)
             raise
         host = urlsplit(held.url).hostname or "127.0.0.1"
         for kind, port in made.rtcp_ports.items():
