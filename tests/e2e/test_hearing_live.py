@@ -106,6 +106,11 @@ def test_everyone_publishes_and_receives_everyone_else(
         received = peer.wait_frames(others(peer, everyone), at_least=15)
         own = int(peer.client.id)
         assert not [k for k in received if k[0] == own], "a participant received itself"
+    # Nobody decoded more of anyone than that one sent: every frame was told apart right.
+    sent = {int(peer.client.id): peer.sent() for peer in everyone}
+    for peer in everyone:
+        for (who, kind), count in peer.received().items():
+            assert count <= sent[who][kind] + 5, (peer.label, who, kind, count, sent[who])
     # Everyone speaks (a tone): Janus's audio levels name an active speaker to the call.
     speaker = everyone[0].client.wait_for("hearing:speaker", timeout=15)
     assert speaker["participant_id"] in ids(everyone)
@@ -119,3 +124,131 @@ def test_everyone_publishes_and_receives_everyone_else(
     err = judge.client.wait_for("error")
     assert (err["code"], err["event"]) == ("unknown_peer", "hearing:layer")
     judge.client.assert_none("error", within=0.3)
+
+
+def streams_of(offer: dict[str, Any]) -> set[tuple[int, str]]:
+    return {(s["participant_id"], s["kind"]) for s in offer["streams"]}
+
+
+def test_who_leaves_is_renegotiated_away(
+        hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer]) -> None:
+    live = hearing_portal
+    everyone = into_hearing(live, book_hearing(live, guests=2), peers)
+    for peer in everyone:
+        peer.wait_frames(others(peer, everyone))
+    stay, leaver = everyone[:2], everyone[2]
+    marks = [peer.mark() for peer in stay]
+    leaver.client.emit("call:leave", {})
+    leaver_id = int(leaver.client.id)
+    for peer, mark in zip(stay, marks, strict=True):
+        rest = others(peer, everyone) - {leaver_id}
+        peer.wait_offer(lambda o, rest=rest: streams_of(o) == full(rest), after=mark)
+        received = peer.wait_frames(rest)
+        before = received.get((leaver_id, "video"), 0)
+        peer.wait_frames(rest)  # time passes: nothing more comes from the one who left
+        assert peer.received().get((leaver_id, "video"), 0) == before
+        assert peer.failures == []
+    leaver.client.assert_none("hearing:offer", within=0.3)
+
+
+def test_a_dropped_participant_republishes_without_the_waiting_room(
+        hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer]) -> None:
+    live = hearing_portal
+    hearing = book_hearing(live, guests=2)
+    everyone = into_hearing(live, hearing, peers)
+    for peer in everyone:
+        peer.wait_frames(others(peer, everyone))
+    judge, dropped = everyone[0], everyone[1]
+    dropped_id = int(dropped.client.id)
+    mark = judge.mark()
+    dropped.client.drop()  # the phone changes network
+    assert judge.client.wait_for("call:peer-reconnecting") == {"id": dropped_id}
+    judge.wait_offer(lambda o: dropped_id not in {s["participant_id"] for s in o["streams"]},
+                     after=mark)
+
+    back = live.guest_client(hearing.guests[0], label="party0 back")
+    again = peers(back)
+    welcome = back.wait_for("welcome")
+    assert (welcome["self"]["id"], welcome["resumable"]) == (dropped_id, True)
+    join(back, resume=True)  # no lobby
+    again.publish()
+    now = [judge, again, everyone[2]]
+    for peer in now:
+        peer.wait_frames(others(peer, now))
+    for peer in now:
+        assert peer.failures == []
+        peer.client.assert_none("error", within=0)
+
+
+def test_janus_errors_reach_the_sender_as_media_server(
+        hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer]) -> None:
+    live = hearing_portal
+    hearing = book_hearing(live, guests=1)
+    judge = live.host_client(hearing, label="judge")
+    judge.wait_for("welcome")
+    join(judge)
+    judge.emit("hearing:publish", {"sdp": "v=0\r\nthis is not an offer\r\n"})
+    err = judge.wait_for("error")
+    assert (err["code"], err["event"]) == ("media_server", "hearing:publish")
+    judge.emit("hearing:subscribe", {"sdp": "v=0\r\nno offer was made\r\n"})
+    err = judge.wait_for("error")
+    assert (err["code"], err["event"]) == ("conflict", "hearing:subscribe")
+    # The hearing goes on: a real publication still works.
+    peer = peers(judge)
+    peer.publish()
+    assert judge.connected and live.alive()
+
+
+def test_who_is_not_in_the_hearing_is_refused_over_the_wire(
+        hearing_portal: LivePortal) -> None:
+    live = hearing_portal
+    hearing = book_hearing(live, guests=2)
+    consult = live.book_consult(live.create_host(), ["Olav"])
+    judge = live.host_client(hearing, label="judge")
+    judge.wait_for("welcome")
+    join(judge)
+    waiting = live.guest_client(hearing.guests[0], label="waiting")
+    waiting.wait_for("welcome")
+    waiting.emit("lobby:join", {})
+    waiting.wait_for("lobby:state")
+    outsider = live.guest_client(consult.guest, label="other appointment")
+    outsider.wait_for("welcome")
+    sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    for client in (waiting, outsider):
+        for event, payload in (("hearing:publish", {"sdp": sdp}),
+                               ("hearing:subscribe", {"sdp": sdp}),
+                               ("hearing:candidate", {"pc": "publish", "candidate": None}),
+                               ("hearing:layer", {"participant_id": int(judge.id),
+                                                  "substream": 0}),
+                               ("hearing:unpublish", {})):
+            client.emit(event, payload)
+            err = client.wait_for("error")
+            assert (err["code"], err["event"]) == ("forbidden", event), client.label
+    judge.assert_none("hearing:offer", within=0.3)
+
+
+def test_janus_killed_and_restarted_the_hearing_comes_back(
+        hearing_portal: LivePortal, janus: JanusProcess,
+        peers: Callable[[SignalClient], HearingPeer]) -> None:
+    """Last in the module: Janus is killed with SIGKILL. Everyone hears `reconnecting`, then
+    `ready` once Janus answers again; they publish again and see and hear each other."""
+    live = hearing_portal
+    everyone = into_hearing(live, book_hearing(live, guests=2), peers)
+    for peer in everyone:
+        peer.wait_frames(others(peer, everyone))
+    marks = [peer.mark() for peer in everyone]
+    janus.kill()
+    for peer in everyone:
+        said = peer.client.wait_for("hearing:media", timeout=RECOVERY)
+        assert said == {"state": "reconnecting"}, peer.label
+    janus.start()
+    for peer in everyone:
+        said = peer.client.wait_for("hearing:media", timeout=RECOVERY)
+        assert said == {"state": "ready"}, peer.label
+        peer.restart()
+        peer.publish()
+    for peer, mark in zip(everyone, marks, strict=True):
+        peer.wait_offer(lambda o, p=peer: streams_of(o) == full(others(p, everyone)),
+                        after=mark, timeout=RECOVERY)
+        peer.wait_frames(others(peer, everyone))
+        assert peer.failures == []
