@@ -6,6 +6,7 @@ others."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -95,10 +96,12 @@ def full(sources: set[int]) -> set[tuple[int, str]]:
 
 
 def test_everyone_publishes_and_receives_everyone_else(
-        hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer]) -> None:
+        hearing_portal: LivePortal, janus: JanusProcess,
+        peers: Callable[[SignalClient], HearingPeer]) -> None:
     live = hearing_portal
     hearing = book_hearing(live, guests=3)
     everyone = into_hearing(live, hearing, peers)
+    assert live.get_appointment(hearing.appointment_id).janus_url == janus.url  # pinned
     for peer in everyone:
         peer.wait_offer(lambda o, p=peer: {(s["participant_id"], s["kind"])
                                            for s in o["streams"]} == full(others(p, everyone)))
@@ -130,16 +133,30 @@ def streams_of(offer: dict[str, Any]) -> set[tuple[int, str]]:
     return {(s["participant_id"], s["kind"]) for s in offer["streams"]}
 
 
-def test_who_leaves_is_renegotiated_away(
+def test_who_stops_publishing_or_leaves_is_renegotiated_away(
         hearing_portal: LivePortal, peers: Callable[[SignalClient], HearingPeer]) -> None:
     live = hearing_portal
     everyone = into_hearing(live, book_hearing(live, guests=2), peers)
     for peer in everyone:
         peer.wait_frames(others(peer, everyone))
     stay, leaver = everyone[:2], everyone[2]
+    leaver_id = int(leaver.client.id)
+    # Unpublished: out of the others' subscriptions; it still receives them.
+    marks = [peer.mark() for peer in stay]
+    leaver.client.emit("hearing:unpublish", {})
+    for peer, mark in zip(stay, marks, strict=True):
+        rest = others(peer, everyone) - {leaver_id}
+        peer.wait_offer(lambda o, rest=rest: streams_of(o) == full(rest), after=mark)
+    leaver.wait_frames(others(leaver, everyone))
+    # Published again on a fresh connection: back in.
+    marks = [peer.mark() for peer in stay]
+    leaver.publish()
+    for peer, mark in zip(stay, marks, strict=True):
+        peer.wait_offer(lambda o, p=peer: streams_of(o) == full(others(p, everyone)),
+                        after=mark)
+        peer.wait_frames(others(peer, everyone))
     marks = [peer.mark() for peer in stay]
     leaver.client.emit("call:leave", {})
-    leaver_id = int(leaver.client.id)
     for peer, mark in zip(stay, marks, strict=True):
         rest = others(peer, everyone) - {leaver_id}
         peer.wait_offer(lambda o, rest=rest: streams_of(o) == full(rest), after=mark)
@@ -178,6 +195,31 @@ def test_a_dropped_participant_republishes_without_the_waiting_room(
     for peer in now:
         assert peer.failures == []
         peer.client.assert_none("error", within=0)
+
+
+def test_the_end_of_the_hearing_destroys_its_room(
+        hearing_portal: LivePortal, janus: JanusProcess,
+        peers: Callable[[SignalClient], HearingPeer]) -> None:
+    live = hearing_portal
+    hearing = book_hearing(live, guests=1)
+    everyone = into_hearing(live, hearing, peers)
+    for peer in everyone:
+        peer.wait_frames(others(peer, everyone))
+    looker = janus.client()
+    handle = looker.attach()
+
+    def exists() -> bool:
+        found = looker.request(handle, {"request": "exists", "room": hearing.appointment_id})
+        return bool(found["exists"])
+
+    assert exists()
+    everyone[0].client.emit("call:end", {})
+    for peer in everyone:
+        assert peer.client.wait_for("call:ended") == {}
+    deadline = time.monotonic() + WAIT
+    while exists():
+        assert time.monotonic() < deadline, "the ended hearing's room is still on Janus"
+        time.sleep(0.05)
 
 
 def test_janus_errors_reach_the_sender_as_media_server(
