@@ -6,20 +6,38 @@ others."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from hearing_peers import HearingPeer, hearing_peers
 from janus import JanusProcess
-from live import WAIT, Consult, LivePortal, SignalClient, running, self_id
+from live import (
+    WAIT,
+    Consult,
+    LivePortal,
+    SignalClient,
+    _wait_until_healthy,
+    free_port,
+    running,
+    self_id,
+)
 
+from portal import PROJECT_ROOT
 from portal.models import Kind, RecordingPolicy
 
 pytestmark = [pytest.mark.live, pytest.mark.webrtc]
 
 GRACE_SECONDS = 10
+REDIS_SERVER = shutil.which("redis-server")
 #: Janus is restarted in a test: its media comes back within this.
 RECOVERY = 30.0
 
@@ -267,6 +285,98 @@ def test_who_is_not_in_the_hearing_is_refused_over_the_wire(
             err = client.wait_for("error")
             assert (err["code"], err["event"]) == ("forbidden", event), client.label
     judge.assert_none("hearing:offer", within=0.3)
+
+
+@contextlib.contextmanager
+def private_redis(folder: Path) -> Iterator[str]:
+    """A Redis of this test's own inside the namespace (the machine's is outside it)."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+                break
+            except redis.RedisError:
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    f"redis-server did not start on port {port}"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def second_worker(first: LivePortal) -> LivePortal:
+    """Another web worker on the first one's database, Redis and Janus."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {**first.env, "PORTAL_PORT": str(port)}
+    stderr_path = first.stderr_path.with_name(f"worker-{port}.stderr")
+    with stderr_path.open("wb") as err:
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, str(PROJECT_ROOT / "app.py")], cwd=PROJECT_ROOT, env=env,
+            stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    worker = LivePortal(base_url, first.database_url, first.grace_seconds, process,
+                        stderr_path, first.app, env)
+    _wait_until_healthy(worker)
+    return worker
+
+
+def test_two_web_workers_share_a_hearing(
+        request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path,
+        janus: JanusProcess, peers: Callable[[SignalClient], HearingPeer]) -> None:
+    """The judge and a party on one worker, two parties on the other (as behind a load
+    balancer): each worker has its own Janus session and handles in the one room, and every
+    participant receives every other; one who leaves on one worker is renegotiated away on
+    the other."""
+    if REDIS_SERVER is None:
+        pytest.fail("redis-server is required for this test (Debian: redis-server)")
+    with private_redis(tmp_path) as queue:
+        env = {"PORTAL_JANUS_URLS": janus.url, "PORTAL_JANUS_API_SECRET": janus.api_secret,
+               "PORTAL_JANUS_ADMIN_KEY": janus.admin_key,
+               "PORTAL_SOCKETIO_MESSAGE_QUEUE": queue,
+               "PORTAL_SOCKETIO_CHANNEL": f"hearing-{uuid.uuid4().hex[:8]}"}
+        with running(request, sqlite_template, tmp_path / "a", grace_seconds=GRACE_SECONDS,
+                     env=env) as a:
+            b = second_worker(a)
+            try:
+                hearing = book_hearing(a, guests=3)
+                judge = a.host_client(hearing, label="judge on A")
+                judge.wait_for("welcome")
+                everyone = [peers(judge)]
+                join(judge)
+                for i, invite in enumerate(hearing.guests):
+                    worker = a if i == 0 else b
+                    label = f"party{i} on {'A' if worker is a else 'B'}"
+                    guest = admitted(worker, judge, invite, label)
+                    everyone.append(peers(guest))
+                    join(guest)
+                for peer in everyone:
+                    peer.publish()
+                for peer in everyone:
+                    peer.wait_frames(others(peer, everyone))
+                leaver = everyone[2]  # on B
+                leaver_id = int(leaver.client.id)
+                stay = [everyone[0], everyone[1], everyone[3]]
+                marks = [peer.mark() for peer in stay]
+                leaver.client.emit("call:leave", {})
+                for peer, mark in zip(stay, marks, strict=True):
+                    rest = others(peer, everyone) - {leaver_id}
+                    peer.wait_offer(lambda o, rest=rest: streams_of(o) == full(rest),
+                                    after=mark)
+                    peer.wait_frames(rest)
+                    assert peer.failures == []
+            finally:
+                for peer in everyone:
+                    peer.close()
+                b.stop()
 
 
 def test_janus_killed_and_restarted_the_hearing_comes_back(
