@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -221,3 +222,47 @@ def test_janus_run_serves_the_portals_configuration(tmp_path: Path,
         finally:
             janus.send_signal(signal.SIGTERM)
             janus.wait(timeout=10)
+
+
+@pytest.mark.webrtc
+def test_janus_runs_as_a_user_of_its_own_with_a_configuration_only_its_group_reads(
+        app: Flask, media_namespace: Namespace) -> None:
+    """As the systemd unit runs it (deploy/samtale-janus.service): here nobody:nogroup, which
+    reads the configuration through `--group` alone, and may write nothing of its own."""
+    why = missing_janus()
+    if why:
+        pytest.fail(why, pytrace=False)
+    wanted = fresh_settings(free_port(media_namespace))
+    app.config.update(JANUS_API_SECRET=wanted.api_secret, JANUS_ADMIN_KEY=wanted.admin_key)
+    with tempfile.TemporaryDirectory(prefix="samtale-janus-") as top:
+        os.chmod(top, 0o711)  # noqa: S103 (pytest's tmp_path is root's alone: nobody may pass)
+        folder = Path(top) / "conf"
+        result = app.test_cli_runner().invoke(args=[
+            "janus", "config", str(folder), "--url", wanted.url, "--interface", "127.0.0.2",
+            "--group", "nogroup"])
+        assert result.exit_code == 0, result.output
+        assert stat.S_IMODE((folder / "janus.jcfg").stat().st_mode) == 0o640
+        with media_namespace.entered(), (Path(top) / "log").open("wb") as log:
+            janus = subprocess.Popen(
+                ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", JANUS,
+                 "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT)
+            try:
+                client = JanusClient(wanted.url, wanted.api_secret, timeout=2)
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        client.connect()
+                        break
+                    except JanusError:
+                        assert janus.poll() is None, (Path(top) / "log").read_text()
+                        assert time.monotonic() < deadline, (Path(top) / "log").read_text()
+                        time.sleep(0.1)
+                        client = JanusClient(wanted.url, wanted.api_secret, timeout=2)
+                assert client.attach() > 0
+                client.close()
+                status = Path(f"/proc/{janus.pid}/status").read_text().splitlines()
+                uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
+                assert set(uids) == {"65534"}
+            finally:
+                janus.send_signal(signal.SIGTERM)
+                janus.wait(timeout=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -51,8 +52,11 @@ def _readable_by(directory: Path, group: str) -> None:
     for path in [directory, *directory.rglob("*")]:
         if path.is_symlink():
             continue
-        os.chown(path, -1, gid)
-        path.chmod(0o750 if path.is_dir() else 0o640)
+        info = path.stat()
+        if info.st_gid != gid:
+            os.chown(path, -1, gid)
+        # A setgid folder (install -d -m 2750) keeps giving new files its group.
+        path.chmod(0o750 | (info.st_mode & stat.S_ISGID) if path.is_dir() else 0o640)
 
 
 URL_HELP = "The instance's API address (default: the first of PORTAL_JANUS_URLS)."
