@@ -124,6 +124,21 @@ def test_janus_config_writes_the_portals_configuration(app: Flask, tmp_path: Pat
     assert refused.exit_code != 0 and "loopback or a private network" in refused.output
 
 
+def test_without_janus_the_command_and_the_tests_say_how_to_install_it(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import janus as janus_helpers
+
+    from portal.hearing import cli
+
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    result = app.test_cli_runner().invoke(args=["janus", "run"])
+    assert result.exit_code != 0 and "apt-get install janus" in result.output
+    assert "Consults work without it" in result.output
+    monkeypatch.setattr(janus_helpers, "JANUS", "/nonexistent/janus")
+    why = janus_helpers.missing_janus()
+    assert why is not None and "apt-get install janus" in why
+
+
 # --- a real Janus with this configuration ---------------------------------------------------
 
 def raw(janus: JanusProcess, message: dict[str, Any]) -> dict[str, Any]:
