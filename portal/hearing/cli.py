@@ -23,8 +23,11 @@ INSTALL_HINT = ("Janus is not installed: `apt-get install janus` (Debian), then 
 
 
 def _settings(url: str | None, interface: str | None, session_timeout: int | None,
-              ) -> config.JanusSettings:
+              allow_from: str | None = None) -> config.JanusSettings:
     settings = config.settings_for(current_app, url)
+    if allow_from:
+        settings = replace(settings, allow_from=tuple(
+            a.strip() for a in allow_from.split(",") if a.strip()))
     if interface:
         settings = replace(settings, interface=interface, ice_enforce_list=interface)
     if session_timeout is not None:
@@ -69,11 +72,13 @@ INTERFACE_HELP = "The address Janus offers media on (default: Janus picks)."
 @click.option("--interface", help=INTERFACE_HELP)
 @click.option("--session-timeout", type=int, help="Janus's session timeout, seconds (60).")
 @click.option("--group", help="A group that may read it (Janus's own user's group, e.g. janus).")
+@click.option("--allow-from", help="Comma-separated addresses that may use the API (default: "
+              "PORTAL_JANUS_ALLOW_FROM, else 127.0.0.1; required for a private address).")
 def write(directory: Path, url: str | None, interface: str | None,
-          session_timeout: int | None, group: str | None) -> None:
+          session_timeout: int | None, group: str | None, allow_from: str | None) -> None:
     """Write a locked-down Janus configuration into DIRECTORY, with this portal's API secret
     and admin key: run Janus with `janus -F DIRECTORY`."""
-    settings = _settings(url, interface, session_timeout)
+    settings = _settings(url, interface, session_timeout, allow_from)
     _write(directory, settings)
     if group:
         _readable_by(directory, group)
