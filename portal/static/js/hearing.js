@@ -150,10 +150,12 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
         tiles.setReconnecting(Number(tile.dataset.peerTile), true);
       }
     } else if (next === "ready") {
+      // Our place in the media server's room exists (after call:joined, or after the media
+      // server came back): send afresh; a hearing:offer follows.
       status = "ok";
       document.body.dataset.hearing = "ok";
-      netStatus("");
-      publish(); // a new hearing:offer follows
+      if (inCall()) { netStatus(""); }
+      publish();
     } else if (next === "unavailable") {
       stopMedia();
     }
@@ -201,8 +203,13 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
     get active() { return active; },
     /** Join stays off while there is no media server. */
     mayJoin() { return !active || status !== "unavailable"; },
-    /** call:joined (again): send afresh; the portal follows with a hearing:offer. */
-    joined() { publish(); },
+    /**
+     * call:joined (again). The portal says `hearing:media` "ready" once our place in the media
+     * server's room exists, and we publish then; until then, nothing of ours is sent.
+     */
+    joined() {
+      if (publisher) { publisher.close(); publisher = null; }
+    },
     /** A participant left the call. */
     removed(id) {
       layers.forget(id);
