@@ -155,6 +155,9 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
       status = "ok";
       document.body.dataset.hearing = "ok";
       if (inCall()) { netStatus(""); }
+      for (const tile of container.querySelectorAll("[data-peer-tile]")) {
+        tiles.setReconnecting(Number(tile.dataset.peerTile), false);
+      }
       publish();
     } else if (next === "unavailable") {
       stopMedia();
