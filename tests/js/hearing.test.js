@@ -3,7 +3,7 @@
 import {LayerPicker, layerFor} from "/static/js/hearing-layers.js";
 import {chooseLarge} from "/static/js/hearing-layout.js";
 import {ENCODINGS, Publisher, vp8First} from "/static/js/hearing-publish.js";
-import {isNewSession, participantsOf, sdpSession, streamMap, tracksByParticipant}
+import {isNewSession, participantsOf, sdpVersion, streamMap, tracksByParticipant}
   from "/static/js/hearing-streams.js";
 import {Subscriber} from "/static/js/hearing-subscribe.js";
 import {FakeClock} from "./clock.js";
@@ -125,12 +125,14 @@ test("hearing: received tracks are grouped by participant; unknown mids and kind
 
 const sdp = (session, version) => `v=0\r\no=- ${session} ${version} IN IP4 127.0.0.1\r\ns=-\r\n`;
 
-test("hearing: a re-offer keeps the o= session; a new media session changes it", () => {
-  equal(sdpSession(sdp("4711", 1)), "4711");
-  equal(sdpSession("garbage"), null);
-  equal(isNewSession(sdp("4711", 1), sdp("4711", 2)), false);
-  equal(isNewSession(sdp("4711", 1), sdp("9000", 1)), true);
-  equal(isNewSession(null, sdp("4711", 1)), true);
+test("hearing: a re-offer of the same handle counts up; a new handle's first offer is 1", () => {
+  // As Janus 1.1 writes them: a new o= session id on every offer, the version counting up.
+  equal(sdpVersion(sdp("1796092884659754", 1)), "1");
+  equal(sdpVersion("garbage"), null);
+  equal(isNewSession(sdp("1796092884659754", 1), sdp("1796092885858059", 2)), false);
+  equal(isNewSession(sdp("1796092885858059", 2), sdp("1796092885875416", 4)), false);
+  equal(isNewSession(sdp("1796092885875416", 4), sdp("1796092885877402", 1)), true);
+  equal(isNewSession(null, sdp("4711", 3)), true, "no connection yet");
 });
 
 // --- the large tile ----------------------------------------------------------------------
@@ -260,7 +262,7 @@ test("hearing: a re-offer renegotiates the same connection; a new session gets a
   assert(sent[0][1].sdp.startsWith("answer:"), "the answer goes back");
   equal(shown, [{fresh: true, ids: [11]}]);
   // Participant 12 starts publishing: the same session, one more pair of m-lines.
-  await sub.offer({sdp: offerSdp("100", 2, [["0", "audio"], ["1", "video"], ["2", "audio"],
+  await sub.offer({sdp: offerSdp("101", 2, [["0", "audio"], ["1", "video"], ["2", "audio"],
     ["3", "video"]]), streams: STREAMS.slice(0, 4)});
   equal(sub.pc, first, "renegotiated in place");
   equal(shown[1], {fresh: false, ids: [11, 12]});
@@ -281,8 +283,8 @@ test("hearing: offers are handled one at a time, in order", async () => {
   const sub = new Subscriber({iceServers: [], RTCPeerConnection: TinyPc, emit: () => {},
     onTracks: (tracks) => order.push([...tracks.keys()])});
   sub.offer({sdp: offerSdp("1", 1, [["0", "audio"]]), streams: [STREAMS[0]]});
-  sub.offer({sdp: offerSdp("1", 2, [["0", "audio"], ["2", "audio"]]), streams: [STREAMS[0], STREAMS[2]]});
-  await sub.offer({sdp: offerSdp("1", 3, [["0", "audio"]]), streams: [STREAMS[0]]});
+  sub.offer({sdp: offerSdp("2", 2, [["0", "audio"], ["2", "audio"]]), streams: [STREAMS[0], STREAMS[2]]});
+  await sub.offer({sdp: offerSdp("3", 3, [["0", "audio"]]), streams: [STREAMS[0]]});
   await settle();
   equal(order, [[11], [11, 12], [11]]);
   equal(TinyPc.made.length, 1);

@@ -41,19 +41,19 @@ export function tracksByParticipant(map, received) {
   return out;
 }
 
-/** The session id of an SDP's o= line, or null. */
-export function sdpSession(sdp) {
-  const m = /^o=\S+ (\S+) /m.exec(typeof sdp === "string" ? sdp : "");
+/** The session version of an SDP's o= line, or null. */
+export function sdpVersion(sdp) {
+  const m = /^o=\S+ \S+ (\d+) /m.exec(typeof sdp === "string" ? sdp : "");
   return m ? m[1] : null;
 }
 
 /**
- * Whether an offer starts a new media session (Janus made a new subscriber handle: after its
- * restart, or our reconnect) rather than renegotiating the current one. RFC 3264 keeps the o=
- * session id across re-offers; a new handle has a new one, and a new DTLS association, which
- * an existing RTCPeerConnection cannot take up: it needs a fresh connection.
+ * Whether an offer starts a new media session (the media server made a new subscriber handle:
+ * after its restart, or our reconnect) rather than renegotiating the current one. A new handle
+ * has a new DTLS association, which an existing RTCPeerConnection cannot take up: it needs a
+ * fresh connection. Janus numbers each handle's offers from 1 (o= version) and, unlike RFC 3264
+ * asks, gives each offer a new o= session id, so the version is what tells them apart.
  */
 export function isNewSession(currentSdp, offerSdp) {
-  const current = sdpSession(currentSdp);
-  return current === null || current !== sdpSession(offerSdp);
+  return currentSdp === null || currentSdp === undefined || sdpVersion(offerSdp) === "1";
 }
