@@ -46,7 +46,7 @@ def free_port(namespace: Namespace) -> int:
         return int(sock.getsockname()[1])
 
 
-def test_settings(port: int, **changes: Any) -> JanusSettings:
+def fresh_settings(port: int, **changes: Any) -> JanusSettings:
     """Fresh secrets, the API on 127.0.0.1:port, media pinned to the veth end."""
     settings = JanusSettings(api_secret=secrets.token_hex(16), admin_key=secrets.token_hex(16),
                              url=f"ws://127.0.0.1:{port}", interface=JANUS_ADDRESS,
@@ -165,7 +165,7 @@ def running_janus(folder: Path, namespace: Namespace, **changes: Any) -> Iterato
     why = missing_janus()
     if why:
         raise RuntimeError(why)
-    settings = test_settings(free_port(namespace), **changes)
+    settings = fresh_settings(free_port(namespace), **changes)
     folder.mkdir(parents=True, exist_ok=True)
     write_config(folder / "config", settings)
     janus = JanusProcess(settings, folder, namespace)
