@@ -56,15 +56,6 @@ DECODING_JS = """async ({ids, key, frames, audio}) => {
   return all;
 }"""
 
-# The receive-only connection's whole downlink over `ms`, in bit/s.
-DOWNLINK_JS = """async (ms) => {
-  const h = window.samtale.hearing;
-  const a = await h.stats();
-  await new Promise((resolve) => setTimeout(resolve, ms));
-  const b = await h.stats();
-  return 8 * (b.bytesReceived - a.bytesReceived) / ((b.at - a.at) / 1000);
-}"""
-
 # The large tile: whose, its painted size, and the layer asked for.
 LARGE_TILE_JS = """() => {
   const h = window.samtale.hearing;
@@ -128,7 +119,8 @@ class Party:
                   timeout=timeout)
 
     def downlink(self, ms: int = 4000) -> float:
-        return float(self.side.page.evaluate(DOWNLINK_JS, ms))
+        """The receive-only connection's whole downlink over `ms`, in bit/s."""
+        return float(self.side.page.evaluate("(ms) => window.samtale.hearing.downlink(ms)", ms))
 
     def large_tile(self) -> dict[str, Any] | None:
         return self.side.page.evaluate(LARGE_TILE_JS)  # type: ignore[no-any-return]

@@ -126,7 +126,7 @@ def test_the_phone_sees_the_speaker_large_on_a_small_downlink(hearing: HearingRo
             "() => [...window.samtale.hearing.layers].filter(([id]) =>"
             " id !== window.samtale.hearing.large).map(([, s]) => s)")
         assert small == [0, 0, 0, 0], f"the strip asks for the smallest layer: {small}"
-        bps = mobile.downlink(5000)
+        bps = mobile.downlink(5000)  # the hook: bytes of the whole connection over 5 s
         assert 0 < bps < PHONE_DOWNLINK_BPS, f"the phone's downlink: {bps / 1e6:.2f} Mbit/s"
         sys.stderr.write(f"\nphone downlink {bps / 1e6:.2f} Mbit/s, speaker {tile}\n")
         # The desktops see the host at full size (their large tile is wider than 640 px).
@@ -148,9 +148,14 @@ def test_a_dropped_guest_is_back_without_the_waiting_room(hearing: HearingRoom) 
     assert dropped.side.page.evaluate("() => window.samtale.stage") == "call"
 
 
+# From now on: each hearing:media state this tab gets, and each text its status line shows.
 SEEN_MEDIA_JS = """() => {
   window.__media = [];
+  window.__said = [];
   window.samtale.socket.on("hearing:media", (m) => window.__media.push(m.state));
+  const line = document.getElementById("net-status");
+  new MutationObserver(() => { if (!line.hidden) { window.__said.push(line.textContent); } })
+    .observe(line, {attributes: true, childList: true, characterData: true, subtree: true});
 }"""
 
 
@@ -162,6 +167,8 @@ def test_the_call_comes_back_after_janus_restarts(hearing: HearingRoom,
     janus.restart()  # SIGKILL, then the same port and secrets: every room and handle is gone
     for party in hearing.parties:
         party.wait("() => window.__media.includes('reconnecting')")
+        said = party.side.page.evaluate("() => window.__said")
+        assert any("Reconnecting…" in text for text in said), (party.name, said)
     # The portal recreates the room and everyone's place; the browsers publish again.
     for party in hearing.parties:
         party.wait("() => window.__media.includes('ready') &&"
@@ -182,5 +189,5 @@ def test_a_hearing_without_a_media_server_says_how_to_install_it(sides: Sides) -
     host.stage("check")
     host.wait("() => !document.getElementById('hearing-unavailable').hidden")
     text = host.page.inner_text("#hearing-unavailable")
-    assert "media server" in text and "apt install janus" in text, text
+    assert "media server is not running" in text and "apt-get install janus" in text, text
     assert host.page.is_disabled("#join")

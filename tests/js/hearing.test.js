@@ -21,7 +21,8 @@ test("hearing: a tile's width picks the layer: large 2, strip 0, between 1", () 
 function picker() {
   const clock = new FakeClock();
   const sent = [];
-  const layers = new LayerPicker({send: (id, s) => sent.push([id, s]), timers: clock, delayMs: 400});
+  const layers = new LayerPicker({send: (id, s) => sent.push([id, s]), timers: clock,
+    delayMs: 400});
   return {clock, sent, layers};
 }
 
@@ -154,7 +155,8 @@ test("hearing: publishing offers VP8 first and three simulcast layers, h highest
     {mimeType: "video/H264"}];
   equal(vp8First(codecs).map((c) => c.mimeType), ["video/VP8", "video/rtx"]);
   equal(vp8First([{mimeType: "video/H264"}]).map((c) => c.mimeType), ["video/H264"]);
-  equal(ENCODINGS.map((e) => [e.rid, e.scaleResolutionDownBy || 1]), [["h", 1], ["m", 2], ["l", 4]]);
+  equal(ENCODINGS.map((e) => [e.rid, e.scaleResolutionDownBy || 1]),
+    [["h", 1], ["m", 2], ["l", 4]]);
 });
 
 class TinyPc extends EventTarget {
@@ -219,7 +221,7 @@ function stream(kinds) {
   };
 }
 
-test("hearing: the publisher sends one offer with its tracks, send-only, and takes the answer", async () => {
+test("hearing: the publisher offers its tracks send-only, once, and takes the answer", async () => {
   TinyPc.made = [];
   const sent = [];
   const pub = new Publisher({stream: stream(["audio", "video"]), iceServers: [],
@@ -249,7 +251,7 @@ test("hearing: without camera and microphone nothing is published", async () => 
 const offerSdp = (session, version, lines) =>
   sdp(session, version) + lines.map(([mid, kind]) => `m:${mid}:${kind}`).join("\n") + "\n";
 
-test("hearing: a re-offer renegotiates the same connection; a new session gets a fresh one", async () => {
+test("hearing: a re-offer renegotiates the connection; a new handle gets a fresh one", async () => {
   TinyPc.made = [];
   const sent = [], shown = [];
   const sub = new Subscriber({iceServers: [], RTCPeerConnection: TinyPc,
@@ -268,7 +270,8 @@ test("hearing: a re-offer renegotiates the same connection; a new session gets a
   equal(shown[1], {fresh: false, ids: [11, 12]});
   // The media server restarted: a new session, a new connection.
   await sub.offer({sdp: offerSdp("200", 1, [["0", "audio"], ["1", "video"]]),
-    streams: [{mid: "0", participant_id: 12, kind: "audio"}, {mid: "1", participant_id: 12, kind: "video"}]});
+    streams: [{mid: "0", participant_id: 12, kind: "audio"},
+      {mid: "1", participant_id: 12, kind: "video"}]});
   assert(sub.pc !== first && first.closed, "the old connection is closed");
   equal(shown[2], {fresh: true, ids: [12]});
   equal(sub.received().get(12).video.id, "video-1-1", "the new connection's track");
@@ -283,7 +286,8 @@ test("hearing: offers are handled one at a time, in order", async () => {
   const sub = new Subscriber({iceServers: [], RTCPeerConnection: TinyPc, emit: () => {},
     onTracks: (tracks) => order.push([...tracks.keys()])});
   sub.offer({sdp: offerSdp("1", 1, [["0", "audio"]]), streams: [STREAMS[0]]});
-  sub.offer({sdp: offerSdp("2", 2, [["0", "audio"], ["2", "audio"]]), streams: [STREAMS[0], STREAMS[2]]});
+  sub.offer({sdp: offerSdp("2", 2, [["0", "audio"], ["2", "audio"]]),
+    streams: [STREAMS[0], STREAMS[2]]});
   await sub.offer({sdp: offerSdp("3", 3, [["0", "audio"]]), streams: [STREAMS[0]]});
   await settle();
   equal(order, [[11], [11, 12], [11]]);

@@ -26,3 +26,12 @@ export async function receiveStats(pc, map) {
   });
   return out;
 }
+
+/** The whole receive-only connection's downlink in bit/s, measured over ms (0 without one). */
+export async function downlink(pc, ms) {
+  if (!pc) { return 0; }
+  const a = await receiveStats(pc, new Map());
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const b = await receiveStats(pc, new Map());
+  return b.at > a.at ? (8 * (b.bytesReceived - a.bytesReceived)) / ((b.at - a.at) / 1000) : 0;
+}

@@ -8,7 +8,7 @@
 import {LayerPicker} from "./hearing-layers.js";
 import {createLayout} from "./hearing-layout.js";
 import {Publisher} from "./hearing-publish.js";
-import {receiveStats} from "./hearing-stats.js";
+import {downlink, receiveStats} from "./hearing-stats.js";
 import {Subscriber} from "./hearing-subscribe.js";
 import {ConnectionSampler} from "./stats.js";
 
@@ -63,7 +63,10 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
       if (!sent && publisher === mine) { mine.close(); publisher = null; }
     }).catch((err) => {
       console.warn("samtale: publishing to the hearing failed", err);
-      if (publisher === mine) { mine.close(); publisher = null; alertUser(t("hearing_send_failed")); }
+      if (publisher !== mine) { return; }
+      mine.close();
+      publisher = null;
+      alertUser(t("hearing_send_failed"));
     });
   }
 
@@ -225,7 +228,8 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
     stop: stopMedia,
     /** A refused hearing:* event; the message to show ("" for none). */
     errorMessage({code, message, event} = {}) {
-      if (event === "hearing:layer" || event === "hearing:candidate") { return ""; } // raced a change
+      // A layer or candidate that raced a change (a feed gone, a connection replaced).
+      if (event === "hearing:layer" || event === "hearing:candidate") { return ""; }
       if (event === "hearing:publish" && publisher) { publisher.close(); publisher = null; }
       return message || t("error_generic", {message: code || "?"});
     },
@@ -247,7 +251,11 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
       /** participant id -> substream asked for. */
       get layers() { return layers.wanted(); },
       get large() { return layout.large; },
-      stats() { return receiveStats(subscriber && subscriber.pc, subscriber ? subscriber.map : new Map()); },
+      stats() {
+        return receiveStats(subscriber && subscriber.pc, subscriber ? subscriber.map : new Map());
+      },
+      /** The receive-only connection's downlink in bit/s over the next ms. */
+      downlink(ms = 2000) { return downlink(subscriber && subscriber.pc, ms); },
     },
   };
 }

@@ -27,7 +27,7 @@ export function publishCallHooks(call) {
     /**
      * A hearing on the media server: {active, status, publishPc, subscribePc, streams (mid ->
      * {participantId, kind}), layers (participant id -> substream), large (the big tile's
-     * participant), stats() (hearing-stats.js)}.
+     * participant), stats() and downlink(ms) (hearing-stats.js)}.
      */
     get hearing() { return call.hearing ? call.hearing.hook : null; },
   });
