@@ -105,6 +105,11 @@ def test_six_participants_each_decode_the_five_others(hearing: HearingRoom) -> N
         assert sorted(tiles) == sorted(hearing.others(party))
         assert party.side.page.locator(".hearing-large [data-peer-tile]").count() == 1
         assert party.side.page.locator(".hearing-strip [data-peer-tile]").count() == 4
+        # Everyone is heard, large or small: every tile's element plays, with its sound on.
+        playing = party.side.page.eval_on_selector_all(
+            "video.remote", "els => els.map((v) => !v.paused && !v.muted &&"
+            " v.srcObject.getAudioTracks().length === 1)")
+        assert playing == [True] * 5, (party.name, playing)
 
 
 def test_the_phone_sees_the_speaker_large_on_a_small_downlink(hearing: HearingRoom) -> None:
@@ -149,6 +154,21 @@ def test_a_dropped_guest_is_back_without_the_waiting_room(hearing: HearingRoom) 
 
 
 # From now on: each hearing:media state this tab gets, and each text its status line shows.
+def test_a_lost_socket_comes_back_and_keeps_the_call(hearing: HearingRoom) -> None:
+    """A network blip on a desktop guest's socket: it reconnects, joins again with resume and
+    sends afresh; everyone decodes everyone, nobody waits in the lobby."""
+    blip = hearing.parties[3]
+    blip.side.page.evaluate("() => { window.samtale.hearing.publishPc.__old = true;"
+                            " window.samtale.socket.io.engine.close(); }")
+    # Back in the call, sending on a new connection (after the portal's `ready`).
+    blip.wait("() => { const pc = window.samtale.hearing.publishPc;"
+              " return window.samtale.socket.connected && !!pc && !pc.__old &&"
+              " pc.connectionState === 'connected'; }")
+    hearing.everyone_decodes_everyone()
+    assert blip.side.page.evaluate("() => window.samtale.stage") == "call"
+    assert lobby_rows(hearing.host.side) == 0
+
+
 SEEN_MEDIA_JS = """() => {
   window.__media = [];
   window.__said = [];
