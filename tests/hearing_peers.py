@@ -18,10 +18,12 @@ from typing import Any
 
 import av
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
     VideoStreamTrack,
+    sdp,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from live import WAIT, SignalClient
@@ -75,10 +77,10 @@ class HearingPeer:
         self.frames: Counter[tuple[int, str]] = Counter()
         self.offers: list[dict[str, Any]] = []
         self.answered = threading.Condition()
-        self.answers = 0
         self.failures: list[str] = []
         self.ice: list[tuple[list[str], list[str]]] = []
         self._counting: list[asyncio.Task[None]] = []
+        self._answering = asyncio.Lock()
         client.sio.on("hearing:offer", self._offered)
 
     def _run(self, coro: Any, timeout: float = 20) -> Any:
@@ -120,9 +122,17 @@ class HearingPeer:
         asyncio.run_coroutine_threadsafe(self._answer(data), self.loop)
 
     async def _answer(self, data: dict[str, Any]) -> None:
+        async with self._answering:  # one negotiation at a time, in the order offered
+            await self._negotiate(data)
+
+    async def _negotiate(self, data: dict[str, Any]) -> None:
         try:
             if self.subscriber is None:
-                pc = self.subscriber = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+                # max-bundle: with aiortc's default (balanced), a second m-line of a kind in
+                # one offer keeps the first one's transport from before bundling, and its
+                # packets go to the wrong receiver.
+                pc = self.subscriber = RTCPeerConnection(RTCConfiguration(
+                    iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
                 @pc.on("track")
                 def track(track: MediaStreamTrack) -> None:
@@ -132,6 +142,7 @@ class HearingPeer:
 
             pc = self.subscriber
             await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+            route_by_mid(pc, data["sdp"])
             self.mids = {s["mid"]: (s["participant_id"], s["kind"]) for s in data["streams"]}
             await pc.setLocalDescription(await pc.createAnswer())
             self.client.emit("hearing:subscribe", {"sdp": pc.localDescription.sdp})
@@ -140,7 +151,6 @@ class HearingPeer:
             self.failures.append(f"answering an offer: {exc!r}")
         with self.answered:
             self.offers.append(data)
-            self.answers += 1
             self.answered.notify_all()
 
     async def _count(self, mid: str, track: MediaStreamTrack) -> None:
@@ -159,13 +169,19 @@ class HearingPeer:
 
         return dict(self._run(read()))
 
-    def wait_offer(self, predicate: Callable[[dict[str, Any]], bool],
+    def mark(self) -> int:
+        """How many offers were answered so far (for wait_offer's `after`)."""
+        with self.answered:
+            return len(self.offers)
+
+    def wait_offer(self, predicate: Callable[[dict[str, Any]], bool], *, after: int = 0,
                    timeout: float = WAIT * 3) -> dict[str, Any]:
-        """The first offer answered (from now on or before) that satisfies predicate."""
+        """The first offer answered, of those after the first `after`, that satisfies
+        predicate."""
         deadline = time.monotonic() + timeout
         with self.answered:
             while True:
-                found = next((o for o in self.offers if predicate(o)), None)
+                found = next((o for o in self.offers[after:] if predicate(o)), None)
                 if found is not None:
                     return found
                 left = deadline - time.monotonic()
@@ -197,8 +213,15 @@ class HearingPeer:
 
     # --- the end ---------------------------------------------------------------------------
 
+    def restart(self) -> None:
+        """As a page does on `hearing:media {ready}` after Janus was lost: both connections
+        closed; the next offer gets a fresh receiving one, `publish()` a fresh sending one."""
+        self._run(self._close())
+
     def close(self) -> None:
-        """Both connections closed (their ICE checked), the frame counters ended."""
+        """The page goes away: its socket, then both connections (their ICE checked) and
+        the frame counters."""
+        self.client.close()
         self._run(self._close())
         for gathered, used in self.ice:  # the media went over loopback only
             assert_on_loopback(gathered, used, label=self.label)
@@ -214,6 +237,21 @@ class HearingPeer:
         for task in counting:
             task.cancel()
         await asyncio.gather(*counting, return_exceptions=True)
+
+
+def route_by_mid(pc: RTCPeerConnection, offer: str) -> None:
+    """aiortc routes incoming RTP by SSRC (and by payload type while that is unambiguous),
+    never by MID as browsers do: an m-line Janus reuses for another feed comes with a new
+    SSRC, whose packets aiortc would drop. Teach its router each m-line's SSRCs."""
+    ssrcs = {m.rtp.muxId: [s.ssrc for s in m.ssrc]
+             for m in sdp.SessionDescription.parse(offer).media}
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        router = receiver.transport._rtp_router if receiver.transport else None
+        if router is None or transceiver.mid not in ssrcs:
+            continue
+        for ssrc in ssrcs[transceiver.mid]:
+            router.ssrc_table[ssrc] = receiver
 
 
 @contextmanager

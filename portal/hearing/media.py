@@ -132,7 +132,6 @@ class Room:
     #: The Janus client the room was made with; another one means Janus was lost meanwhile.
     client: Any = None
     seats: dict[int, Seat] = field(default_factory=dict)
-    speaker: int | None = None
     #: A recompute is asked for and not yet done (many events, one recompute).
     due: bool = False
     #: Janus was lost; the room is made again when the instance answers.
@@ -594,8 +593,11 @@ class HearingMedia:
             self._offered(seat, data, message.get("jsep"))
             return
         what = data.get("videoroom")
-        if what == "talking":
-            self._speaking(room, data.get("id"))
+        if what == "talking" and data.get("id") == participant_id:
+            # Janus tells every handle in the room; the speaker's own is on one worker only,
+            # which tells the call once.
+            self.outbox.to_call(room.appointment_id, "hearing:speaker",
+                                {"participant_id": participant_id})
         elif what == "event" and ("publishers" in data or "unpublished" in data
                                   or "leaving" in data):
             # Every seat's publisher handle hears the same event: one recompute for all.
@@ -606,11 +608,6 @@ class HearingMedia:
         if room.due:
             room.due = False
             self._recompute(room)
-
-    def _speaking(self, room: Room, feed: Any) -> None:
-        if isinstance(feed, int) and feed != room.speaker:
-            room.speaker = feed
-            self.outbox.to_call(room.appointment_id, "hearing:speaker", {"participant_id": feed})
 
     # --- Janus lost and back ------------------------------------------------------------------
 
