@@ -10,9 +10,6 @@ in Janus."""
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,47 +20,15 @@ import pytest
 from hearing_peers import HearingPeer, hearing_peers
 from janus import JanusProcess
 from live import WAIT, Consult, LivePortal, SignalClient, running
+from recorder_process import RecorderProcess
 from recording_peers import STORED_SHARE, export, wait_status
 from sqlalchemy import select
 
-from portal import PROJECT_ROOT
 from portal.extensions import db
 from portal.hearing import config as janus_config
 from portal.models import Kind, RecordingPolicy, RecordingStatus, RecordingTrack
 
 pytestmark = [pytest.mark.live, pytest.mark.webrtc]
-
-
-class RecorderProcess:
-    """`flask --app app recorder run` against the live portal's database and files."""
-
-    def __init__(self, live: LivePortal, log: Path) -> None:
-        self.live = live
-        self.log = log
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "flask", "--app", "app", "recorder", "run"],
-                cwd=PROJECT_ROOT, env={**live.env, "PORTAL_RECORDER_POLL_MS": "200"},
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
-
-    def stop(self) -> int:
-        """SIGTERM, as an operator's clean stop: it seals what it records."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return int(self.process.returncode)
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ The host asks, the guest answers in the consent prompt, both see the indicator, 
 publish to the recorder (getStats: packets sent), and the stored recording exports, through
 `flask recordings export`, to a Matroska file with both participants' audio and video (ffprobe
 counts the frames) that `flask recordings verify` accepts. Withdrawing stops it at once, a "no"
-stores nothing, a guest cannot fetch recordings, and a hearing's notice must be acknowledged
-before joining. Chromium, ffprobe or a working recorder missing: these tests fail, never skip.
+stores nothing, and a guest cannot fetch recordings. (A hearing's notice and recording go through
+Janus: test_hearing_recording_browser.py.) Chromium, ffprobe or a working recorder missing:
+these tests fail, never skip.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import Any
 import pytest
 from browser_call import (
     Call,
-    Side,
     Sides,
     device_check_passes,
     remote_video_plays,
@@ -32,7 +32,7 @@ from live import Consult, LivePortal
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Kind, Recording, RecordingPolicy, RecordingTrack
+from portal.models import Recording, RecordingPolicy, RecordingTrack
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
@@ -136,21 +136,18 @@ def recording_portal(live_portal_module: LivePortal) -> RecordingPortal:
 # --- steps ---------------------------------------------------------------------------------------
 
 def into_call(sides: Sides, policy: RecordingPolicy = RecordingPolicy.CONSENT,
-              notice: bool = False, guests: tuple[str, ...] = ("Pat Phone",)) -> Call:
-    """Host on the call page, the first guest admitted; both see the other's picture."""
+              guests: tuple[str, ...] = ("Pat Phone",)) -> Call:
+    """Host on the call page, the first guest admitted; both see the other's picture. (A
+    hearing, recorded by notice, goes through Janus: test_hearing_recording_browser.py.)"""
     live = sides.live
-    kind = Kind.HEARING if policy is RecordingPolicy.NOTICE else Kind.CONSULT
-    consult: Consult = live.book_consult(live.create_host(), list(guests), policy=policy,
-                                         kind=kind)
+    consult: Consult = live.book_consult(live.create_host(), list(guests), policy=policy)
     host = sides.host(consult)
     host.page.goto(consult.call_url)
     guest = sides.guest()
     guest.page.goto(consult.guest.url)
     for side in (host, guest):
-        if notice:
-            acknowledge_notice(side)
         device_check_passes(side)
-        assert side.page.is_hidden("#notice") != notice
+        assert side.page.is_hidden("#notice")
     host.page.click("#join")
     host.stage("call")
     guest.page.click("#join")
@@ -163,19 +160,6 @@ def into_call(sides: Sides, policy: RecordingPolicy = RecordingPolicy.CONSENT,
         assert side.page.evaluate("() => document.body.dataset.recording") == "none"
         assert side.page.is_hidden("#rec-indicator")
     return call
-
-
-def acknowledge_notice(side: Side) -> None:
-    """A hearing: the notice is shown on the device check and Join waits for the tick."""
-    side.stage("check")
-    side.page.wait_for_selector("#notice", state="visible")
-    text = side.page.inner_text("#notice")
-    assert "recorded by order of the court" in text, text
-    assert "kept for" in text, text
-    side.page.wait_for_function("() => window.samtale.state.welcome !== null")
-    assert side.page.is_disabled("#join"), "Join must wait for the notice to be acknowledged"
-    side.page.check("#notice-ack")
-    side.wait("() => !document.getElementById('join').disabled")
 
 
 def host_asks(call: Call) -> str:
@@ -417,18 +401,6 @@ def test_someone_joining_pauses_the_recording_until_they_agree(
     seen = stop_recording(call, recording_portal, recording_id)
     assert {t["participant"] for t in seen["tracks"]} == {
         call.host.self_id(), call.guest.self_id(), second.participant_id}, seen
-
-
-def test_a_hearing_notice_is_acknowledged_before_joining(
-        sides: Sides, recording_portal: RecordingPortal) -> None:
-    call = into_call(sides, RecordingPolicy.NOTICE, notice=True)
-    recording_id = host_asks(call)
-    # Everyone acknowledged the notice: the recording starts without a prompt, and there is
-    # no consent to withdraw.
-    both_recorded(call)
-    assert call.guest.page.is_hidden("#consent-dialog")
-    assert call.guest.page.is_hidden("#consent-withdraw")
-    stop_recording(call, recording_portal, recording_id)
 
 
 def test_no_recording_when_the_policy_is_off(sides: Sides) -> None:
