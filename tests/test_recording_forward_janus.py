@@ -9,6 +9,7 @@ sender sent."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -30,6 +31,7 @@ from support import book, invite
 from portal.audit import services as audit
 from portal.extensions import db
 from portal.hearing import config as janus_config
+from portal.hearing.janus import JanusError
 from portal.models import (
     Appointment,
     Decision,
@@ -186,6 +188,13 @@ class Room:
         publisher.close()
         return publisher
 
+    def destroy(self, app: Flask) -> None:
+        """The room goes (the module's tests share one Janus; each test's ids start at 1)."""
+        with contextlib.suppress(JanusError):
+            self.client.request(self.client.attach(), {
+                "request": "destroy", "room": self.appointment_id,
+                "secret": janus_config.room_secret(app, self.appointment_id)})
+
     def participants(self) -> list[dict[str, Any]]:
         listed = self.client.request(self.client.attach(), {
             "request": "listparticipants", "room": self.appointment_id})
@@ -222,6 +231,21 @@ def peers() -> Iterator[Callable[[], Publisher]]:
         yield make
 
 
+@pytest.fixture
+def rooms(janus_app: Flask, janus: JanusProcess,
+          peers: Callable[[], Publisher]) -> Iterator[Callable[[int], Room]]:
+    """Make the hearings' rooms on the module's Janus; destroyed at the end of the test."""
+    made: list[Room] = []
+
+    def make(appointment_id: int) -> Room:
+        made.append(Room(janus, janus_app, appointment_id, peers))
+        return made[-1]
+
+    yield make
+    for room in made:
+        room.destroy(janus_app)
+
+
 def probe(path: Path) -> list[dict[str, Any]]:
     out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of",
                           "json", str(path)], capture_output=True, text=True, check=True,
@@ -237,11 +261,11 @@ def sent(publisher: Publisher) -> dict[str, int]:
 
 
 def test_a_hearing_is_recorded_from_janus_with_every_participants_frames(
-        janus_app: Flask, janus: JanusProcess, people: People, recorder: HearingRecorder,
-        peers: Callable[[], Publisher], tmp_path: Path) -> None:
+        janus_app: Flask, people: People, recorder: HearingRecorder,
+        rooms: Callable[[int], Room], tmp_path: Path) -> None:
     hearing = hearing_in_call(janus_app, people.host_a.id, guests=2)
     host, first, late = hearing.participants
-    room = Room(janus, janus_app, hearing.appointment_id, peers)
+    room = rooms(hearing.appointment_id)
     for who in (host, first):
         room.publish(who)
     recording_id = hearing.start_recording()
@@ -356,7 +380,7 @@ def test_janus_restarting_ends_the_forwards_and_the_recreated_room_is_recorded_a
 
 def test_a_newcomer_pauses_a_consented_recording_until_they_agree(
         janus_app: Flask, janus: JanusProcess, people: People, recorder: HearingRecorder,
-        peers: Callable[[], Publisher]) -> None:
+        rooms: Callable[[int], Room]) -> None:
     """Five people make a consult go through Janus; it is recorded by consent. Someone new in
     the call pauses it (the forwards stay, their media is dropped) until they agree; then it
     records again, the newcomer too."""
@@ -382,7 +406,7 @@ def test_a_newcomer_pauses_a_consented_recording_until_they_agree(
             manager.get().apply(change)
         db.session.commit()
 
-    room = Room(janus, app, appointment_id, peers)
+    room = rooms(appointment_id)
     for who in (host, guest):
         room.publish(who)
     with app.app_context():
