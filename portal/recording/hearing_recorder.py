@@ -37,7 +37,14 @@ from portal.extensions import db
 from portal.hearing import config as janus_config
 from portal.hearing import policy
 from portal.hearing.janus import JanusClient, JanusError, JanusGone, JanusTimeout
-from portal.models import Recording, RecordingStatus, RecordingTrack, utcnow
+from portal.models import (
+    Appointment,
+    Recording,
+    RecordingStatus,
+    RecordingTrack,
+    Status,
+    utcnow,
+)
 from portal.recording import archive, sealing, services
 from portal.recording.forwarded import ForwardReceiver, ForwardResult
 from portal.recording.janus_room import NO_SUCH_ROOM, RECORDABLE, Publication, RoomWatch
@@ -103,6 +110,8 @@ class HearingRecorder:
         self.receiver.start()
         beat = threading.Thread(target=self._heartbeat, name="recorder-heartbeat", daemon=True)
         beat.start()
+        with self.app.app_context():
+            self._clear_rooms()
         log.info("recorder: recording hearings on %s, forwarded media to %s",
                  ", ".join(self.urls) or "(no Janus configured)", self.receiver.host)
         try:
@@ -228,16 +237,39 @@ class HearingRecorder:
         return True
 
     def _clear_room(self, recording: Recording) -> None:
-        """Stop what a dead recorder left Janus forwarding to ports nobody reads."""
         url = self._url(recording)
-        if url is None:
-            return
+        if url is not None:
+            self._clear(url, recording.appointment_id)
+
+    def _clear_rooms(self) -> None:
+        """At the start: nothing forwarded in the rooms of this recorder's instances is its
+        own yet. A recorder that died left its forwards sending to ports nobody reads (the web
+        workers mark its recordings incomplete, but cannot stop those)."""
         try:
-            watch = self._room(self._client(url), recording.appointment_id)
-            watch.clear_forwards()
+            live = db.session.scalars(select(Appointment).where(
+                Appointment.status == Status.LIVE, Appointment.janus_url.in_(self.urls))).all()
+            rooms = [(a.janus_url, a.id) for a in live if a.janus_url]
+            db.session.rollback()
+        except Exception:
+            db.session.rollback()
+            log.exception("recorder: listing the live hearings failed")
+            return
+        for url, appointment_id in rooms:
+            self._clear(url, appointment_id)
+
+    def _clear(self, url: str, appointment_id: int) -> None:
+        """Stop every forward in one room (best effort: a room or a Janus that is gone has
+        none)."""
+        try:
+            watch = self._room(self._client(url), appointment_id)
+            stopped = watch.clear_forwards()
             watch.leave()
         except JanusError as exc:
-            log.info("recorder: clearing room %s: %s", recording.appointment_id, exc)
+            log.info("recorder: clearing room %s: %s", appointment_id, exc)
+            return
+        if stopped:
+            log.warning("recorder: stopped %d forwards a stopped recorder left in room %s",
+                        stopped, appointment_id)
 
     def _hold(self, recording: Recording) -> _Held:
         if recording.key_id is None:  # made by the web worker when it started; else here

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from live import LivePortal
@@ -27,6 +28,16 @@ class RecorderProcess:
                 cwd=PROJECT_ROOT, env={**live.env, "PORTAL_RECORDER_POLL_MS": "200"},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
+
+    def ready(self, timeout: float = 60) -> RecorderProcess:
+        """Wait until it says it records (its start imports the app and aiortc: seconds on a
+        busy machine)."""
+        deadline = time.monotonic() + timeout
+        while "recorder: recording hearings on" not in self.output():
+            assert self.process.poll() is None, f"the recorder exited:\n{self.output()}"
+            assert time.monotonic() < deadline, f"the recorder did not start:\n{self.output()}"
+            time.sleep(0.1)
+        return self
 
     def stop(self) -> int:
         """SIGTERM, as an operator's clean stop: it seals what it records."""

@@ -52,7 +52,7 @@ def recorders(request: pytest.FixtureRequest, hearing_portal: LivePortal,
 
     def start() -> RecorderProcess:
         made.append(RecorderProcess(hearing_portal, tmp_path / f"recorder-{len(made)}.log"))
-        return made[-1]
+        return made[-1].ready()
 
     yield start
     for recorder in made:
@@ -127,7 +127,7 @@ def tracks(live: LivePortal, recording_id: str) -> list[tuple[int, str]]:
         return found
 
 
-def wait_tracks(live: LivePortal, recording_id: str, count: int, timeout: float = 30) -> None:
+def wait_tracks(live: LivePortal, recording_id: str, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while len(tracks(live, recording_id)) < count:
         assert time.monotonic() < deadline, f"tracks: {tracks(live, recording_id)}"

@@ -104,7 +104,7 @@ def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames
         request: pytest.FixtureRequest, chromium: Any, playwright_instance: Any,
         recorded_portal: LivePortal, tmp_path: Path) -> None:
     live = recorded_portal
-    recorder = RecorderProcess(live, tmp_path / "recorder.log")
+    recorder = RecorderProcess(live, tmp_path / "recorder.log").ready()
     consult = live.book_consult(live.create_host(), ["Gil Guest"], title="Recorded hearing",
                                 kind=Kind.HEARING, policy=RecordingPolicy.NOTICE)
     room = HearingRoom(chromium, playwright_instance, live, consult)
@@ -127,7 +127,7 @@ def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames
             p.wait("() => document.body.dataset.recording === 'recording'")
             assert p.side.page.is_hidden("#consent-dialog")
         recording_id = str(page.evaluate("() => window.samtale.recording.id"))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while len(tracks(live, recording_id)) < 2:
             assert time.monotonic() < deadline, recorder.output()
             time.sleep(0.1)
