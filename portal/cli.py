@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app app users|tokens|audit|demo ...`."""
+"""Operator commands: `flask --app app users|tokens|audit|demo|janus ...`."""
 
 from __future__ import annotations
 
@@ -205,8 +205,9 @@ def _demo_consult(host: User) -> tuple[Appointment, str]:
 
 
 def init_app(app: Flask) -> None:
+    from portal.hearing.cli import janus_cli
     from portal.recording import cli as recording_cli
 
-    for command in (users_cli, tokens_cli, audit_cli, demo):
+    for command in (users_cli, tokens_cli, audit_cli, demo, janus_cli):
         app.cli.add_command(command)
     recording_cli.init_app(app)

@@ -189,6 +189,22 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "RECORDER_ALLOW_ADDRESSES": _env_list("RECORDER_ALLOW_ADDRESSES"),
         # A recorder stamps its recordings this often; three missed stamps mean it died.
         "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
+        # Hearings: the Janus instances (comma-separated ws:// URLs on loopback or a private
+        # network; empty: no media server, hearings say so). The API secret and VideoRoom's
+        # admin key: else files made once in instance/ (0600), which `flask janus config`
+        # writes into Janus's configuration. docs/operations.md, "Hearings".
+        "JANUS_URLS": _env_list("JANUS_URLS"),
+        "JANUS_API_SECRET": os.environ.get("PORTAL_JANUS_API_SECRET") or None,
+        "JANUS_ADMIN_KEY": os.environ.get("PORTAL_JANUS_ADMIN_KEY") or None,
+        "JANUS_RTP_PORTS": _env("JANUS_RTP_PORTS", "20000-40000"),
+        # Who may open a Janus API on a private network (the workers' and recorder's addresses).
+        "JANUS_ALLOW_FROM": _env_list("JANUS_ALLOW_FROM"),
+        # A request Janus does not answer in this time fails; keepalives keep the portal's
+        # sessions (Janus ends a silent one after its session_timeout, 60 s).
+        "JANUS_TIMEOUT_SECONDS": _env_int("JANUS_TIMEOUT_SECONDS", 10),
+        "JANUS_KEEPALIVE_SECONDS": _env_int("JANUS_KEEPALIVE_SECONDS", 25),
+        # A lost instance is tried again after this, doubling up to 30 s.
+        "JANUS_RETRY_SECONDS": _env_int("JANUS_RETRY_SECONDS", 2),
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

@@ -8,6 +8,7 @@ file or each other (tests/test_test_layout.py checks)."""
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from apps import make_app, pg_admin, pg_url
 from calls import Consult, consult_now
 from flask import Flask
 from flask_migrate import upgrade
+from janus import JanusProcess, missing_janus, running_janus
 from netns import Namespace, require_root
 from people import Browser, People, Staff, add_people
 from support import SocketClient
@@ -178,6 +180,24 @@ def _webrtc_inside_namespace(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with request.getfixturevalue("media_namespace").entered():
         yield
+
+
+# --- Janus, the hearings' media server: tests/janus.py
+
+@pytest.fixture(scope="module")
+def janus(request: pytest.FixtureRequest, media_namespace: Namespace,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[JanusProcess]:
+    """A real Janus for the module, in the run's namespace (API on 127.0.0.1, media on
+    127.0.0.2), with the portal's locked-down configuration and fresh secrets. Fails (never
+    skips) where Janus is not installed; its log's tail is shown when a test failed."""
+    why = missing_janus()
+    if why:
+        pytest.fail(why, pytrace=False)
+    failed_before = request.session.testsfailed
+    with running_janus(tmp_path_factory.mktemp("janus"), media_namespace) as made:
+        yield made
+        if request.session.testsfailed > failed_before:
+            sys.stderr.write(f"\n{made.diagnose()}\n")
 
 
 # --- Signaling through the test client (tests/calls.py)

@@ -2,7 +2,7 @@
 
 ICE gathers every interface of the machine, so a browser or aiortc peer on a machine with an
 `eth0` would send media to that address. Inside a namespace this run makes itself, only `lo`
-exists (plus, for Janus, a veth end with 127.0.0.2: see ../shared/DESIGN.md).
+exists, plus for Janus a veth pair with 127.0.0.2/32 on one end (see ../shared/DESIGN.md).
 
 `Namespace.entered()` moves the *calling thread* into the namespace (setns(2) is per thread).
 Threads and processes started from it inherit it: the live portal (gunicorn), Playwright's
@@ -24,6 +24,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 CLONE_NEWNET = 0x40000000
+#: Janus's media address inside the namespace (its `interface` and `ice_enforce_list`), on a
+#: veth end of its own: see ../shared/DESIGN.md ("Loopback").
+JANUS_ADDRESS = "127.0.0.2"
+JANUS_LINK = "janus0"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 WHY_ROOT = (
@@ -49,6 +53,13 @@ def _ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
 
 
+def _sysctl(namespace: str, setting: str) -> None:
+    done = subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w", setting],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sysctl {setting} in {namespace}: {done.stderr.strip()}")
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         errno = ctypes.get_errno()
@@ -61,16 +72,30 @@ class Namespace:
 
     @classmethod
     def create(cls, prefix: str = "samtale-test") -> Namespace:
-        """A new namespace with only `lo`, up (and any left by a killed run removed)."""
+        """A new namespace with `lo` and the veth pair for Janus, up (and any left by a killed
+        run removed)."""
         remove_orphans(prefix)
         namespace = cls(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
         _ip("netns", "add", namespace.name)
         try:
             _ip("-n", namespace.name, "link", "set", "lo", "up")
+            namespace._add_janus_link()
         except Exception:
             namespace.remove()
             raise
         return namespace
+
+    def _add_janus_link(self) -> None:
+        """Janus (libnice) gathers no candidates on a loopback interface, and a `dummy` link
+        does not work here: a veth pair, both ends inside, one with JANUS_ADDRESS/32, IPv6 off
+        (no link-local addresses for ICE to offer)."""
+        _ip("-n", self.name, "link", "add", JANUS_LINK, "type", "veth", "peer", "name",
+            f"{JANUS_LINK}p")
+        for link in (JANUS_LINK, f"{JANUS_LINK}p"):
+            _sysctl(self.name, f"net.ipv6.conf.{link}.disable_ipv6=1")
+        _ip("-n", self.name, "addr", "add", f"{JANUS_ADDRESS}/32", "dev", JANUS_LINK)
+        for link in (JANUS_LINK, f"{JANUS_LINK}p"):
+            _ip("-n", self.name, "link", "set", link, "up")
 
     def remove(self) -> None:
         with contextlib.suppress(RuntimeError):
