@@ -197,6 +197,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "JANUS_API_SECRET": os.environ.get("PORTAL_JANUS_API_SECRET") or None,
         "JANUS_ADMIN_KEY": os.environ.get("PORTAL_JANUS_ADMIN_KEY") or None,
         "JANUS_RTP_PORTS": _env("JANUS_RTP_PORTS", "20000-40000"),
+        # Who may open a Janus API on a private network (the workers' and recorder's addresses).
+        "JANUS_ALLOW_FROM": _env_list("JANUS_ALLOW_FROM"),
         # A request Janus does not answer in this time fails; keepalives keep the portal's
         # sessions (Janus ends a silent one after its session_timeout, 60 s).
         "JANUS_TIMEOUT_SECONDS": _env_int("JANUS_TIMEOUT_SECONDS", 10),

@@ -5,7 +5,8 @@ inside the run's network namespace, Janus's media on the veth end 127.0.0.2 (tes
 `JanusProcess` offers `url`, `api_secret`, `admin_key`, `settings`, `log`, `pid`, `stop()`,
 `kill()` (SIGKILL), `pause()`/`resume()` (SIGSTOP/SIGCONT: a Janus that does not answer),
 `restart()` (on the same port), `client(...)` (a connected JanusClient, made inside the
-namespace) and `diagnose()` (the log's tail, for a failure message). The `janus` fixture is in
+namespace), `portal_env()`/`portal_config()` (a live or test portal's settings for it) and
+`diagnose()` (the log's tail, for a failure message). The `janus` fixture is in
 conftest.py. A missing /usr/bin/janus fails the test with how to install it, never skips.
 """
 
@@ -140,6 +141,16 @@ class JanusProcess:
         """Killed (if it runs) and started again on the same port, with the same secrets."""
         self.kill()
         self.start()
+
+    def portal_env(self) -> dict[str, str]:
+        """The environment that points a live portal (tests/live.py `env=`) at this Janus."""
+        return {"PORTAL_JANUS_URLS": self.url, "PORTAL_JANUS_API_SECRET": self.api_secret,
+                "PORTAL_JANUS_ADMIN_KEY": self.admin_key}
+
+    def portal_config(self) -> dict[str, Any]:
+        """The same as settings of a test app (apps.make_app(..., **config))."""
+        return {"JANUS_URLS": [self.url], "JANUS_API_SECRET": self.api_secret,
+                "JANUS_ADMIN_KEY": self.admin_key}
 
     def client(self, **options: Any) -> JanusClient:
         """A JanusClient connected from inside the namespace, closed at the end."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,8 @@ def test_the_configuration_loads_videoroom_and_websockets_alone(tmp_path: Path) 
     assert [p.name for p in (folder / "transports").iterdir()] == ["libjanus_websockets.so"]
     assert not list((folder / "events").iterdir()) and not list((folder / "loggers").iterdir())
     ws = (folder / "janus.transport.websockets.jcfg").read_text()
-    for line in ('ws_ip = "127.0.0.1"', "ws_port = 8300", "wss = false", "admin_ws = false",
-                 "admin_wss = false"):
+    for line in ('ws_ip = "127.0.0.1"', "ws_port = 8300", 'ws_acl = "127.0.0.1"', "wss = false",
+                 "admin_ws = false", "admin_wss = false"):
         assert line in ws
     room = (folder / "janus.plugin.videoroom.jcfg").read_text()
     assert 'admin_key = "admin-key"' in room and "lock_rtp_forward = true" in room
@@ -69,8 +71,13 @@ def test_writing_again_replaces_what_was_there(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("changes", "why"), [
     ({"url": "wss://127.0.0.1:8989"}, "ws://ADDRESS:PORT"),
     ({"url": "ws://127.0.0.1:8188/janus"}, "ws://ADDRESS:PORT"),
-    ({"url": "ws://janus.example.org:8188"}, "IP address"),
+    ({"url": "ws://janus.example.org:8188"}, "IPv4 address"),
+    ({"url": "ws://[::1]:8188"}, "IPv4 address"),
     ({"url": "ws://8.8.8.8:8188"}, "loopback or a private network"),
+    ({"url": "ws://0.0.0.0:8188"}, "loopback or a private network"),  # every interface
+    ({"url": "ws://169.254.1.1:8188", "allow_from": ("169.254.1.2",)}, "private network"),
+    ({"url": "ws://10.20.0.5:8188"}, "allow-from"),
+    ({"url": "ws://10.20.0.5:8188", "allow_from": ("portal.lan",)}, "IPv4 address"),
     ({"api_secret": ""}, "api_secret"),
     ({"admin_key": 'a"b'}, "letters, digits"),
     ({"interface": "127.0.0.2\nx"}, "letters, digits"),
@@ -82,8 +89,11 @@ def test_unsafe_settings_are_refused(tmp_path: Path, changes: dict[str, Any], wh
     assert not (tmp_path / "janus.jcfg").exists()
 
 
-def test_a_private_address_is_allowed() -> None:
-    settings(url="ws://10.20.0.5:8188").check()
+def test_a_private_address_is_allowed_to_the_named_portals(tmp_path: Path) -> None:
+    write_config(tmp_path, settings(url="ws://10.20.0.5:8188",
+                                    allow_from=("10.20.0.2", "10.20.0.3")))
+    ws = (tmp_path / "janus.transport.websockets.jcfg").read_text()
+    assert 'ws_ip = "10.20.0.5"' in ws and 'ws_acl = "10.20.0.2,10.20.0.3"' in ws
 
 
 def test_room_secrets_are_derived_from_the_secret_key(app: Flask) -> None:
@@ -121,6 +131,27 @@ def test_janus_config_writes_the_portals_configuration(app: Flask, tmp_path: Pat
     refused = app.test_cli_runner().invoke(args=["janus", "config", str(tmp_path / "no"),
                                                  "--url", "ws://8.8.8.8:1"])
     assert refused.exit_code != 0 and "loopback or a private network" in refused.output
+    private = app.test_cli_runner().invoke(args=[
+        "janus", "config", str(tmp_path / "lan"), "--url", "ws://10.1.2.3:8188",
+        "--allow-from", "10.1.2.4, 10.1.2.5"])
+    assert private.exit_code == 0, private.output
+    assert 'ws_acl = "10.1.2.4,10.1.2.5"' in (
+        tmp_path / "lan" / "janus.transport.websockets.jcfg").read_text()
+
+
+def test_without_janus_the_command_and_the_tests_say_how_to_install_it(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    import janus as janus_helpers
+
+    from portal.hearing import cli
+
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    result = app.test_cli_runner().invoke(args=["janus", "run"])
+    assert result.exit_code != 0 and "apt-get install janus" in result.output
+    assert "Consults work without it" in result.output
+    monkeypatch.setattr(janus_helpers, "JANUS", "/nonexistent/janus")
+    why = janus_helpers.missing_janus()
+    assert why is not None and "apt-get install janus" in why
 
 
 # --- a real Janus with this configuration ---------------------------------------------------
@@ -143,6 +174,23 @@ def test_the_api_refuses_requests_without_the_secret(janus: JanusProcess) -> Non
         answer = raw(janus, message)
         assert (answer["janus"], answer["error"]["code"]) == ("error", 403), answer
     assert raw(janus, {"janus": "create", "apisecret": janus.api_secret})["janus"] == "success"
+
+
+@pytest.mark.webrtc
+def test_the_api_refuses_a_connection_from_an_address_not_allowed(janus: JanusProcess) -> None:
+    """ws_acl: 127.0.0.1 only. From Janus's own media address (127.0.0.2) the socket opens and
+    Janus closes it at once, before any request."""
+    with janus.namespace.entered():
+        sock = socket.create_connection(("127.0.0.1", janus.settings.port), timeout=5,
+                                        source_address=("127.0.0.2", 0))
+        with pytest.raises((websocket.WebSocketException, OSError)):
+            ws = websocket.create_connection(janus.url, subprotocols=["janus-protocol"],
+                                             timeout=5, socket=sock)
+            ws.send(json.dumps({"janus": "create", "transaction": "t",
+                                "apisecret": janus.api_secret}))
+            ws.recv()
+        sock.close()
+    assert "unauthorized to connect" in janus.log.read_text()
 
 
 @pytest.mark.webrtc
@@ -221,3 +269,47 @@ def test_janus_run_serves_the_portals_configuration(tmp_path: Path,
         finally:
             janus.send_signal(signal.SIGTERM)
             janus.wait(timeout=10)
+
+
+@pytest.mark.webrtc
+def test_janus_runs_as_a_user_of_its_own_with_a_configuration_only_its_group_reads(
+        app: Flask, media_namespace: Namespace) -> None:
+    """As the systemd unit runs it (deploy/samtale-janus.service): here nobody:nogroup, which
+    reads the configuration through `--group` alone, and may write nothing of its own."""
+    why = missing_janus()
+    if why:
+        pytest.fail(why, pytrace=False)
+    wanted = fresh_settings(free_port(media_namespace))
+    app.config.update(JANUS_API_SECRET=wanted.api_secret, JANUS_ADMIN_KEY=wanted.admin_key)
+    with tempfile.TemporaryDirectory(prefix="samtale-janus-") as top:
+        os.chmod(top, 0o711)  # noqa: S103 (pytest's tmp_path is root's alone: nobody may pass)
+        folder = Path(top) / "conf"
+        result = app.test_cli_runner().invoke(args=[
+            "janus", "config", str(folder), "--url", wanted.url, "--interface", "127.0.0.2",
+            "--group", "nogroup"])
+        assert result.exit_code == 0, result.output
+        assert stat.S_IMODE((folder / "janus.jcfg").stat().st_mode) == 0o640
+        with media_namespace.entered(), (Path(top) / "log").open("wb") as log:
+            janus = subprocess.Popen(
+                ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", JANUS,
+                 "-F", str(folder), "-o"], stdout=log, stderr=subprocess.STDOUT)
+            try:
+                client = JanusClient(wanted.url, wanted.api_secret, timeout=2)
+                deadline = time.monotonic() + 10
+                while True:
+                    try:
+                        client.connect()
+                        break
+                    except JanusError:
+                        assert janus.poll() is None, (Path(top) / "log").read_text()
+                        assert time.monotonic() < deadline, (Path(top) / "log").read_text()
+                        time.sleep(0.1)
+                        client = JanusClient(wanted.url, wanted.api_secret, timeout=2)
+                assert client.attach() > 0
+                client.close()
+                status = Path(f"/proc/{janus.pid}/status").read_text().splitlines()
+                uids = next(line for line in status if line.startswith("Uid:")).split()[1:]
+                assert set(uids) == {"65534"}
+            finally:
+                janus.send_signal(signal.SIGTERM)
+                janus.wait(timeout=10)

@@ -4,6 +4,7 @@ the scripted stand-in (tests/fake_janus.py); a real Janus killed and restarted a
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,6 +113,20 @@ def test_a_lost_instance_is_told_reconnected_and_told_again(fakes: list[FakeJanu
     second = pool.client(fake.url)
     assert second is not first and second.alive and fake.connections == 2
     assert events == [(fake.url, 5, "webrtcup")]
+    pool.close()
+
+
+def test_a_forked_worker_starts_without_the_parents_connections(fakes: list[FakeJanus]) -> None:
+    """gunicorn makes the app (and perhaps its pool) in the master, then forks the worker."""
+    pool = JanusPool([fakes[0].url], "s", timeout=1, keepalive=3600)
+    assert pool.client(fakes[0].url).alive
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status only
+        fresh = pool._instances[fakes[0].url].client is None and pool._supervisor is None
+        os._exit(0 if fresh and pool._lock.acquire(timeout=1) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pool.client(fakes[0].url).alive  # the parent's are untouched
     pool.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import os
 import shutil
+import stat
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +23,11 @@ INSTALL_HINT = ("Janus is not installed: `apt-get install janus` (Debian), then 
 
 
 def _settings(url: str | None, interface: str | None, session_timeout: int | None,
-              ) -> config.JanusSettings:
+              allow_from: str | None = None) -> config.JanusSettings:
     settings = config.settings_for(current_app, url)
+    if allow_from:
+        settings = replace(settings, allow_from=tuple(
+            a.strip() for a in allow_from.split(",") if a.strip()))
     if interface:
         settings = replace(settings, interface=interface, ice_enforce_list=interface)
     if session_timeout is not None:
@@ -51,8 +55,11 @@ def _readable_by(directory: Path, group: str) -> None:
     for path in [directory, *directory.rglob("*")]:
         if path.is_symlink():
             continue
-        os.chown(path, -1, gid)
-        path.chmod(0o750 if path.is_dir() else 0o640)
+        info = path.stat()
+        if info.st_gid != gid:
+            os.chown(path, -1, gid)
+        # A setgid folder (install -d -m 2750) keeps giving new files its group.
+        path.chmod(0o750 | (info.st_mode & stat.S_ISGID) if path.is_dir() else 0o640)
 
 
 URL_HELP = "The instance's API address (default: the first of PORTAL_JANUS_URLS)."
@@ -65,11 +72,13 @@ INTERFACE_HELP = "The address Janus offers media on (default: Janus picks)."
 @click.option("--interface", help=INTERFACE_HELP)
 @click.option("--session-timeout", type=int, help="Janus's session timeout, seconds (60).")
 @click.option("--group", help="A group that may read it (Janus's own user's group, e.g. janus).")
+@click.option("--allow-from", help="Comma-separated addresses that may use the API (default: "
+              "PORTAL_JANUS_ALLOW_FROM, else 127.0.0.1; required for a private address).")
 def write(directory: Path, url: str | None, interface: str | None,
-          session_timeout: int | None, group: str | None) -> None:
+          session_timeout: int | None, group: str | None, allow_from: str | None) -> None:
     """Write a locked-down Janus configuration into DIRECTORY, with this portal's API secret
     and admin key: run Janus with `janus -F DIRECTORY`."""
-    settings = _settings(url, interface, session_timeout)
+    settings = _settings(url, interface, session_timeout, allow_from)
     _write(directory, settings)
     if group:
         _readable_by(directory, group)

@@ -2,8 +2,9 @@
 
 Janus's Debian defaults are unsafe for us (API on every interface, no `api_secret`, the
 well-known admin secret, every plugin loaded). What `write_config` writes instead:
-- the Janus API on WebSockets only, bound to the URL's address (loopback or private), no
-  secure WebSockets and no Admin API on any transport;
+- the Janus API on WebSockets only, bound to the URL's address (loopback or private IPv4) and
+  open to named addresses only (ws_acl: 127.0.0.1 by default), no secure WebSockets and no
+  Admin API on any transport;
 - `api_secret` on every request, a random `admin_secret` for an Admin API that is not served;
 - VideoRoom alone: Janus reads plugins and transports from folders of the configuration's own
   that hold links to VideoRoom and the WebSockets transport only, so nothing installed later
@@ -50,6 +51,9 @@ class JanusSettings:
     #: The address Janus puts in its SDP and gathers on (None: Janus picks). Tests: 127.0.0.2.
     interface: str | None = None
     ice_enforce_list: str | None = None
+    #: The addresses that may open the API besides nothing (Janus's ws_acl); on loopback the
+    #: default is 127.0.0.1, on a private network they must be named.
+    allow_from: tuple[str, ...] = ()
     debug_level: int = 4
 
     @property
@@ -61,17 +65,22 @@ class JanusSettings:
         return urlsplit(self.url).port or 8188
 
     def check(self) -> None:
-        """ValueError unless the API stays on loopback or a private address, over ws://."""
+        """ValueError unless the API stays on loopback or a private IPv4 address, over ws://,
+        open to named portal addresses only."""
         parts = urlsplit(self.url)
         if parts.scheme != "ws" or not parts.hostname or parts.path not in ("", "/"):
             raise ValueError(f"a Janus URL is ws://ADDRESS:PORT, not {self.url!r}")
-        try:
-            address = ipaddress.ip_address(parts.hostname)
-        except ValueError as exc:
-            raise ValueError(f"a Janus URL names an IP address, not {parts.hostname!r}") from exc
-        if not (address.is_loopback or address.is_private):
+        address = _ipv4(parts.hostname, "a Janus URL")
+        if address.is_unspecified or address.is_multicast or address.is_link_local or not (
+                address.is_loopback or address.is_private):
             raise ValueError(f"Janus's API must stay on loopback or a private network, not "
                              f"{address}")
+        if not address.is_loopback and not self.allow_from:
+            raise ValueError("a Janus on a private network needs the addresses allowed to use "
+                             "its API (--allow-from / PORTAL_JANUS_ALLOW_FROM: the portal's "
+                             "web workers and recorder)")
+        for allowed in self.allow_from:
+            _ipv4(allowed, "--allow-from")
         if not (self.api_secret and self.admin_key):
             raise ValueError("Janus needs an api_secret and an admin_key")
         low, high = self.rtp_range
@@ -80,6 +89,18 @@ class JanusSettings:
         for value in (self.api_secret, self.admin_key, self.interface, self.ice_enforce_list):
             if value is not None and not _plain(value):
                 raise ValueError("Janus settings may hold letters, digits and . , : - _ only")
+
+    @property
+    def acl(self) -> list[str]:
+        """Who may open the API (Janus's ws_acl): the named addresses, else 127.0.0.1."""
+        return list(self.allow_from) or ["127.0.0.1"]
+
+
+def _ipv4(text: str, what: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError as exc:
+        raise ValueError(f"{what} names an IPv4 address, not {text!r}") from exc
 
 
 def _plain(value: str) -> bool:
@@ -190,7 +211,8 @@ def write_config(directory: Path, settings: JanusSettings, lib_dir: Path | None 
     }))
     _write(directory / "janus.transport.websockets.jcfg", _render({
         "general": {"json": "plain", "events": False, "ws": True, "ws_port": settings.port,
-                    "ws_ip": settings.host, "wss": False, "ws_logging": "err,warn"},
+                    "ws_ip": settings.host, "ws_acl": ",".join(settings.acl), "wss": False,
+                    "ws_logging": "err,warn"},
         "admin": {"admin_ws": False, "admin_wss": False},
         "cors": {},
         "certificates": {},
@@ -226,7 +248,8 @@ def settings_for(app: Flask, url: str | None = None) -> JanusSettings:
     chosen = url or next(iter(urls(app)), "ws://127.0.0.1:8188")
     low, _, high = str(app.config.get("JANUS_RTP_PORTS", "20000-40000")).partition("-")
     return JanusSettings(api_secret=api_secret(app), admin_key=admin_key(app), url=chosen,
-                         rtp_range=(int(low), int(high or low)))
+                         rtp_range=(int(low), int(high or low)),
+                         allow_from=tuple(app.config.get("JANUS_ALLOW_FROM") or ()))
 
 
 def room_secret(key: Flask | str, appointment_id: int) -> str:

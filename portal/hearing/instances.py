@@ -1,9 +1,9 @@
 """The Janus instances this process talks to: one client per instance, kept connected.
 
-`clients(app)` is the app's `JanusPool` (app.extensions["janus"]), made at first use in the
-process that uses it (a forked worker starts afresh: threads do not survive a fork). The pool
-connects lazily, and a supervisor thread reconnects an instance that was lost, with backoff
-(JANUS_RETRY_SECONDS, doubling up to MAX_RETRY). Listeners hear of every event Janus sends
+`clients(app)` is the app's `JanusPool` (app.extensions["janus"]). The pool connects lazily,
+in the process that uses it (a forked worker starts afresh: threads do not survive a fork);
+from the first connection on, a supervisor thread reconnects an instance that was lost, with
+backoff (JANUS_RETRY_SECONDS, doubling up to MAX_RETRY). Listeners hear of every event Janus sends
 (on the client's reader thread: be quick), of an instance lost and of one back (on the
 supervisor thread): a Janus restart ends its rooms, and whoever made them makes them again.
 Each hearing is pinned to one instance (Appointment.janus_url); `choose()` picks the reachable
@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -79,8 +80,9 @@ class JanusPool:
         self._on_back: list[UrlListener] = []
         self._wake = threading.Event()
         self._closed = False
-        self._pid = os.getpid()
         self._supervisor: threading.Thread | None = None
+        # gunicorn makes the app, then forks the worker: the worker starts afresh.
+        os.register_at_fork(after_in_child=partial(_forked, weakref.ref(self)))
 
     @classmethod
     def from_app(cls, app: Flask) -> JanusPool:
@@ -104,7 +106,6 @@ class JanusPool:
                 self._on_lost.append(on_lost)
             if on_back:
                 self._on_back.append(on_back)
-        self._start()
 
     @property
     def configured(self) -> bool:
@@ -124,7 +125,6 @@ class JanusPool:
     def client(self, url: str) -> JanusClient:
         """The live client of this instance, connected now if need be. JanusGone if it is not
         one of ours, unreachable, or waiting out its backoff."""
-        self._after_fork()
         instance = self._instances.get(url)
         if instance is None:
             raise JanusGone(f"{url} is not one of this portal's Janus instances")
@@ -257,15 +257,18 @@ class JanusPool:
             self._wake.clear()
 
     def _after_fork(self) -> None:
-        """A forked child starts without the parent's clients and supervisor."""
-        if os.getpid() == self._pid:
-            return
-        self._pid = os.getpid()
+        """In a forked child: none of the parent's clients, threads or held locks."""
         self._lock = threading.Lock()
         self._instances = {url: _Instance(url) for url in self.urls}
         self._notices = []
         self._wake = threading.Event()
         self._supervisor = None
+
+
+def _forked(pool: weakref.ref[JanusPool]) -> None:
+    found = pool()
+    if found is not None:
+        found._after_fork()
 
 
 def clients(app: Flask) -> JanusPool:

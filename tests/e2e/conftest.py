@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from browser_call import CHROMIUM, CHROMIUM_ARGS, Sides
+from janus import JanusProcess
 from live import LivePortal, running
 from netns import outside_loopback
 from playwright.sync_api import Browser, Playwright, sync_playwright
@@ -89,3 +90,11 @@ def sides(request: pytest.FixtureRequest, chromium: Browser, playwright_instance
                                  f"{side.gathered}, used {side.used}, offered {side.remote})")
     finally:
         made.close()
+
+
+# --- Janus for live portals (the `janus` fixture is in ../conftest.py) -----------------------
+
+@pytest.fixture(scope="module")
+def janus_env(janus: JanusProcess) -> dict[str, str]:
+    """`live_portal_factory(env=janus_env)`: a live portal that uses the module's Janus."""
+    return janus.portal_env()
