@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from babel.dates import get_date_format, get_time_format, get_timezone_name, parse_pattern
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, render_template, request
 from flask_babel import (
     format_date,
     format_time,
@@ -15,6 +15,7 @@ from flask_babel import (
     get_translations,
     to_user_timezone,
 )
+from markupsafe import Markup
 
 from portal.accounts.sessions import warn_seconds
 from portal.appointments.forms import role_label
@@ -165,13 +166,27 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def per_locale(template: str) -> Markup:
+    """A template that depends on nothing but the language, rendered once per language and
+    worker (the call page's ~80 strings for its scripts cost as much as the rest of the page)."""
+    cache: dict[tuple[str, str], Markup] = current_app.extensions["per_locale"]
+    key = (template, str(get_locale()))
+    rendered = cache.get(key)
+    if rendered is None:
+        rendered = Markup(render_template(template))  # noqa: S704 - autoescaped output
+        if not current_app.jinja_env.auto_reload:
+            cache[key] = rendered
+    return rendered
+
+
 def init_app(app: Flask) -> None:
+    app.extensions["per_locale"] = {}
     app.jinja_env.filters.update(when=when, zone_name=zone_name, role_label=role_label,
                                  status_label=status_label, kind_label=kind_label,
                                  policy_label=policy_label)
     app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
                                  current_locale=lambda: str(get_locale()),
-                                 role_labels=role_labels, row_text=RowText,
+                                 role_labels=role_labels, row_text=RowText, per_locale=per_locale,
                                  recording_status_label=recording_status_label,
                                  recording_reason_label=recording_reason_label,
                                  idle_warn_seconds=warn_seconds)

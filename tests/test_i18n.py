@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import json
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "portal" / "translations"
 NB_PO = TRANSLATIONS / "nb" / "LC_MESSAGES" / "messages.po"
 NB_MO = TRANSLATIONS / "nb" / "LC_MESSAGES" / "messages.mo"
+NB_ASKING = "Ber om tilgang til kamera og mikrofon…"
 
 #: A printf conversion as Python's % operator reads it, named or not; "%%" included.
 CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0 +-]*(?:\d+|\*)?(?:\.(?:\d+|\*))?[diouxXeEfFgGcrsa%]")
@@ -395,3 +397,25 @@ def test_the_lists_row_text_is_the_same_as_the_filters_and_catalogue_give(app, l
             assert text.guests(n) == ngettext("%(num)d guest", "%(num)d guests", n)
         if lang == "nb":
             assert text.status(Status.SCHEDULED) == "planlagt"
+
+
+def call_text(page: str) -> dict[str, object]:
+    start = page.index('<script type="application/json" id="call-text">') + len(
+        '<script type="application/json" id="call-text">')
+    return dict(json.loads(page[start:page.index("</script>", start)]))
+
+
+def test_the_call_pages_script_text_is_rendered_once_per_language_and_never_mixed(
+        app, people, new_browser):
+    _, token = invite(app, book(app, people.host_a.id), name="Pat")
+    pages = {accept: [new_browser().get(f"/j/{token}", headers={"Accept-Language": accept})
+                      .get_data(as_text=True) for _ in range(2)] for accept in ("en", "nb", "fr")}
+    english, norwegian = call_text(pages["en"][0]), call_text(pages["nb"][0])
+    assert english["media_asking"] == "Asking for your camera and microphone…"
+    assert norwegian["media_asking"] == NB_ASKING
+    assert norwegian["roles"] != english["roles"]
+    # The second page of a language is the first one's text, and French gets the English one.
+    assert call_text(pages["en"][1]) == call_text(pages["fr"][0]) == english
+    assert call_text(pages["nb"][1]) == norwegian
+    assert sorted(app.extensions["per_locale"]) == [("call/_text.html", "en"),
+                                                    ("call/_text.html", "nb")]
