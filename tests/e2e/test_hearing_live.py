@@ -402,5 +402,5 @@ def test_janus_killed_and_restarted_the_hearing_comes_back(
     for peer, mark in zip(everyone, marks, strict=True):
         peer.wait_offer(lambda o, p=peer: streams_of(o) == full(others(p, everyone)),
                         after=mark, timeout=RECOVERY)
-        peer.wait_frames(others(peer, everyone))
+        peer.wait_frames(others(peer, everyone), timeout=RECOVERY)
         assert peer.failures == []
