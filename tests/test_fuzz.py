@@ -59,7 +59,7 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
 #: The protocol's own field names (docs/signaling.md), so that payloads reach the schemas.
 FIELDS = ["participant_id", "resume", "notice", "to", "description", "candidate", "type", "sdp",
           "sdpMid", "sdpMLineIndex", "usernameFragment", "audio", "video", "text", "version",
-          "id", "decision"]
+          "id", "decision", "pc", "substream"]
 SHAPED = st.recursive(
     st.dictionaries(st.sampled_from(FIELDS), SCALARS, max_size=5),
     lambda inner: st.dictionaries(st.sampled_from(FIELDS), SCALARS | inner, max_size=5),
@@ -91,6 +91,13 @@ def sound(ids: list[int]) -> dict[str, st.SearchStrategy[Any]]:
             "decision": st.sampled_from(["granted", "declined", "withdrawn"])}),
         "record:stop": st.fixed_dictionaries({"id": recording}),
         "record:offer": st.fixed_dictionaries({"id": recording, "sdp": some_text}),
+        "hearing:publish": st.fixed_dictionaries({"sdp": some_text}),
+        "hearing:subscribe": st.fixed_dictionaries({"sdp": some_text}),
+        "hearing:candidate": st.fixed_dictionaries({
+            "pc": st.sampled_from(["publish", "subscribe"]), "candidate": st.none() | candidate}),
+        "hearing:layer": st.fixed_dictionaries({"participant_id": some_id,
+                                                "substream": st.integers(-1, 3)}),
+        "hearing:unpublish": st.just({}),
     }
 
 

@@ -15,12 +15,13 @@ from portal.extensions import socketio
 
 
 def init_app(app: Flask) -> None:
-    from portal.call import events, notify, recording_events  # noqa: F401 - the handlers
+    from portal.call import events, hearing_events, notify, recording_events  # noqa: F401
     from portal.call.guard import Sockets
 
     app.extensions["sockets"] = Sockets(app)
     logs.quiet_socket_loggers()
     notify.connect(app)
+    hearing_events.init_app(app)
 
     base_url = app.config["BASE_URL"]
     queue = app.config["SOCKETIO_MESSAGE_QUEUE"]

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from portal import presence
 from portal.call import guard, rooms, schemas
+from portal.call import hearing_events as hearing
 from portal.call import services as call
 from portal.call.guard import Identity, event, send
 from portal.call.ice import ice_servers, stun_servers
@@ -113,6 +114,7 @@ def welcome(sid: str, identity: Identity) -> None:
         "stun_servers": stun_servers(current_app.config),
         "reconnect_grace_seconds": current_app.config["RECONNECT_GRACE_SECONDS"],
         "recording": _recording_welcome(appointment),
+        **hearing.welcome_extra(sid, appointment),
     }, to=sid)
     if identity.is_host:
         send("lobby:list", {"waiting": presence.waiting(appointment)}, to=sid)
@@ -124,6 +126,7 @@ def went_away(sid: str, identity: Identity) -> None:
         return
     was_in_call = me.joined_call_at is not None
     outcome = call.went_away(me, sid)
+    hearing.left(sid, identity)
     if outcome == "left_lobby":
         _lobby_changed(me.appointment_id)
     elif outcome == "away":
@@ -197,12 +200,14 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     send("call:peer-joined", {"peer": presence.peer(me), "resume": data["resume"]},
          to=room, skip_sid=sid)
     send("record:state", consent.state_json(consent.active(me.appointment_id)), to=sid)
+    hearing.joined(sid, identity, me.appointment)
 
 
 @event("call:leave", schemas.Empty())
 def call_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = me_of(identity)
     call.leave(me, sid)
+    hearing.left(sid, identity)
     guard.leave(sid, rooms.call_room(identity.appointment_id))
     _left(identity.appointment_id, me.id)
 
@@ -215,6 +220,7 @@ def call_end(sid: str, identity: Identity, data: dict[str, Any]) -> None:
 @event("signal", schemas.Signal())
 def signal(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     """The hot path: who is in the call comes from this worker's roster, not a query."""
+    hearing.refuse_signal_in_janus_call(identity)
     registry = guard.sockets()
     to = registry.roster.target(identity.appointment_id, identity.participant_id, sid,
                                 data["to"])

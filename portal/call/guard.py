@@ -48,6 +48,9 @@ class Sockets:
         self.buckets = Buckets()
         #: Who is in which call, for relaying without a query (portal/call/roster.py).
         self.roster = roster.Roster()
+        #: Told the appointment id whenever who is in a call changed (here or on another
+        #: worker): the hearing's subscriptions follow it.
+        self.on_roster: list[Callable[[int], None]] = []
         self._sweeping = False
         self.fanout = Fanout(self._notice, app.config["SOCKETIO_MESSAGE_QUEUE"],
                              app.config["SOCKETIO_CHANNEL"], redis_pool_size(app.config))
@@ -108,6 +111,11 @@ class Sockets:
     def _notice(self, notice: dict[str, Any]) -> None:
         if notice["kind"] == "roster":
             self.roster.forget(int(notice["id"]))
+            for tell in self.on_roster:
+                try:
+                    tell(int(notice["id"]))
+                except Exception:
+                    log.exception("telling of a call's change failed")
             return
         key = notice["id"] if notice["kind"] == "session" else int(notice["id"])
         matching = self._matching(notice["kind"], key)

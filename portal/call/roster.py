@@ -1,4 +1,5 @@
-"""Who is in each call now, in this worker's memory: a relayed `signal` needs no query.
+"""Who is in each call now, and whether it goes through Janus, in this worker's memory: a
+relayed `signal` or hearing candidate needs no query.
 
 The database stays the truth. A call's members (participant id -> the socket that speaks for
 it) are read from it once, on a connection that only reads, and kept until a change to one of
@@ -13,39 +14,52 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import object_session
 
 from portal.database import read_only
-from portal.models import Participant
+from portal.hearing.policy import needs_janus
+from portal.models import Appointment, Participant
 from portal.session import AFTER_COMMIT
 
 Members = dict[int, str]
 
 
 class Roster:
-    def __init__(self, load: Callable[[int], Members] | None = None) -> None:
+    def __init__(self, load: Callable[[int], Members] | None = None,
+                 load_janus: Callable[[int], bool] | None = None) -> None:
         self._lock = threading.Lock()
         self._calls: dict[int, Members] = {}
+        self._janus: dict[int, bool] = {}
         #: How often each call was forgotten: a read that began before a change is not kept.
         self._changes: dict[int, int] = {}
         self._load = load or members_in_database
+        self._load_janus = load_janus or janus_in_database
 
     def members(self, appointment_id: int) -> Members:
+        return self._cached(self._calls, self._load, appointment_id)
+
+    def janus(self, appointment_id: int) -> bool:
+        """Whether the call goes through Janus (portal.hearing.policy.uses_janus)."""
+        return self._cached(self._janus, self._load_janus, appointment_id)
+
+    def _cached(self, cache: dict[int, Any], load: Callable[[int], Any],
+                appointment_id: int) -> Any:
         with self._lock:
-            found = self._calls.get(appointment_id)
+            found = cache.get(appointment_id)
             if found is not None:
                 return found
             changes = self._changes.get(appointment_id, 0)
-        found = self._load(appointment_id)
+        found = load(appointment_id)
         with self._lock:
             if self._changes.get(appointment_id, 0) == changes:
-                self._calls[appointment_id] = found
+                cache[appointment_id] = found
         return found
 
     def forget(self, appointment_id: int) -> None:
         with self._lock:
             self._calls.pop(appointment_id, None)
+            self._janus.pop(appointment_id, None)
             self._changes[appointment_id] = self._changes.get(appointment_id, 0) + 1
 
     def target(self, appointment_id: int, me: int, sid: str, to: int) -> str | None:
@@ -67,6 +81,15 @@ def members_in_database(appointment_id: int) -> Members:
         return {pid: sid for pid, sid in rows if sid is not None}
 
 
+def janus_in_database(appointment_id: int) -> bool:
+    with read_only() as connection:
+        kind = connection.scalar(select(Appointment.kind).where(
+            Appointment.id == appointment_id))
+        people = connection.scalar(select(func.count()).select_from(Participant).where(
+            Participant.appointment_id == appointment_id))
+    return kind is not None and needs_janus(kind, people or 0)
+
+
 class _Changed:
     """After the commit: the calls whose presence changed in it."""
 
@@ -83,15 +106,27 @@ _listeners: list[Callable[[set[int]], None]] = []
 
 def _changed(target: Participant, value: Any, old: Any, _initiator: Any) -> None:
     # An attribute not loaded yet (old is NO_VALUE) compares unequal: counted as a change.
+    if value != old:
+        _note(target, target.appointment_id)
+
+
+def _call_changed(target: Appointment, value: Any, old: Any = None, _initiator: Any = None,
+                  ) -> None:
+    """Its kind, or who belongs to it (a guest added): whether it uses Janus may change."""
+    if value is not old:
+        _note(target, target.id)
+
+
+def _note(target: Participant | Appointment, appointment_id: int | None) -> None:
     session = object_session(target)
-    if value == old or session is None or target.appointment_id is None:
+    if session is None or appointment_id is None:
         return
     callbacks = session.info.setdefault(AFTER_COMMIT, [])
     mine = next((c for c in callbacks if isinstance(c, _Changed)), None)
     if mine is None:
         mine = _Changed()
         callbacks.append(mine)
-    mine.appointments.add(target.appointment_id)
+    mine.appointments.add(appointment_id)
 
 
 def watch(tell: Callable[[set[int]], None]) -> None:
@@ -102,3 +137,7 @@ def watch(tell: Callable[[set[int]], None]) -> None:
     for attribute in (Participant.presence_sid, Participant.joined_call_at):
         if not event.contains(attribute, "set", _changed):
             event.listen(attribute, "set", _changed)
+    for what, kind in ((Appointment.kind, "set"), (Appointment.participants, "append"),
+                       (Appointment.participants, "remove")):
+        if not event.contains(what, kind, _call_changed):
+            event.listen(what, kind, _call_changed)

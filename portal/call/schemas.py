@@ -97,3 +97,25 @@ class RecordStop(Strict):
 class RecordOffer(Strict):
     id = fields.String(required=True, validate=_RECORDING_ID)
     sdp = fields.String(required=True, validate=validate.Length(min=10, max=32 * 1024))
+
+
+# --- hearings through Janus (docs/signaling.md, "Hearings") -----------------------------------
+
+_SDP = validate.Length(min=10, max=32 * 1024)
+
+
+class HearingSdp(Strict):
+    """hearing:publish (an offer) and hearing:subscribe (the answer to hearing:offer)."""
+
+    sdp = fields.String(required=True, validate=_SDP)
+
+
+class HearingCandidate(Strict):
+    pc = fields.String(required=True, validate=validate.OneOf(["publish", "subscribe"]))
+    #: null: the browser has gathered all its candidates for that connection.
+    candidate = fields.Nested(Candidate, required=True, allow_none=True)
+
+
+class HearingLayer(Strict):
+    participant_id = fields.Integer(required=True, strict=True, validate=_ID)
+    substream = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2))

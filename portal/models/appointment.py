@@ -74,6 +74,9 @@ class Appointment(Base):
     recording_policy: Mapped[RecordingPolicy] = mapped_column(_enum(RecordingPolicy))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    #: A call through Janus (a hearing): the Janus instance its room lives on, pinned when the
+    #: first participant joins (rooms live in one instance's memory).
+    janus_url: Mapped[str | None] = mapped_column(String(200))
 
     host: Mapped[User] = relationship()
     participants: Mapped[list[Participant]] = relationship(
