@@ -1,4 +1,4 @@
-// A hearing's media (docs/signaling.md, "Hearings"): when `welcome` says the call goes through
+// A hearing's media (docs/signaling.md, "Hearings through Janus"): when `welcome` says the call goes through
 // the media server (`media: "janus"`), the room opens no PeerLinks. It sends its camera and
 // microphone on one send-only connection (hearing-publish.js) and receives everyone the
 // portal allows on one receive-only connection (hearing-subscribe.js), lays the tiles out
