@@ -110,6 +110,9 @@ def test_six_participants_each_decode_the_five_others(hearing: HearingRoom) -> N
             "video.remote", "els => els.map((v) => !v.paused && !v.muted &&"
             " v.srcObject.getAudioTracks().length === 1)")
         assert playing == [True] * 5, (party.name, playing)
+        # The quality line samples the receive-only connection (every 2 s).
+        party.wait("() => ['good', 'fair', 'poor'].includes("
+                   "document.getElementById('quality').dataset.level)", timeout=8000)
 
 
 def test_the_phone_sees_the_speaker_large_on_a_small_downlink(hearing: HearingRoom) -> None:
