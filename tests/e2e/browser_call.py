@@ -208,9 +208,17 @@ class Sides:
         self.contexts: list[BrowserContext] = []
         self.sides: list[Side] = []
 
+    def open(self, context: BrowserContext, name: str) -> Side:
+        """The first tab of a context made elsewhere (e.g. with its own camera), kept here."""
+        return self._open(context, name)
+
     def _open(self, context: BrowserContext, name: str) -> Side:
         self.contexts.append(context)
         context.add_init_script(PC_TIMELINE_JS)
+        return self.tab(context, name)
+
+    def tab(self, context: BrowserContext, name: str) -> Side:
+        """A new tab in a context already opened here (a participant opening the link again)."""
         page = context.new_page()
         page.set_default_timeout(STEP_MS)
         side = Side(page, name)

@@ -4,5 +4,6 @@ import {run} from "./runner.js";
 import "./stage.test.js";
 import "./peers.test.js";
 import "./idle.test.js";
+import "./hearing.test.js";
 
 window.__results = await run();

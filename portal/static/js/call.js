@@ -1,15 +1,16 @@
 // The call itself: the stage on screen, joining (straight in, or through the waiting room),
-// one PeerLink per other participant, the call's controls, leaving. socket.js feeds it the
-// portal's events (docs/signaling.md).
+// one PeerLink per other participant (or, in a hearing, the media server's connections:
+// hearing.js), the call's controls, leaving. socket.js feeds it the portal's events
+// (docs/signaling.md).
 import {PeerLink} from "./peers.js";
 
 /**
  * parts: {room, t, isHost, media, stages (StageMachine), check (devices.js), tiles, chat,
- * quality, record (or null), links (an empty Map: peer id -> PeerLink, shared with quality)};
- * returns the call, for socket.js and hooks.js.
+ * quality, record (or null), links (an empty Map: peer id -> PeerLink, shared with quality),
+ * hearing (hearing.js, or null)}; returns the call, for socket.js and hooks.js.
  */
 export function createCall({room, t, isHost, media, stages, check, tiles, chat, quality, record,
-                            links}) {
+                            links, hearing = null}) {
   const $ = (id) => document.getElementById(id);
   const peerInfo = new Map(); // peer id -> Peer {id, name, role, audio, video}
   const state = {
@@ -24,6 +25,8 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
     ending: false,
   };
   const emit = (event, payload) => { if (state.socket) { state.socket.emit(event, payload); } };
+  /** A hearing on the media server: no PeerLinks, hearing.js sends and receives. */
+  const viaServer = () => !!hearing && hearing.active;
 
   // ---------------------------------------------------------------- the stage on screen
 
@@ -51,7 +54,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   function refreshJoin() {
     if (stages.stage !== "check") { return; }
     $("join").disabled = !state.welcome || !state.socket || !state.socket.connected ||
-      (!!record && !record.mayJoin());
+      (!!record && !record.mayJoin()) || (!!hearing && !hearing.mayJoin());
   }
 
   function alertUser(message) {
@@ -104,11 +107,12 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
     alertUser("");
     check.showPreview();
     const ids = new Set((peers || []).map((p) => p.id));
-    for (const id of [...links.keys()]) {
+    for (const id of new Set([...links.keys(), ...peerInfo.keys()])) {
       if (!ids.has(id)) { removePeer(id); }
     }
     for (const peer of peers || []) {
       showPeer(peer);
+      if (viaServer()) { continue; }
       const link = links.get(peer.id);
       if (link && resumed) {
         link.restartIce(state.iceServers);
@@ -117,6 +121,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
       }
     }
     tiles.updateAlone();
+    if (viaServer()) { hearing.joined(); }
     if (!resumed) { chat.clear(); }
     for (const message of history || []) { chat.add(message, true); }
     sendMediaState();
@@ -127,6 +132,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   function peerJoined({peer, resume}) {
     if (!state.inCall || !peer) { return; }
     const tile = showPeer(peer);
+    if (viaServer()) { return; } // its media comes with the next hearing:offer
     if (!resume || !links.has(peer.id)) {
       tile.querySelector("video").srcObject = null;
       openLink(peer.id);
@@ -149,7 +155,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
 
   /** A relayed signal: to its link, opened now when the peer is known but has none yet. */
   function signal(message) {
-    if (!state.inCall || !message) { return; }
+    if (!state.inCall || !message || viaServer()) { return; }
     let link = links.get(message.from);
     if (!link && peerInfo.has(message.from)) { link = openLink(message.from); }
     if (link) { link.handle(message); }
@@ -190,11 +196,13 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
     if (link) { link.close(); }
     links.delete(id);
     peerInfo.delete(id);
+    if (hearing) { hearing.removed(id); }
     tiles.remove(id);
   }
 
   function closeAllLinks() {
-    for (const id of [...links.keys()]) { removePeer(id); }
+    if (hearing) { hearing.stop(); }
+    for (const id of new Set([...links.keys(), ...peerInfo.keys()])) { removePeer(id); }
   }
 
   function teardown() {
@@ -212,7 +220,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   }
 
   return {
-    state, links, peerInfo, stages, media, isHost, t, record, check, chat, quality, tiles,
+    state, links, peerInfo, stages, media, isHost, t, record, hearing, check, chat, quality, tiles,
     drawStage, refreshJoin, alertUser, netStatus, over, fail, enterLobby, joinCall, joined,
     peerJoined, peerMedia, signal, removePeer, closeAllLinks, sendMediaState, emit,
   };

@@ -29,13 +29,15 @@ export function wireControls(call) {
       link.replaceTrack(kind, track).catch((err) => console.warn("samtale: replaceTrack", err));
     }
     if (record) { record.replaceTrack(kind, track); }
+    if (call.hearing) { call.hearing.replaceTrack(kind, track); }
     check.showPreview();
     updateControls();
     call.sendMediaState();
   };
 
   $("join").addEventListener("click", async () => {
-    if (!state.socket || !state.welcome || (record && !record.mayJoin())) { return; }
+    if (!state.socket || !state.welcome || (record && !record.mayJoin()) ||
+        (call.hearing && !call.hearing.mayJoin())) { return; }
     $("join").disabled = true;
     await state.mediaReady;
     media.savePrefs();

@@ -24,5 +24,11 @@ export function publishCallHooks(call) {
     get recording() { return call.record ? call.record.state : {status: "none"}; },
     /** {id, pc} of the peer connection to the recorder, or null. */
     get recorder() { return call.record ? call.record.recorder : null; },
+    /**
+     * A hearing on the media server: {active, status, publishPc, subscribePc, streams (mid ->
+     * {participantId, kind}), layers (participant id -> substream), large (the big tile's
+     * participant), stats() and downlink(ms) (hearing-stats.js)}.
+     */
+    get hearing() { return call.hearing ? call.hearing.hook : null; },
   });
 }

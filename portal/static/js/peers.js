@@ -3,6 +3,7 @@
 // the member with the lower id is polite and rolls back its own offer on a collision.
 // Everything from outside (the RTCPeerConnection constructor, send, timers, clock) comes in as
 // a parameter, so tests/js can run it against a fake connection and a fake clock.
+import {ConnectionSampler} from "./stats.js";
 
 // Negotiated but ICE never started (candidates lost, or gathering stuck): try again with
 // fresh candidates instead of waiting forever. "failed" has its own restart below. Only the
@@ -42,14 +43,13 @@ export class PeerLink {
     this.send = send;
     this.handlers = handlers || {};
     this.timers = timers;
-    this.now = now;
     this.politeOfferMs = delays.politeOfferMs ?? POLITE_OFFER_DELAY_MS;
     this.iceStallMs = delays.iceStallMs ?? ICE_STALL_MS;
     this.closed = false;
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.isSettingRemoteAnswerPending = false;
-    this._prev = null; // last stats sample
+    this._sampler = new ConnectionSampler(now);
     this._queue = Promise.resolve(); // signals are handled one at a time, in order
     this._early = []; // candidates that came before any remote description
     this._stallTimer = null;
@@ -207,40 +207,7 @@ export class PeerLink {
   /** {rtt (ms|null), loss (0..100|null), kbps (|null)} since the previous call. */
   async sample() {
     if (this.closed) { return null; }
-    const report = await this.pc.getStats();
-    let pairId = null;
-    let rtt = null;
-    let lost = 0, received = 0, bytes = 0, inbound = 0;
-    const pairs = new Map();
-    report.forEach((r) => {
-      if (r.type === "transport" && r.selectedCandidatePairId) { pairId = r.selectedCandidatePairId; }
-      if (r.type === "candidate-pair") { pairs.set(r.id, r); }
-      if (r.type === "inbound-rtp") {
-        inbound += 1;
-        lost += Math.max(0, r.packetsLost || 0);
-        received += r.packetsReceived || 0;
-        bytes += r.bytesReceived || 0;
-      }
-    });
-    let pair = pairId ? pairs.get(pairId) : null;
-    if (!pair) {
-      for (const p of pairs.values()) {
-        if (p.state === "succeeded" && (p.nominated || !pair)) { pair = p; }
-      }
-    }
-    if (pair && typeof pair.currentRoundTripTime === "number") {
-      rtt = Math.round(pair.currentRoundTripTime * 1000);
-    }
-    const now = this.now();
-    const prev = this._prev;
-    this._prev = {now, lost, received, bytes};
-    if (!prev || inbound === 0) { return {rtt, loss: null, kbps: null}; }
-    const seconds = (now - prev.now) / 1000;
-    const dLost = Math.max(0, lost - prev.lost);
-    const dReceived = Math.max(0, received - prev.received);
-    const loss = dLost + dReceived > 0 ? (100 * dLost) / (dLost + dReceived) : null;
-    const kbps = seconds > 0 ? Math.max(0, (8 * (bytes - prev.bytes)) / seconds / 1000) : null;
-    return {rtt, loss, kbps};
+    return this._sampler.sample(this.pc);
   }
 
   close() {

@@ -1,10 +1,12 @@
-// The consult room's entry (templates/call/_room.html, for host and guest): builds the parts
-// and starts the device check and the socket. The current stage is mirrored on
+// The call room's entry (templates/call/_room.html, for host and guest; a consult peer to peer,
+// a hearing through the media server): builds the parts and starts the device check and the
+// socket. The current stage is mirrored on
 // document.body.dataset.stage.
 import {createCall} from "./call.js";
 import {createChat} from "./chat.js";
 import {wireControls} from "./controls.js";
 import {createDeviceCheck} from "./devices.js";
+import {createHearing} from "./hearing.js";
 import {publishCallHooks} from "./hooks.js";
 import {wireWaiting} from "./lobby.js";
 import {LocalMedia} from "./media.js";
@@ -44,6 +46,18 @@ function start(room) {
   });
   const links = new Map();
   const tiles = createTiles({container: $("tiles"), alone: $("alone"), soundOn: $("sound-on"), t});
+  const hearing = createHearing({
+    t, media, tiles, container: $("tiles"),
+    emit: (event, payload) => call.emit(event, payload),
+    iceServers: () => call.state.iceServers,
+    selfId: () => (call.state.self ? call.state.self.id : null),
+    // An offer may come before call:joined does.
+    inCall: () => !!call && (call.state.inCall || call.state.joining) && !stages.terminal,
+    peer: (id) => call.peerInfo.get(id) || null,
+    netStatus: (message) => call.netStatus(message),
+    alertUser: (message) => call.alertUser(message),
+    refreshJoin: () => call.refreshJoin(),
+  });
   const chat = createChat({
     room, t,
     send: (message) => {
@@ -53,8 +67,10 @@ function start(room) {
     },
     selfId: () => (call.state.self ? call.state.self.id : null),
   });
-  call = createCall({room, t, isHost, media, stages, check, tiles, chat, record, links,
-    quality: createQuality({el: $("quality"), t, links})});
+  // The quality line samples the PeerLinks, or a hearing's receive-only connection.
+  const sampled = {values: () => (hearing.active ? hearing.qualitySources() : links.values())};
+  call = createCall({room, t, isHost, media, stages, check, tiles, chat, record, links, hearing,
+    quality: createQuality({el: $("quality"), t, links: sampled})});
   controls = wireControls(call);
   publishCallHooks(call);
 

@@ -20,6 +20,7 @@ export function connect(call, text) {
   const socket = window.io({auth, reconnectionDelayMax: 5000});
   state.socket = socket;
   if (record) { record.attach(socket); } // first: its `welcome` listener runs before ours
+  if (call.hearing) { call.hearing.attach(socket); } // so does a hearing's (welcome.media)
 
   function welcome(message) {
     state.welcome = message;
@@ -115,6 +116,11 @@ export function connect(call, text) {
         break;
       default:
         break;
+    }
+    if (call.hearing && typeof event === "string" && event.startsWith("hearing:")) {
+      const text = call.hearing.errorMessage(payload);
+      if (text) { call.alertUser(text); }
+      return;
     }
     if (record && typeof event === "string" && event.startsWith("record:")) {
       call.alertUser(record.errorMessage(payload));
