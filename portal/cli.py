@@ -6,7 +6,7 @@ import sys
 from datetime import timedelta
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from portal.accounts import services as accounts
@@ -32,6 +32,13 @@ tokens_cli = AppGroup("tokens", help="API tokens for record systems.")
 audit_cli = AppGroup("audit", help="The audit trail.")
 
 DEMO_TITLE = "Demo consult"
+DEMO_HEARING_TITLE = "Demo hearing"
+#: The demo hearing's parties besides the judge (the demo host): six people in one call.
+DEMO_HEARING_GUESTS = (("Demo Counsel", ParticipantRole.COUNSEL),
+                       ("Demo Party", ParticipantRole.PARTY),
+                       ("Demo Witness", ParticipantRole.WITNESS),
+                       ("Demo Interpreter", ParticipantRole.INTERPRETER),
+                       ("Demo Observer", ParticipantRole.OBSERVER))
 DEMO_ACCOUNTS = (
     ("admin@samtale.test", "Demo Administrator", Role.ADMIN),
     ("host@samtale.test", "Dr. Demo Host", Role.HOST),
@@ -175,12 +182,21 @@ def demo() -> None:
         if role is Role.HOST:
             host = user
     assert host is not None
-    appointment, link = _demo_consult(host)
+    consult, links = _demo_appointment(host, DEMO_TITLE, Kind.CONSULT, RecordingPolicy.CONSENT,
+                                       (("Demo Patient", ParticipantRole.PATIENT),))
+    hearing, hearing_links = _demo_appointment(
+        host, DEMO_HEARING_TITLE, Kind.HEARING, RecordingPolicy.NOTICE, DEMO_HEARING_GUESTS)
     db.session.commit()
     base = invite_url("x").rsplit("/j/", 1)[0]
     click.echo(f"demo consult: sign in as the host and open {base}/appointments/"
-               f"{appointment.id}/call")
-    click.echo(f"demo guest link (open it in another browser or a private window): {link}")
+               f"{consult.id}/call")
+    click.echo(f"demo guest link (open it in another browser or a private window): {links[0][1]}")
+    media = ("" if current_app.config["JANUS_URLS"] else
+             " - needs the Janus media server, see the README")
+    click.echo(f"demo hearing{media}: the host opens {base}/appointments/{hearing.id}/call; "
+               "its parties' links (each in a private window of its own):")
+    for name, link in hearing_links:
+        click.echo(f"  {name}: {link}")
 
 
 def _flask() -> str:
@@ -189,19 +205,25 @@ def _flask() -> str:
     return typed if typed.endswith("flask") else "flask"
 
 
-def _demo_consult(host: User) -> tuple[Appointment, str]:
-    """The demo host's open demo consult (or a new one), and a new link for its guest."""
+def _demo_appointment(host: User, title: str, kind: Kind, policy: RecordingPolicy,
+                      guests: tuple[tuple[str, ParticipantRole], ...],
+                      ) -> tuple[Appointment, list[tuple[str, str]]]:
+    """The demo host's open appointment of this title (or a new one, starting in ten minutes),
+    and a new link for each of its guests."""
     now = utcnow()
     for appointment in appointments.for_host(host):
-        if (appointment.title == DEMO_TITLE and appointment.ends_at > now
+        if (appointment.title == title and appointment.ends_at > now
                 and appointment.status in (Status.SCHEDULED, Status.LIVE)):
-            return appointment, invite_url(appointments.reissue_invite(appointment.guests[0]))
-    appointment = appointments.book(
-        host, kind=Kind.CONSULT, title=DEMO_TITLE, starts_at=now + timedelta(minutes=10),
-        duration_minutes=60, recording_policy=RecordingPolicy.CONSENT)
-    _guest, token = appointments.add_guest(appointment, display_name="Demo Patient",
-                                           role=ParticipantRole.PATIENT)
-    return appointment, invite_url(token)
+            return appointment, [(guest.display_name, invite_url(appointments.reissue_invite(
+                guest))) for guest in appointment.guests]
+    appointment = appointments.book(host, kind=kind, title=title,
+                                    starts_at=now + timedelta(minutes=10), duration_minutes=60,
+                                    recording_policy=policy)
+    links = []
+    for name, role in guests:
+        _guest, token = appointments.add_guest(appointment, display_name=name, role=role)
+        links.append((name, invite_url(token)))
+    return appointment, links
 
 
 def init_app(app: Flask) -> None:

@@ -26,9 +26,11 @@ class Seen:
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.closed: list[str] = []
         self.closed_once = threading.Event()
+        self.event_came = threading.Event()
 
     def on_event(self, handle: int, message: dict[str, Any]) -> None:
         self.events.append((handle, message))
+        self.event_came.set()
 
     def on_close(self, reason: str) -> None:
         self.closed.append(reason)
@@ -49,6 +51,8 @@ def test_a_session_drives_videoroom(janus: JanusProcess) -> None:
     listed = portal.request(handle, {"request": "listparticipants", "room": 101})
     assert [p["id"] for p in listed["participants"]] == [7]
     portal.detach(handle)
+    # Janus says "detached" on its own after answering the detach: wait for it, not a timer.
+    assert seen.event_came.wait(10), "no detached event"
     portal.request(portal.attach(), {"request": "destroy", "room": 101, "secret": "room-secret"})
     portal.close()
     assert [m["janus"] for _, m in seen.events] == ["detached"]

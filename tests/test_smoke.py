@@ -50,3 +50,22 @@ def test_demo_gives_a_working_guest_link_every_time_it_runs(runner, new_browser)
     assert link_2 != link_1
     assert new_browser().get(link_2).status_code == 200
     assert new_browser().get(link_1).status_code == 410  # the old link was replaced
+
+
+def test_demo_books_a_hearing_of_six_with_a_link_for_each_party(runner, new_browser):
+    first = runner.invoke(args=["demo"])
+    assert first.exit_code == 0, first.output
+    hearing = re.search(r"demo hearing.*opens http://[^/]+(/appointments/\d+/call)", first.output)
+    assert hearing, first.output
+    links = dict(re.findall(r"^  (Demo \w+): http://[^/]+(/j/\S+)$", first.output, re.M))
+    assert sorted(links) == ["Demo Counsel", "Demo Interpreter", "Demo Observer", "Demo Party",
+                             "Demo Witness"]
+    for path in links.values():
+        page = new_browser().get(path)
+        assert page.status_code == 200 and "Demo hearing" in page.get_data(as_text=True)
+        assert "recorded by order of the court" in page.get_data(as_text=True)
+
+    second = runner.invoke(args=["demo"])
+    assert hearing.group(1) in second.output  # the same hearing, new links
+    again = dict(re.findall(r"^  (Demo \w+): http://[^/]+(/j/\S+)$", second.output, re.M))
+    assert set(again) == set(links) and not set(again.values()) & set(links.values())
