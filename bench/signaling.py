@@ -381,8 +381,27 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def cpu_seconds(sessions: list[int]) -> tuple[float, float]:
+    """CPU time (user + system) of every process in these sessions (a server started with
+    start_new_session: gunicorn's master and worker), and of the Redis server."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = redis = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[3]) in sessions:
+            total += int(fields[11]) + int(fields[12])
+        elif name == "redis-server":
+            redis += int(fields[11]) + int(fields[12])
+    return total / tick, redis / tick
+
+
 def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float,
-             unpaced_seconds: float) -> dict[str, Any]:
+             unpaced_seconds: float, servers: list[int] | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     workers = []
@@ -407,9 +426,11 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
         for _, commands in workers:
             commands.put(("paced", seconds))
         paced = gather(seconds + 60)
+        cpu_before = cpu_seconds(servers or [])
         for _, commands in workers:
             commands.put(("unpaced", unpaced_seconds))
         unpaced = gather(unpaced_seconds + 60)
+        cpu_after = cpu_seconds(servers or [])
         for _, commands in workers:
             commands.put(("stop", 0))
         gather(60)
@@ -421,6 +442,7 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
     latencies = [v for f in paced for v in f["latencies"]]
     sent = sum(f["sent"] for f in paced)
     received = sum(f["received"] for f in paced)
+    relayed = sum(f["relayed"] for f in unpaced)
     errors: Counter[str] = Counter()
     for f in unpaced:
         errors.update(f["errors"])
@@ -431,7 +453,10 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
             "dropped": max(f["dropped"] for f in unpaced) if unpaced else 0,
             "dropped_paced": sum(f["dropped"] for f in paced),
             "errors": dict(errors),
-            "unpaced": sum(f["relayed"] for f in unpaced) / unpaced_seconds}
+            "unpaced": sum(f["relayed"] for f in unpaced) / unpaced_seconds,
+            # The servers' and Redis's CPU per relayed message in the unpaced phase.
+            **{f"{who}_ms_per_msg": 1000 * (cpu_after[k] - cpu_before[k]) / max(1, relayed)
+               for k, who in enumerate(("server", "redis"))}}
 
 
 def show(label: str, found: dict[str, Any], sockets: int) -> None:
@@ -440,6 +465,8 @@ def show(label: str, found: dict[str, Any], sockets: int) -> None:
           f"  max {found['max']:8.1f} ms  delivered/offered {found['delivered']:6.1f}/"
           f"{found['offered']:6.1f} msg/s  lost {found['lost']}  dropped "
           f"{found['dropped_paced']}  unpaced {found['unpaced']:7.0f} msg/s"
+          f"  CPU per msg: servers {found['server_ms_per_msg']:.2f} ms, Redis "
+          f"{found['redis_ms_per_msg']:.2f} ms"
           f"  (setup {found['setup_s']:.0f} s){errors}", flush=True)
 
 
@@ -505,7 +532,7 @@ def run_portal(args: argparse.Namespace, files: Path) -> dict[str, Any]:
             print("server pids:", [s.pid for s in servers], flush=True)
         cookie = sign_in(urls[0])
         return run_load(portal_calls(booked, urls, cookie), False, args.procs, args.seconds,
-                        args.unpaced_seconds)
+                        args.unpaced_seconds, [s.pid for s in servers])
     finally:
         for server in servers:
             stop(server)
@@ -526,7 +553,8 @@ def run_bare(args: argparse.Namespace, files: Path) -> dict[str, Any]:
         calls = [{"host_url": url, "host_auth": {"me": 2 * n + 1}, "host_headers": {},
                   "guest_url": url, "guest_auth": {"me": 2 * n + 2}, "guest_headers": {}}
                  for n in range(args.sockets // 2)]
-        return run_load(calls, True, args.procs, args.seconds, args.unpaced_seconds)
+        return run_load(calls, True, args.procs, args.seconds, args.unpaced_seconds,
+                        [server.pid])
     finally:
         stop(server)
 

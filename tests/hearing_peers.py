@@ -214,8 +214,9 @@ class HearingPeer:
     # --- the end ---------------------------------------------------------------------------
 
     def restart(self) -> None:
-        """As a page does on `hearing:media {ready}` after Janus was lost: both connections
-        closed; the next offer gets a fresh receiving one, `publish()` a fresh sending one."""
+        """As a page does on `hearing:media {reconnecting}` (Janus was lost): both
+        connections closed; the next offer gets a fresh receiving one, `publish()` (on
+        `ready`) a fresh sending one."""
         self._run(self._close())
 
     def close(self) -> None:

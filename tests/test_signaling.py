@@ -3,6 +3,7 @@ lobby, the call, relaying, chat, ending, and every refusal with its exact error 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -1027,3 +1028,43 @@ def test_every_server_thread_publishing_at_once_loses_no_message(tmp_path: Any) 
     listener.close()
     assert len(received) == 2
     assert manager.redis is client  # no reconnect: the listener stayed subscribed
+
+
+def test_a_message_for_one_socket_goes_only_to_the_worker_that_holds_it() -> None:
+    """With the shared channel alone, every worker decoded every relayed message (two workers
+    relayed less than one). A socket's id names its worker: a message for a socket here is not
+    published at all, one for a socket elsewhere only on that worker's channel."""
+    import uuid
+
+    import redis
+    import socketio as python_socketio
+
+    from portal.call.queue import DirectRedisManager
+
+    url, channel = "redis://127.0.0.1:6379/0", f"samtale-test-{uuid.uuid4().hex[:8]}"
+    here = DirectRedisManager(url, channel, write_only=True)
+    there = DirectRedisManager(url, channel, write_only=True)
+    server = python_socketio.Server(client_manager=here, async_mode="threading")
+    sent: list[tuple[str, object]] = []
+    server._send_eio_packet = lambda eio_sid, pkt: sent.append((eio_sid, pkt.data))
+    local = here.connect("eio-1", "/")
+    assert local.startswith(f"{here.tag}.") and len(local) == 29
+
+    listener = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel, there.direct_channel(there.tag), here.direct_channel(here.tag))
+    remote = f"{there.tag}.AAAAAAAAAAAAAAAAAAAA"
+    server.emit("signal", {"n": 1}, to=local)
+    server.emit("signal", {"n": 2}, to=remote)
+    server.emit("signal", {"n": 3}, to="call:7")
+    received = []
+    deadline = time.monotonic() + 5
+    while len(received) < 2 and time.monotonic() < deadline:
+        message = listener.get_message(timeout=0.5)
+        if message is not None:
+            received.append((message["channel"].decode(), json.loads(message["data"])))
+    assert listener.get_message(timeout=0.3) is None  # nothing else was published
+    listener.close()
+    assert len(sent) == 1 and sent[0][0] == "eio-1" and '"n":1' in str(sent[0][1])
+    assert [(c, m["room"], m["data"]) for c, m in received] == [
+        (there.direct_channel(there.tag), remote, [{"n": 2}]),
+        (channel, "call:7", [{"n": 3}])]

@@ -6,10 +6,10 @@ only identifies sockets, checks their events, and carries messages.
 
 from __future__ import annotations
 
-import socketio as python_socketio
 from flask import Flask
 
 from portal import logs
+from portal.call.queue import DirectRedisManager
 from portal.config import redis_pool_size
 from portal.extensions import socketio
 
@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
         # Every socket thread may publish at once: with redis-py's default pool of 100, the
         # 101st raised "Too many connections", and python-socketio took that for a lost Redis,
         # reconnected and unsubscribed its listener for a second or more: messages were lost.
-        managed["client_manager"] = python_socketio.RedisManager(
+        managed["client_manager"] = DirectRedisManager(
             queue, channel=app.config["SOCKETIO_CHANNEL"],
             redis_options={"max_connections": redis_pool_size(app.config)})
     socketio.init_app(

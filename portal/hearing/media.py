@@ -1,12 +1,12 @@
 """A hearing's media on Janus, as one web worker sees it (app.extensions["hearing"]).
 
 The portal owns every Janus handle; browsers never reach Janus. For each participant whose
-socket is on this worker (a `Seat`) there is a publisher handle (joined in the room from the
-moment the participant enters the call: it hears the room's events) and, once there is
-something the participant may receive, a subscriber handle carrying exactly the feeds
-`policy.allowed_feeds` allows. The subscriptions are recomputed whenever a feed comes or goes
-(Janus's events, on every worker that has handles in the room) or who is in the call changes
-(`changed`, which the socket layer calls on every worker through its notices).
+socket is on this worker (a `Seat`) there is a publisher handle, joined in the room from the
+moment the participant enters the call (so it hears the room's events), and, once there is
+something the participant may receive, a subscriber handle carrying exactly the feeds that
+`policy.allowed_feeds` allows and that are publishing now. The subscriptions are computed
+again whenever a feed comes or goes (Janus tells every worker that has handles in the room)
+or who is in the call changes (`changed`: the socket layer calls it on every worker).
 
 Everything a hearing does runs in order on the hearing's own thread (`Serial`): the socket
 handlers and Janus's reader thread only queue work, so neither waits on Janus, and an ICE
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -29,17 +27,15 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from portal.extensions import db
-from portal.hearing import policy
-from portal.hearing.config import admin_key, room_secret
+from portal.hearing import policy, videoroom
 from portal.hearing.janus import JanusError, JanusGone
+from portal.hearing.seats import Room, Seat
+from portal.hearing.serial import Serial
 from portal.models import Appointment, Participant
 
 log = logging.getLogger(__name__)
 
-#: VideoRoom's error codes that matter here.
-ROOM_EXISTS, NO_SUCH_FEED, ID_EXISTS, NOT_PUBLISHED = 427, 428, 436, 435
-#: Enough publishers for the largest hearing (15) and one more.
-MOST_PUBLISHERS = 16
+Task = Callable[[Room], None]
 
 
 class Outbox(Protocol):
@@ -70,75 +66,6 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-class Serial:
-    """Runs tasks one after another on a thread of its own, started when work comes."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._lock = threading.Lock()
-        self._tasks: deque[Callable[[], None]] = deque()
-        self._running = False
-
-    def submit(self, task: Callable[[], None]) -> None:
-        with self._lock:
-            self._tasks.append(task)
-            if self._running:
-                return
-            self._running = True
-        threading.Thread(target=self._run, name=self.name, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                if not self._tasks:
-                    self._running = False
-                    return
-                task = self._tasks.popleft()
-            try:
-                task()
-            except Exception:  # a task reports its own errors; this keeps the thread going
-                log.exception("hearing task failed")
-
-    @property
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._tasks
-
-
-@dataclass
-class Seat:
-    """A participant in the hearing whose socket is on this worker."""
-
-    participant_id: int
-    sid: str
-    locale: str
-    publisher: int | None = None
-    #: The publisher handle has carried a publication: the next one needs a fresh handle.
-    published: bool = False
-    subscriber: int | None = None
-    #: Feeds in the subscription now (as Janus last described it, or as last asked).
-    feeds: set[int] = field(default_factory=set)
-    #: Feed -> the subscription's mid of its video (for the simulcast layer).
-    videos: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass
-class Room:
-    """A hearing with at least one seat on this worker."""
-
-    appointment_id: int
-    url: str
-    serial: Serial
-    #: The Janus client the room was made with; another one means Janus was lost meanwhile.
-    client: Any = None
-    seats: dict[int, Seat] = field(default_factory=dict)
-    #: A recompute is asked for and not yet done (many events, one recompute).
-    due: bool = False
-    #: Janus was lost; the room is made again when the instance answers.
-    lost: bool = False
-    retrying: bool = False
-
-
 class HearingMedia:
     """This worker's hearings on Janus."""
 
@@ -147,17 +74,19 @@ class HearingMedia:
         self.app = app
         self.pool = pool
         self.outbox = outbox
+        #: After Janus was lost, how often to try to make the room again (besides the pool's
+        #: own notice that the instance is back).
         self.retry_seconds = retry_seconds
         self._lock = threading.Lock()
         self._rooms: dict[int, Room] = {}
-        #: Handle -> (appointment, participant, "publisher" | "subscriber" | "control").
+        #: Handle -> (appointment, participant, "publisher" | "subscriber").
         self._handles: dict[int, tuple[int, int, str]] = {}
-        #: One handle per Janus client for room requests (create, list, kick, destroy).
+        #: Per instance: the client and its handle for room requests (create, list, kick, ...).
         self._control: dict[str, tuple[Any, int]] = {}
 
     @property
     def available(self) -> bool:
-        """Janus is configured and an instance answers (a hearing can start)."""
+        """Janus is configured and an instance answers: a hearing can start."""
         return bool(self.pool.available)
 
     @property
@@ -206,14 +135,7 @@ class HearingMedia:
         """The hearing is over: its room is destroyed (everyone's handles with it)."""
         self._queue(appointment_id, self._end, url="")
 
-    def seated(self, appointment_id: int, participant_id: int, sid: str) -> bool:
-        """Whether this socket holds the participant's place in the hearing here (cheap)."""
-        with self._lock:
-            room = self._rooms.get(appointment_id)
-            seat = room.seats.get(participant_id) if room else None
-            return seat is not None and seat.sid == sid
-
-    # --- what Janus says (its reader thread: hand off, never block) ---------------------------
+    # --- what Janus says (its reader thread and the pool's: hand off, never block) ------------
 
     def on_event(self, url: str, handle: int, message: dict[str, Any]) -> None:
         with self._lock:
@@ -235,13 +157,13 @@ class HearingMedia:
         """The instance answers again: its hearings are made again."""
         with self._lock:
             for room in self._rooms.values():
-                if room.url == url:  # after its _lost task, if that is still queued
+                if room.url == url:  # runs after that room's _lost, if still queued
                     room.serial.submit(partial(self._guarded, room, self._recover))
 
     # --- the queue ----------------------------------------------------------------------------
 
-    def _queue(self, appointment_id: int, task: Callable[[Room], None], *,
-               url: str | None = None, sid: str | None = None, event: str = "") -> None:
+    def _queue(self, appointment_id: int, task: Task, *, url: str | None = None,
+               sid: str | None = None, event: str = "") -> None:
         with self._lock:
             room = self._rooms.get(appointment_id)
             if room is None:
@@ -252,7 +174,7 @@ class HearingMedia:
             # Under the lock: a room forgotten meanwhile (_forget_if_empty) gets no more work.
             room.serial.submit(partial(self._guarded, room, task, sid, event))
 
-    def _guarded(self, room: Room, task: Callable[[Room], None], sid: str | None = None,
+    def _guarded(self, room: Room, task: Task, sid: str | None = None,
                  event: str = "") -> None:
         """Run a task in the app's context; its failure is said to the socket that asked."""
         with self.app.app_context():
@@ -268,16 +190,17 @@ class HearingMedia:
                 log.warning("hearing %s: Janus refused %s: %s", room.appointment_id,
                             event or "a request", refused)
                 if sid:
-                    self._error(room, sid, event, "media_server", None)
+                    self._error(room, sid, event, "media_server")
             except Exception:
                 log.exception("hearing %s: %s failed", room.appointment_id, event or "a task")
                 if sid:
-                    self._error(room, sid, event, "internal", None)
+                    self._error(room, sid, event, "internal")
             finally:
                 db.session.remove()
 
-    def _error(self, room: Room, sid: str, event: str, code: str, message: str | None) -> None:
-        seat = next((s for s in room.seats.values() if s.sid == sid), None)
+    def _error(self, room: Room, sid: str, event: str, code: str,
+               message: str | None = None) -> None:
+        seat = room.seat_of(sid)
         with force_locale(seat.locale if seat else self.app.config["BABEL_DEFAULT_LOCALE"]):
             text = message or (
                 _("The media server could not connect you. Try again in a moment.")
@@ -287,47 +210,37 @@ class HearingMedia:
     # --- the room on Janus --------------------------------------------------------------------
 
     def _client(self, room: Room) -> Any:
-        """The room's Janus client, with the room made on it; a new client (Janus restarted
-        since) means every handle of the room is gone: they are made again."""
+        """The room's Janus client, with the room made on it. A client other than the one
+        the room was made with means Janus was lost since: JanusGone, and the room's lost."""
         if room.lost:
             raise JanusGone("Janus is being reconnected")
         client = self.pool.client(room.url)
         if room.client is client:
             return client
-        if room.client is not None:  # lost without our hearing of it: as on_lost
+        if room.client is not None:
             self._lost(room)
             raise JanusGone("Janus restarted")
-        self._create_room(client, room)
-        room.client = client
-        return client
-
-    def _control_handle(self, client: Any, url: str) -> int:
-        with self._lock:
-            found = self._control.get(url)
-        if found is not None and found[0] is client:
-            return int(found[1])
-        handle = int(client.attach())
-        with self._lock:
-            self._control[url] = (client, handle)
-        return handle
-
-    def _create_room(self, client: Any, room: Room) -> None:
-        appointment_id = room.appointment_id
-        body = {
-            "request": "create", "room": appointment_id, "permanent": False,
-            "is_private": True, "admin_key": admin_key(self.app),
-            "secret": room_secret(self.app, appointment_id),
-            "publishers": MOST_PUBLISHERS, "videocodec": "vp8", "audiocodec": "opus",
-            "audiolevel_event": True, "notify_joining": True, "lock_record": True,
-            "record": False,
-        }
         try:
-            client.request(self._control_handle(client, room.url), body)
+            self._control_request(client, room.url, videoroom.create(self.app,
+                                                                     room.appointment_id))
         except JanusGone:
             raise
         except JanusError as exc:
-            if exc.code != ROOM_EXISTS:
+            if exc.code != videoroom.ROOM_EXISTS:  # made by another worker, or the recorder
                 raise
+        room.client = client
+        return client
+
+    def _control_request(self, client: Any, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            found = self._control.get(url)
+        if found is not None and found[0] is client:
+            handle = int(found[1])
+        else:
+            handle = int(client.attach())
+            with self._lock:
+                self._control[url] = (client, handle)
+        return dict(client.request(handle, body))
 
     def _attach(self, room: Room, client: Any, participant_id: int, role: str) -> int:
         handle = int(client.attach())
@@ -335,45 +248,48 @@ class HearingMedia:
             self._handles[handle] = (room.appointment_id, participant_id, role)
         return handle
 
-    def _detach(self, room: Room, handle: int | None) -> None:
-        if handle is None:
-            return
-        with self._lock:
-            self._handles.pop(handle, None)
-        client = room.client
-        if client is None or room.lost:
-            return
-        try:
-            client.detach(handle)
-        except JanusGone:
-            raise
-        except JanusError as exc:  # gone already (kicked, room destroyed): nothing to undo
-            log.info("hearing %s: detaching %s: %s", room.appointment_id, handle, exc)
+    def _detach(self, room: Room, *handles: int | None) -> None:
+        for handle in handles:
+            if handle is None:
+                continue
+            with self._lock:
+                self._handles.pop(handle, None)
+            if room.client is None or room.lost:
+                continue
+            try:
+                room.client.detach(handle)
+            except JanusGone:
+                raise
+            except JanusError as exc:  # gone already (kicked, room destroyed)
+                log.info("hearing %s: detaching %s: %s", room.appointment_id, handle, exc)
+
+    def _forget_handles(self, room: Room) -> None:
+        """Janus is gone with every handle: the seats keep only who and where."""
+        for seat in room.seats.values():
+            for handle in seat.let_go():
+                with self._lock:
+                    self._handles.pop(handle or 0, None)
 
     def _sit(self, room: Room, client: Any, seat: Seat) -> None:
         """The seat's publisher handle, joined in the room (not yet publishing)."""
         handle = self._attach(room, client, seat.participant_id, "publisher")
         seat.publisher, seat.published = handle, False
-        body = {"request": "join", "ptype": "publisher", "room": room.appointment_id,
-                "id": seat.participant_id, "display": str(seat.participant_id)}
+        body = videoroom.join_publisher(room.appointment_id, seat.participant_id)
         try:
             client.message(handle, body)
         except JanusError as exc:
-            if exc.code != ID_EXISTS:
+            if exc.code != videoroom.ID_EXISTS:
                 raise
             # The participant's earlier place (another tab, another worker): this one wins.
-            self._kick(room, client, seat.participant_id)
+            try:
+                self._control_request(client, room.url, videoroom.kick(
+                    self.app, room.appointment_id, seat.participant_id))
+            except JanusGone:
+                raise
+            except JanusError as kick:
+                log.info("hearing %s: kicking %s: %s", room.appointment_id,
+                         seat.participant_id, kick)
             client.message(handle, body)
-
-    def _kick(self, room: Room, client: Any, participant_id: int) -> None:
-        try:
-            client.request(self._control_handle(client, room.url), {
-                "request": "kick", "room": room.appointment_id, "id": participant_id,
-                "secret": room_secret(self.app, room.appointment_id)})
-        except JanusGone:
-            raise
-        except JanusError as exc:
-            log.info("hearing %s: kicking %s: %s", room.appointment_id, participant_id, exc)
 
     def _seat(self, room: Room, participant_id: int, sid: str) -> Seat:
         seat = room.seats.get(participant_id)
@@ -391,13 +307,13 @@ class HearingMedia:
             return
         try:
             client = self._client(room)
-            if old is not None:
-                self._drop(room, old)
+            if old is not None:  # another tab or a reload: its handles go
+                self._detach(room, *old.let_go())
             self._sit(room, client, seat)
         except JanusGone:
             raise
         except JanusError:
-            self._error(room, sid, "call:join", "media_server", None)
+            self._error(room, sid, "call:join", "media_server")
             raise
         self.outbox.to_socket(sid, "hearing:media", {"state": "ready"})
         self._recompute(room)
@@ -427,7 +343,7 @@ class HearingMedia:
         except JanusGone:
             raise
         except JanusError as exc:
-            if exc.code != NOT_PUBLISHED:
+            if exc.code != videoroom.NOT_PUBLISHED:
                 raise
 
     def _answer(self, participant_id: int, sid: str, sdp: str, room: Room) -> None:
@@ -441,12 +357,8 @@ class HearingMedia:
                    candidate: dict[str, Any] | None, room: Room) -> None:
         seat = self._seat(room, participant_id, sid)
         handle = seat.publisher if pc == "publish" else seat.subscriber
-        if handle is None:
-            return  # that connection is gone here; its late candidates mean nothing
-        if candidate is not None:
-            candidate = {k: v for k, v in candidate.items()
-                         if k in ("candidate", "sdpMid", "sdpMLineIndex") and v is not None}
-        self._client(room).trickle(handle, candidate)
+        if handle is not None:  # else that connection is gone here: its candidates too
+            self._client(room).trickle(handle, videoroom.candidate(candidate))
 
     def _layer(self, participant_id: int, sid: str, feed: int, substream: int,
                room: Room) -> None:
@@ -460,18 +372,10 @@ class HearingMedia:
     def _leave(self, participant_id: int, sid: str, room: Room) -> None:
         seat = room.seats.get(participant_id)
         if seat is None or seat.sid != sid:
-            return
+            return  # another socket holds the place now
         del room.seats[participant_id]
-        self._drop(room, seat)
+        self._detach(room, *seat.let_go())
         self._forget_if_empty(room)
-
-    def _drop(self, room: Room, seat: Seat) -> None:
-        handles = (seat.subscriber, seat.publisher)
-        seat.subscriber = seat.publisher = None
-        seat.feeds.clear()
-        seat.videos.clear()
-        for handle in handles:
-            self._detach(room, handle)
 
     def _forget_if_empty(self, room: Room) -> None:
         with self._lock:
@@ -480,20 +384,15 @@ class HearingMedia:
                 del self._rooms[room.appointment_id]
 
     def _end(self, room: Room) -> None:
-        for seat in list(room.seats.values()):
-            with self._lock:
-                self._handles.pop(seat.publisher or 0, None)
-                self._handles.pop(seat.subscriber or 0, None)
+        self._forget_handles(room)
         room.seats.clear()
         if not room.url:  # no seat here: the room is where the hearing was pinned
             appointment = db.session.get(Appointment, room.appointment_id)
             room.url = (appointment.janus_url or "") if appointment is not None else ""
         if room.url and not room.lost:
             try:
-                client = self.pool.client(room.url)
-                client.request(self._control_handle(client, room.url), {
-                    "request": "destroy", "room": room.appointment_id, "permanent": False,
-                    "secret": room_secret(self.app, room.appointment_id)})
+                self._control_request(self.pool.client(room.url), room.url,
+                                      videoroom.destroy(self.app, room.appointment_id))
             except JanusError as exc:  # never made there, or Janus is gone: nothing left
                 log.info("hearing %s: destroying the room: %s", room.appointment_id, exc)
         with self._lock:
@@ -503,11 +402,12 @@ class HearingMedia:
     # --- subscriptions ------------------------------------------------------------------------
 
     def _recompute(self, room: Room) -> None:
-        """Each seat's subscription to exactly the allowed feeds that are publishing now."""
+        """Each seat's subscription: exactly the allowed feeds that are publishing now."""
         if not room.seats or room.lost:
             return
         client = self._client(room)
-        publishing = self._publishing(client, room)
+        publishing = videoroom.publishing(self._control_request(
+            client, room.url, {"request": "listparticipants", "room": room.appointment_id}))
         appointment = db.session.get(Appointment, room.appointment_id)
         if appointment is None:
             return
@@ -522,15 +422,9 @@ class HearingMedia:
             except JanusError as exc:  # one seat's trouble is not the others'
                 log.warning("hearing %s: subscribing %s: %s", room.appointment_id,
                             seat.participant_id, exc)
-                if exc.code != NO_SUCH_FEED:  # a feed that just left: the next event fixes it
-                    self._error(room, seat.sid, "hearing:offer", "media_server", None)
+                if exc.code != videoroom.NO_SUCH_FEED:  # one just left: its event follows
+                    self._error(room, seat.sid, "hearing:offer", "media_server")
         db.session.rollback()
-
-    def _publishing(self, client: Any, room: Room) -> set[int]:
-        found = client.request(self._control_handle(client, room.url), {
-            "request": "listparticipants", "room": room.appointment_id})
-        return {int(p["id"]) for p in found.get("participants", [])
-                if p.get("publisher") and isinstance(p.get("id"), int)}
 
     def _subscribe(self, room: Room, client: Any, seat: Seat, want: set[int]) -> None:
         add, remove = sorted(want - seat.feeds), sorted(seat.feeds - want)
@@ -538,17 +432,15 @@ class HearingMedia:
             if not want:
                 return
             handle = self._attach(room, client, seat.participant_id, "subscriber")
+            try:
+                data, jsep = client.message(handle, videoroom.join_subscriber(
+                    room.appointment_id, add))
+            except JanusError:
+                self._detach(room, handle)
+                raise
             seat.subscriber = handle
-            data, jsep = client.message(handle, {
-                "request": "join", "ptype": "subscriber", "room": room.appointment_id,
-                "streams": [{"feed": feed} for feed in add]})
         elif add or remove:
-            body: dict[str, Any] = {"request": "update"}
-            if add:
-                body["subscribe"] = [{"feed": feed} for feed in add]
-            if remove:
-                body["unsubscribe"] = [{"feed": feed} for feed in remove]
-            data, jsep = client.message(seat.subscriber, body)
+            data, jsep = client.message(seat.subscriber, videoroom.update(add, remove))
         else:
             return
         seat.feeds = set(want)  # until Janus describes it
@@ -556,19 +448,13 @@ class HearingMedia:
 
     def _offered(self, seat: Seat, data: dict[str, Any], jsep: dict[str, Any] | None) -> None:
         """Janus described the subscription (and may offer it): the browser gets the offer."""
-        streams = data.get("streams")
-        if not isinstance(streams, list):
-            return  # "updating": the offer comes later, as an event
-        found = [(str(s["mid"]), int(s["feed_id"]), str(s["type"]))
-                 for s in streams if s.get("active", True) and "feed_id" in s
-                 and s.get("type") in ("audio", "video")]
-        offered = [{"mid": mid, "participant_id": feed, "kind": kind}
-                   for mid, feed, kind in found]
-        seat.feeds = {feed for _mid, feed, _kind in found}
-        seat.videos = {feed: mid for mid, feed, kind in found if kind == "video"}
+        streams = videoroom.streams(data)
+        if streams is None:
+            return
+        seat.receives(streams)
         if jsep and jsep.get("type") == "offer":
             self.outbox.to_socket(seat.sid, "hearing:offer",
-                                  {"sdp": jsep["sdp"], "streams": offered})
+                                  {"sdp": jsep["sdp"], "streams": streams})
 
     # --- Janus's events -----------------------------------------------------------------------
 
@@ -580,26 +466,21 @@ class HearingMedia:
         kind = message.get("janus")
         data = message.get("plugindata", {}).get("data", {})
         if kind == "hangup" and role == "subscriber":
-            # The receiving connection failed or closed: a fresh one, offered anew.
+            # The receiving connection failed or was closed: a fresh one, offered anew.
             self._detach(room, seat.subscriber)
             seat.subscriber = None
-            seat.feeds.clear()
-            seat.videos.clear()
+            seat.receives([])
             self._recompute(room)
+        elif kind != "event" or not isinstance(data, dict):
             return
-        if kind != "event" or not isinstance(data, dict):
-            return
-        if role == "subscriber":
+        elif role == "subscriber":
             self._offered(seat, data, message.get("jsep"))
-            return
-        what = data.get("videoroom")
-        if what == "talking" and data.get("id") == participant_id:
-            # Janus tells every handle in the room; the speaker's own is on one worker only,
-            # which tells the call once.
+        elif data.get("videoroom") == "talking" and data.get("id") == participant_id:
+            # Every handle in the room hears it; the speaker's own is on one worker only,
+            # which tells the call, once.
             self.outbox.to_call(room.appointment_id, "hearing:speaker",
                                 {"participant_id": participant_id})
-        elif what == "event" and ("publishers" in data or "unpublished" in data
-                                  or "leaving" in data):
+        elif videoroom.changes_feeds(data):
             # Every seat's publisher handle hears the same event: one recompute for all.
             room.due = True
             room.serial.submit(partial(self._guarded, room, self._recompute_due))
@@ -615,16 +496,9 @@ class HearingMedia:
         """Every handle of the room died with Janus: the browsers hear it, and the room is
         made again as soon as the instance answers."""
         if not room.lost:
-            room.lost = True
-            room.client = None
+            room.lost, room.client = True, None
+            self._forget_handles(room)
             for seat in room.seats.values():
-                with self._lock:
-                    self._handles.pop(seat.publisher or 0, None)
-                    self._handles.pop(seat.subscriber or 0, None)
-                seat.publisher = seat.subscriber = None
-                seat.published = False
-                seat.feeds.clear()
-                seat.videos.clear()
                 self.outbox.to_socket(seat.sid, "hearing:media", {"state": "reconnecting"})
         self._retry_later(room)
 
@@ -642,6 +516,7 @@ class HearingMedia:
         timer.start()
 
     def _recover(self, room: Room) -> None:
+        """The room made again, everyone's place in it, then `ready`: they publish again."""
         if not room.lost:
             return
         if not room.seats:
@@ -652,8 +527,11 @@ class HearingMedia:
             client = self._client(room)
             for seat in room.seats.values():
                 self._sit(room, client, seat)
-        except JanusError:
+        except JanusError as exc:
+            log.info("hearing %s: Janus %s not back yet: %s", room.appointment_id, room.url,
+                     exc)
             room.lost, room.client = True, None
+            self._forget_handles(room)
             self._retry_later(room)
             return
         for seat in room.seats.values():

@@ -393,14 +393,14 @@ def test_janus_killed_and_restarted_the_hearing_comes_back(
     for peer in everyone:
         said = peer.client.wait_for("hearing:media", timeout=RECOVERY)
         assert said == {"state": "reconnecting"}, peer.label
+        peer.restart()  # as a page does: both connections are dead
     janus.start()
     for peer in everyone:
         said = peer.client.wait_for("hearing:media", timeout=RECOVERY)
         assert said == {"state": "ready"}, peer.label
-        peer.restart()
         peer.publish()
     for peer, mark in zip(everyone, marks, strict=True):
         peer.wait_offer(lambda o, p=peer: streams_of(o) == full(others(p, everyone)),
                         after=mark, timeout=RECOVERY)
-        peer.wait_frames(others(peer, everyone))
+        peer.wait_frames(others(peer, everyone), timeout=RECOVERY)
         assert peer.failures == []
