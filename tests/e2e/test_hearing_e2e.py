@@ -110,6 +110,9 @@ def test_six_participants_each_decode_the_five_others(hearing: HearingRoom) -> N
             "video.remote", "els => els.map((v) => !v.paused && !v.muted &&"
             " v.srcObject.getAudioTracks().length === 1)")
         assert playing == [True] * 5, (party.name, playing)
+        # The quality line samples the receive-only connection (every 2 s).
+        party.wait("() => ['good', 'fair', 'poor'].includes("
+                   "document.getElementById('quality').dataset.level)", timeout=8000)
 
 
 def test_the_phone_sees_the_speaker_large_on_a_small_downlink(hearing: HearingRoom) -> None:
@@ -211,3 +214,24 @@ def test_a_hearing_without_a_media_server_says_how_to_install_it(sides: Sides) -
     text = host.page.inner_text("#hearing-unavailable")
     assert "media server is not running" in text and "apt-get install janus" in text, text
     assert host.page.is_disabled("#join")
+
+
+def test_a_guest_leaves_and_the_host_ends_the_hearing(hearing: HearingRoom) -> None:
+    """The consult's Leave and End for everyone, in a hearing: last, it ends the module's call."""
+    leaver = hearing.parties[4]
+    leaver.side.page.click("#leave")
+    leaver.side.stage("left")
+    assert leaver.side.page.evaluate("() => window.samtale.hearing.publishPc") is None
+    stayed = [p for p in hearing.parties if p is not leaver]
+    for party in stayed:  # its tile goes, and its streams with the next offer
+        others = [i for i in hearing.others(party) if i != leaver.participant_id]
+        party.wait(RECEIVES_JS, arg=others)
+        party.wait("(id) => !document.querySelector(`[data-peer-tile=\"${id}\"]`)",
+                   arg=leaver.participant_id)
+    hearing.host.side.page.once("dialog", lambda dialog: dialog.accept())
+    hearing.host.side.page.click("#end-call")
+    for party in stayed:
+        party.side.stage("ended")
+        assert party.side.page.evaluate(
+            "() => [window.samtale.hearing.publishPc, window.samtale.hearing.subscribePc]"
+        ) == [None, None]

@@ -1,6 +1,6 @@
-// What a hearing's receive-only connection carries (docs/signaling.md, "Hearings"): the
-// `streams` list of `hearing:offer` says which m-line (mid) is whose audio or video. No DOM
-// and no RTCPeerConnection here, so tests/js checks it alone.
+// What a hearing's receive-only connection carries (docs/signaling.md, "Hearings through
+// Janus"): the `streams` list of `hearing:offer` says which m-line (mid) is whose audio or
+// video. No DOM and no RTCPeerConnection here, so tests/js checks it alone.
 
 const KINDS = new Set(["audio", "video"]);
 

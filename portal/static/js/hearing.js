@@ -1,10 +1,10 @@
-// A hearing's media (docs/signaling.md, "Hearings"): when `welcome` says the call goes through
-// the media server (`media: "janus"`), the room opens no PeerLinks. It sends its camera and
-// microphone on one send-only connection (hearing-publish.js) and receives everyone the
-// portal allows on one receive-only connection (hearing-subscribe.js), lays the tiles out
-// around the active speaker (hearing-layout.js) and asks for each feed's layer by its tile's
-// size (hearing-layers.js). Joining, the controls, the chat and the recording notice are the
-// room's own (call.js, controls.js, record.js).
+// A hearing's media (docs/signaling.md, "Hearings through Janus"): when `welcome` says the
+// call goes through the media server (`media: "janus"`), the room opens no PeerLinks. It sends
+// its camera and microphone on one send-only connection (hearing-publish.js) and receives
+// everyone the portal allows on one receive-only connection (hearing-subscribe.js), lays the
+// tiles out around the active speaker (hearing-layout.js) and asks for each feed's layer by
+// its tile's size (hearing-layers.js). Joining, the controls, the chat and the recording
+// notice are the room's own (call.js, controls.js, record.js).
 import {LayerPicker} from "./hearing-layers.js";
 import {createLayout} from "./hearing-layout.js";
 import {Publisher} from "./hearing-publish.js";
