@@ -25,12 +25,14 @@ participant, for --seconds:
   against the camera's 15 fps and against the smallest size;
 - the last joiner's time from its publish (its send-only offer) to its first decoded remote
   video frame; at N = 8 also --repeats rejoins of that tab (reloaded: back in the call within
-  the grace period, a fresh publication and subscription), p50 over all.
-At 10 participants the tenth is a "Pixel 7": everyone but the host mutes, the phone shows the
+  the grace period, a fresh publication and subscription), p50 over all; with its parts: Janus's
+  answer to the publish, and the subscription offer, both from the publish on.
+At 10 participants (a window is measured there too) the tenth is a "Pixel 7": everyone but the
+host mutes, the phone shows the
 host as the speaker (middle layer, 640x360) and the others in its strip; its receive-only
 connection's downlink (getStats bytesReceived) over 5 s.
-At the largest size the host records (by order of the court): the recorder process's CPU per
-recorded participant, against the same process idle before the hearing.
+At N = 8 (--record-at) the host records (by order of the court): the recorder process's CPU
+per recorded participant, against the same process idle before the hearing.
 Baselines: Janus and the recorder idle (portal connected, no hearing), and the smallest size.
 The machine has 2 cores shared with other work: the load average and how busy both cores were
 are printed with each window.
@@ -42,6 +44,7 @@ Run (as root, for the namespace): .venv/bin/python bench/hearing.py [--sizes 2,4
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -64,6 +67,7 @@ from flask_migrate import upgrade  # noqa: E402
 from hearing_browsers import LARGE, SMALL  # noqa: E402
 from janus import missing_janus, running_janus  # noqa: E402
 from live import CHEAP_ARGON2, LivePortal, start_live_portal  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
@@ -101,8 +105,44 @@ def machine() -> tuple[int, int]:
     return sum(fields[:8]) - idle, sum(fields[:8])
 
 
+def kind(pid: int, cmdline: list[str]) -> str:
+    """What one of this run's processes is, for the CPU breakdown."""
+    if len(cmdline) == 1:  # Chromium's children rewrite theirs into one string
+        cmdline = cmdline[0].split(" ")
+    program = Path(cmdline[0]).name if cmdline else "?"
+    chromium = next((a[7:] for a in cmdline if a.startswith("--type=")), "browser")
+    if "chrom" in program:
+        return {"renderer": "pages", "gpu-process": "chromium gpu"}.get(
+            chromium, f"chromium {chromium}")
+    if pid == os.getpid():
+        return "bench"
+    if "app.py" in " ".join(cmdline):
+        return "portal"
+    return {"janus": "janus", "node": "playwright"}.get(
+        program, "recorder" if "recorder" in cmdline else program)
+
+
+def ours() -> dict[int, tuple[str, float]]:
+    """(kind, CPU seconds) of every process in this thread's network namespace: this run's."""
+    mine = os.readlink("/proc/thread-self/ns/net")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / "ns/net") != mine:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            found[int(entry.name)] = (kind(int(entry.name), [a.decode() for a in argv if a]),
+                                      cpu_s(int(entry.name)))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # gone meanwhile
+    return found
+
+
 class Window:
-    """CPU of some processes (% of one core) and of the machine over a stretch of time."""
+    """CPU of some processes (% of one core), of all of this run's processes by kind, and of
+    the machine, over a stretch of time."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -110,6 +150,7 @@ class Window:
     def __enter__(self) -> Window:
         self.began = time.monotonic()
         self.cpu0 = {k: cpu_s(p) for k, p in self.pids.items()}
+        self.ours0 = ours()
         self.machine0 = machine()
         return self
 
@@ -120,6 +161,15 @@ class Window:
         busy, total = machine()
         self.busy = 100 * (busy - self.machine0[0]) / max(1, total - self.machine0[1])
         self.load = os.getloadavg()[0]
+        self.parts: dict[str, float] = {}
+        for pid, (what, cpu) in ours().items():
+            if pid in self.ours0:
+                self.parts[what] = self.parts.get(what, 0.0) + \
+                    100 * (cpu - self.ours0[pid][1]) / wall
+
+    def breakdown(self) -> str:
+        parts = sorted(self.parts.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{k} {v:.0f}" for k, v in parts if v >= 0.5)
 
 
 # --- the set-up -------------------------------------------------------------------------------
@@ -158,6 +208,13 @@ def snapshot(people: list[Person]) -> dict[int, dict[str, Any]]:
     return {p.participant_id: p.stats() or {} for p in people}
 
 
+def sent_fps(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -> float:
+    """The publishers' mean camera frame rate actually sent (their best layer)."""
+    rates = [(after[k]["sent"] - a["sent"]) / ((after[k]["at"] - a["at"]) / 1000)
+             for k, a in before.items() if a and after.get(k) and after[k]["at"] > a["at"]]
+    return statistics.fmean(rates) if rates else 0.0
+
+
 def decoded_fps(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]
                 ) -> dict[int, dict[int, float]]:
     """subscriber -> publisher -> decoded video fps, each page on its own clock."""
@@ -189,6 +246,7 @@ def measure(hearing: Hearing, janus_pid: int, seconds: float) -> dict[str, Any]:
     pairs = [f for per in fps.values() for f in per.values()]
     expected = n * (n - 1)
     return {"n": n, "streams": expected * 2, "janus": window.percent["janus"],
+            "parts": window.breakdown(), "sent_fps": sent_fps(before, after),
             "busy": window.busy, "load": window.load, "pairs": len(pairs),
             "expected_pairs": expected, "decoding": sum(1 for f in pairs if f >= 1.0),
             "fps_min": min(pairs, default=0.0), "fps_median": statistics.median(pairs or [0.0]),
@@ -197,16 +255,29 @@ def measure(hearing: Hearing, janus_pid: int, seconds: float) -> dict[str, Any]:
                                   for per in fps.values())}
 
 
-def first_frame(person: Person, timeout: float = 30.0) -> float:
+def joined(person: Person, timeout: float = 30.0) -> dict[str, float]:
+    """The joiner's publish to answer, to offer, to first remote frame (s); the frame is
+    infinity when none came within timeout."""
     deadline = time.monotonic() + timeout
-    while True:
-        found = person.first_frame_s()
+    while time.monotonic() < deadline:
+        found = person.timeline()
         if found is not None:
             return found
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{person.name}: no remote frame {timeout} s after publishing\n"
-                               f"{person.side.diagnose()}")
         time.sleep(0.05)
+    return {"answer": float("nan"), "offer": float("nan"), "frame": float("inf")}
+
+
+def median_of(joins: list[dict[str, float]], key: str) -> float:
+    return statistics.median(j[key] for j in joins)
+
+
+def show_joins(size: int, joins: list[dict[str, float]]) -> None:
+    def each(key: str) -> str:
+        return ", ".join(f"{j[key]:.2f}" for j in joins)
+
+    print(f"  N={size}: last joiner, from its publish (s), over {len(joins)} join(s): answer "
+          f"{each('answer')}; subscription offer {each('offer')}; first remote frame "
+          f"{each('frame')}", flush=True)
 
 
 def show(found: dict[str, Any], base: dict[str, Any]) -> None:
@@ -218,15 +289,31 @@ def show(found: dict[str, Any], base: dict[str, Any]) -> None:
         fps_ratio = f" ({found['fps_mean'] / base['fps_mean']:.2f}x N={base['n']}'s)"
     print(f"N={found['n']:2d}: {found['streams']:3d} forwarded streams; Janus "
           f"{found['janus']:5.1f} % of a core = {per_stream:.3f} % per stream{ratio}; "
-          f"last joiner's first remote frame {found['first_frame']:.2f} s", flush=True)
-    print(f"      decoded fps (camera {CAMERA_FPS}): mean {found['fps_mean']:.1f}{fps_ratio}, "
+          f"last joiner's first remote frame (p50) {found['first_frame']:.2f} s", flush=True)
+    print(f"      decoded fps (camera {CAMERA_FPS}, publishers sent {found['sent_fps']:.1f}): "
+          f"mean {found['fps_mean']:.1f}{fps_ratio}, "
           f"median {found['fps_median']:.1f}, worst feed {found['fps_min']:.1f}, worst "
           f"subscriber's mean {found['subscriber_min']:.1f}; {found['decoding']}/"
           f"{found['expected_pairs']} subscriber-feed pairs decoding (>= 1 fps); both cores "
           f"{found['busy']:.0f} % busy, load {found['load']:.1f}", flush=True)
+    print(f"      this run's CPU, % of a core: {found['parts']}", flush=True)
 
 
 # --- the phone and the recorder -------------------------------------------------------------------
+
+# The host's send-only connection: each simulcast layer's size (what Chromium sends depends on
+# how busy the cores are: it scales down when encoding falls behind).
+SENT_JS = """async () => {
+  const out = {};
+  const pc = window.samtale.hearing.publishPc;
+  if (!pc) { return out; }
+  (await pc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      out[s.rid || "-"] = `${s.frameWidth || 0}x${s.frameHeight || 0}`;
+    }
+  });
+  return out;
+}"""
 
 LARGE_TILE_JS = """() => {
   const v = document.querySelector(".hearing-large video");
@@ -246,15 +333,18 @@ def phone_downlink(hearing: Hearing, phone: Person) -> dict[str, Any]:
         phone.page.wait_for_function(
             "(id) => window.samtale.hearing.large === id", arg=hearing.host.participant_id,
             timeout=30_000)
-        phone.page.wait_for_function(
-            "() => { const v = document.querySelector('.hearing-large video');"
-            " return !!v && v.videoWidth >= 640 && v.videoHeight >= 360; }", timeout=30_000)
+        with contextlib.suppress(PlaywrightTimeout):  # what it shows is the result
+            phone.page.wait_for_function(
+                "() => { const v = document.querySelector('.hearing-large video');"
+                " return !!v && v.videoWidth >= 640 && v.videoHeight >= 360; }",
+                timeout=20_000)
         time.sleep(SETTLE)
         before = phone.stats() or {}
         bps = float(phone.evaluate("(ms) => window.samtale.hearing.downlink(ms)", 5000))
         after = phone.stats() or {}
         tile = phone.evaluate(LARGE_TILE_JS)
         layers = phone.evaluate("() => Object.fromEntries(window.samtale.hearing.layers)")
+        sending = hearing.host.evaluate(SENT_JS)
     finally:
         for person in muted:
             person.page.click("#mute")
@@ -267,7 +357,8 @@ def phone_downlink(hearing: Hearing, phone: Person) -> dict[str, Any]:
                                for k in ("audio", "video")) / seconds
     host = hearing.host.participant_id
     strip = [v for k, v in feeds.items() if k != host]
-    return {"bps": bps, "tile": tile, "layers": layers, "speaker_bps": feeds.get(host, 0.0),
+    return {"bps": bps, "tile": tile, "layers": layers, "sending": sending,
+            "speaker_bps": feeds.get(host, 0.0),
             "strip_bps_each": statistics.fmean(strip) if strip else 0.0, "strip": len(strip)}
 
 
@@ -323,12 +414,50 @@ def wait_recording(live: LivePortal, recording_id: str, wanted: set[RecordingSta
         time.sleep(0.2)
 
 
-# --- the run ------------------------------------------------------------------------------------
+# --- the run ---------------------------------------------------------------------------------
+
+def grow(hearing: Hearing, guests: list[Any], size: int, batch: int
+         ) -> tuple[Person, list[dict[str, float]]]:
+    """The hearing grows to `size`: all but the last newcomer `batch` at a time, then the
+    last one alone into a hearing where everyone decodes everyone: the last joiner."""
+    began = time.monotonic()
+    joining = guests[len(hearing.people) - 1:size - 1]
+    specs = [(g, len(hearing.people) + i + 1 == PHONE_AT, SMALL) for i, g in enumerate(joining)]
+    for start in range(0, len(specs) - 1, batch):
+        hearing.admit(specs[start:min(start + batch, len(specs) - 1)])
+    if len(specs) > 1:
+        hearing.decoding()
+    last = hearing.admit(specs[-1:])[0]
+    joins = [joined(last)]
+    late = hearing.decoding()
+    print(f"  {size} in the call ({time.monotonic() - began:.0f} s to join and decode"
+          f"{'; not decoding everyone within 60 s: ' + ', '.join(late) if late else ''})",
+          flush=True)
+    return last, joins
+
+
+def show_phone(phone: dict[str, Any]) -> None:
+    tile = phone["tile"] or {"width": 0, "height": 0}
+    print(f"N={PHONE_AT}: the phone's downlink {phone['bps'] / 1e6:.2f} Mbit/s (speaker "
+          f"{phone['speaker_bps'] / 1e3:.0f} kbit/s at {tile['width']}x{tile['height']}, each of "
+          f"{phone['strip']} strip tiles {phone['strip_bps_each'] / 1e3:.0f} kbit/s; layers "
+          f"asked {phone['layers']}; the host sends {phone['sending']})", flush=True)
+
+
+def show_recorded(recorded: dict[str, Any], idle: float) -> None:
+    n = recorded["n"]
+    print(f"N={n:2d} recorded: recorder {recorded['recorder']:.1f} % of a core "
+          f"({(recorded['recorder'] - idle) / n:.2f} % per recorded participant over its idle "
+          f"{idle:.2f} %), Janus {recorded['janus']:.1f} % while forwarding to it; recording "
+          f"{recorded['status']}; both cores {recorded['busy']:.0f} % busy, load "
+          f"{recorded['load']:.1f}", flush=True)
+
 
 def run(args: argparse.Namespace, browser: Any, playwright: Any, live: LivePortal,
         janus_pid: int, recorder_pid: int) -> None:
     sizes = sorted(set(args.sizes))
     largest = sizes[-1]
+    record_at = args.record_at if args.record_at in sizes else largest
     with Window({"janus": janus_pid, "recorder": recorder_pid}) as idle:
         time.sleep(args.idle_seconds)
     print(f"baseline, no hearing: Janus {idle.percent['janus']:.2f} % of a core, recorder "
@@ -343,61 +472,42 @@ def run(args: argparse.Namespace, browser: Any, playwright: Any, live: LivePorta
     results: list[dict[str, Any]] = []
     phone: dict[str, Any] | None = None
     recorded: dict[str, Any] | None = None
+    failed = ""
     try:
         began = time.monotonic()
         hearing.start(camera=LARGE)
         print(f"host in the call ({time.monotonic() - began:.0f} s)", flush=True)
         stops = sorted(set(sizes) | ({PHONE_AT} if largest >= PHONE_AT else set()))
         for size in stops:
-            began = time.monotonic()
-            # All but the last one together, then the last one alone: the last joiner.
-            joining = guests[len(hearing.people) - 1:size - 1]
-            specs = [(g, len(hearing.people) + i + 1 == PHONE_AT, SMALL)
-                     for i, g in enumerate(joining)]
-            if len(specs) > 1:
-                hearing.admit(specs[:-1])
-                hearing.decoding()
-            last = hearing.admit(specs[-1:])[0]
-            found: dict[str, Any] = {"first_frame": first_frame(last)}
-            hearing.decoding()
-            print(f"  {size} in the call ({time.monotonic() - began:.0f} s to join and decode)",
-                  flush=True)
+            try:
+                last, joins = grow(hearing, guests, size, args.batch)
+            except Exception as exc:  # noqa: BLE001 - a busy machine's result: say so, sum up
+                failed = f"N={size}: could not be set up on this machine: " \
+                    f"{str(exc).splitlines()[0]}"
+                print(failed, flush=True)
+                break
             if size == PHONE_AT:
                 phone = phone_downlink(hearing, last)
-                print(f"N={size:2d}: the phone's downlink {phone['bps'] / 1e6:.2f} Mbit/s "
-                      f"(speaker {phone['speaker_bps'] / 1e3:.0f} kbit/s at "
-                      f"{phone['tile']['width']}x{phone['tile']['height']}, each of "
-                      f"{phone['strip']} strip tiles {phone['strip_bps_each'] / 1e3:.0f} kbit/s; "
-                      f"layers asked {phone['layers']})", flush=True)
-                if size not in sizes:
-                    continue
-            if size == 8 and args.repeats:
-                again = [found["first_frame"]]
+                show_phone(phone)
+            if size == 8:
                 for _ in range(args.repeats):
                     hearing.reload(last)
-                    again.append(first_frame(last))
-                    hearing.decoding()
-                found["first_frames"] = again
-                found["first_frame"] = statistics.median(again)
-                print(f"  N=8: last joiner's first remote frame over {len(again)} joins: "
-                      f"{', '.join(f'{v:.2f}' for v in again)} s", flush=True)
-            found.update(measure(hearing, janus_pid, args.seconds))
+                    joins.append(joined(last))
+                    hearing.decoding([last])
+            show_joins(size, joins)
+            found = {"joins": joins, "first_frame": median_of(joins, "frame"),
+                     **measure(hearing, janus_pid, args.seconds)}
             results.append(found)
             show(found, results[0])
-            if size == largest and not args.no_record:
+            if size == record_at and not args.no_record:
                 recorded = record(hearing, live, recorder_pid, janus_pid, args.seconds)
-                extra = recorded["recorder"] - idle.percent["recorder"]
-                print(f"N={size:2d} recorded: recorder {recorded['recorder']:.1f} % of a core "
-                      f"({extra / size:.2f} % per recorded participant over its idle "
-                      f"{idle.percent['recorder']:.2f} %), Janus {recorded['janus']:.1f} % "
-                      f"while forwarding to it; recording {recorded['status']}; both cores "
-                      f"{recorded['busy']:.0f} % busy, load {recorded['load']:.1f}", flush=True)
+                show_recorded(recorded, idle.percent["recorder"])
     finally:
         errors = hearing.errors()
         outside = [a for side in (hearing.sides.sides if hearing.sides else [])
                    for a in netns.outside_loopback(side.gathered + side.used + side.remote)]
         hearing.close()
-    summary(results, phone, recorded, idle.percent["recorder"])
+    summary(results, phone, recorded, idle.percent["recorder"], failed)
     if errors:
         print(f"the pages reported errors: {errors[:5]}")
     if outside:
@@ -405,8 +515,12 @@ def run(args: argparse.Namespace, browser: Any, playwright: Any, live: LivePorta
 
 
 def summary(results: list[dict[str, Any]], phone: dict[str, Any] | None,
-            recorded: dict[str, Any] | None, recorder_idle: float) -> None:
+            recorded: dict[str, Any] | None, recorder_idle: float, failed: str) -> None:
     print("\ngoals:")
+    if failed:
+        print(f"- {failed}")
+    if not results:
+        return
     # At the largest size: with few streams, receiving the publishers (the host's three
     # simulcast layers above all) is most of Janus's work, spread over few forwarded streams.
     top = results[-1]
@@ -417,7 +531,10 @@ def summary(results: list[dict[str, Any]], phone: dict[str, Any] | None,
     if eight:
         met = eight["first_frame"] <= FIRST_FRAME_GOAL
         print(f"- last joiner's first remote frame p50 <= {FIRST_FRAME_GOAL} s at N=8: "
-              f"{'met' if met else 'NOT met'} ({eight['first_frame']:.2f} s)")
+              f"{'met' if met else 'NOT met'} ({eight['first_frame']:.2f} s over "
+              f"{len(eight['joins'])} joins; Janus's answer p50 "
+              f"{median_of(eight['joins'], 'answer'):.2f} s, the subscription offer "
+              f"{median_of(eight['joins'], 'offer'):.2f} s)")
     fifteen = next((r for r in results if r["n"] == 15), None)
     if fifteen:
         met = fifteen["decoding"] == fifteen["expected_pairs"]
@@ -425,10 +542,11 @@ def summary(results: list[dict[str, Any]], phone: dict[str, Any] | None,
               f"({fifteen['decoding']}/{fifteen['expected_pairs']} pairs, mean "
               f"{fifteen['fps_mean']:.1f} fps)")
     if phone:
-        met = phone["bps"] < PHONE_DOWNLINK_GOAL and phone["tile"]["width"] >= 640
+        tile = phone["tile"] or {"width": 0, "height": 0}
+        met = phone["bps"] < PHONE_DOWNLINK_GOAL and tile["width"] >= 640
         print(f"- a phone's downlink < 1.5 Mbit/s at 10 with the speaker >= 640x360: "
               f"{'met' if met else 'NOT met'} ({phone['bps'] / 1e6:.2f} Mbit/s, "
-              f"{phone['tile']['width']}x{phone['tile']['height']})")
+              f"{tile['width']}x{tile['height']})")
     if recorded:
         print(f"- recorder: {(recorded['recorder'] - recorder_idle) / recorded['n']:.2f} % of a "
               f"core per recorded participant at N={recorded['n']} (no goal set)")
@@ -442,6 +560,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="rejoins of the last at N=8")
     parser.add_argument("--idle-seconds", type=float, default=4)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--record-at", type=int, default=8, help="the size recorded")
+    parser.add_argument("--batch", type=int, default=3, help="pages joining at once")
     args = parser.parse_args()
     if min(args.sizes) < 2 or max(args.sizes) > 16:
         parser.error("sizes from 2 to 16 (the room holds 16 publishers)")
