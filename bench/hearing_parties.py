@@ -63,17 +63,19 @@ TIMING_JS = """(() => {
   window.RTCPeerConnection.prototype = Native.prototype;
 })();"""
 
-# What the page receives (hearing-stats.js), and the frames its camera's best layer has sent.
+# What the page receives (hearing-stats.js); the frames its camera's best layer has sent, and
+# the RTP packets it has sent (all layers, audio too).
 STATS_JS = """async () => {
   const h = window.samtale && window.samtale.hearing;
   if (!h || !h.subscribePc) { return null; }
   const out = await h.stats();
   out.sent = 0;
+  out.packets = 0;
   if (h.publishPc) {
     (await h.publishPc.getStats()).forEach((r) => {
-      if (r.type === "outbound-rtp" && r.kind === "video") {
-        out.sent = Math.max(out.sent, r.framesSent || 0);
-      }
+      if (r.type !== "outbound-rtp") { return; }
+      out.packets += r.packetsSent || 0;
+      if (r.kind === "video") { out.sent = Math.max(out.sent, r.framesSent || 0); }
     });
   }
   return out;
