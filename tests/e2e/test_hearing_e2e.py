@@ -38,8 +38,7 @@ GRACE_SECONDS = 15
 def janus_portal(request: pytest.FixtureRequest, sqlite_template: Path, janus: JanusProcess,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
     """A live portal whose hearings go through the module's Janus."""
-    env = {"PORTAL_JANUS_URLS": janus.url, "PORTAL_JANUS_API_SECRET": janus.api_secret,
-           "PORTAL_JANUS_ADMIN_KEY": janus.admin_key, "PORTAL_JANUS_RETRY_SECONDS": "1"}
+    env = {**janus.portal_env(), "PORTAL_JANUS_RETRY_SECONDS": "1"}
     with running(request, sqlite_template, tmp_path_factory.mktemp("live-hearing"),
                  grace_seconds=GRACE_SECONDS, env=env) as live:
         yield live

@@ -35,8 +35,7 @@ pytestmark = [pytest.mark.live, pytest.mark.webrtc]
 def hearing_portal(request: pytest.FixtureRequest, sqlite_template: Any,
                    tmp_path_factory: pytest.TempPathFactory,
                    janus: JanusProcess) -> Iterator[LivePortal]:
-    env = {"PORTAL_JANUS_URLS": janus.url, "PORTAL_JANUS_API_SECRET": janus.api_secret,
-           "PORTAL_JANUS_ADMIN_KEY": janus.admin_key, "PORTAL_JANUS_RETRY_SECONDS": "1"}
+    env = {**janus.portal_env(), "PORTAL_JANUS_RETRY_SECONDS": "1"}
     with running(request, sqlite_template, tmp_path_factory.mktemp("hearing-recording"),
                  grace_seconds=10, env=env) as live:
         yield live

@@ -49,8 +49,7 @@ SENT_JS = """async () => {
 def recorded_portal(request: pytest.FixtureRequest, sqlite_template: Path,
                     janus: JanusProcess,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
-    env = {"PORTAL_JANUS_URLS": janus.url, "PORTAL_JANUS_API_SECRET": janus.api_secret,
-           "PORTAL_JANUS_ADMIN_KEY": janus.admin_key, "PORTAL_JANUS_RETRY_SECONDS": "1"}
+    env = {**janus.portal_env(), "PORTAL_JANUS_RETRY_SECONDS": "1"}
     with running(request, sqlite_template, tmp_path_factory.mktemp("recorded-hearing"),
                  grace_seconds=15, env=env) as live:
         yield live
