@@ -6,7 +6,7 @@ import sys
 from datetime import timedelta
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from portal.accounts import services as accounts
@@ -191,10 +191,9 @@ def demo() -> None:
     click.echo(f"demo consult: sign in as the host and open {base}/appointments/"
                f"{consult.id}/call")
     click.echo(f"demo guest link (open it in another browser or a private window): {links[0][1]}")
-    media = ("" if current_app.config["JANUS_URLS"] else
-             " - needs the Janus media server, see the README")
-    click.echo(f"demo hearing{media}: the host opens {base}/appointments/{hearing.id}/call; "
-               "its parties' links (each in a private window of its own):")
+    click.echo(f"demo hearing (through the Janus media server): the host opens {base}/"
+               f"appointments/{hearing.id}/call; its parties' links (each in a private window "
+               "of its own):")
     for name, link in hearing_links:
         click.echo(f"  {name}: {link}")
 
