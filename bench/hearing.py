@@ -276,10 +276,11 @@ def measure(hearing: Hearing, janus_pid: int, seconds: float) -> dict[str, Any]:
             "parts": window.breakdown(), "sent_fps": sent_fps,
             "busy": window.busy, "load": window.load, "pairs": len(pairs),
             "expected_pairs": expected, "decoding": sum(1 for f in pairs if f >= 1.0),
+            "share_decoding_10": sum(1 for f in pairs if f >= 10.0),
             "fps_min": min(pairs, default=0.0), "fps_median": statistics.median(pairs or [0.0]),
             "fps_mean": statistics.fmean(pairs or [0.0]),
-            "subscriber_min": min((statistics.fmean(per.values()) if per else 0.0)
-                                  for per in fps.values())}
+            "subscriber_min": min((statistics.fmean(max(f, 0.0) for f in per.values())
+                                   if per else 0.0) for per in fps.values())}
 
 
 def joined(person: Person, timeout: float = 30.0) -> dict[str, float]:
