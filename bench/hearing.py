@@ -278,8 +278,8 @@ def measure(hearing: Hearing, janus_pid: int, seconds: float) -> dict[str, Any]:
             "expected_pairs": expected, "decoding": sum(1 for f in pairs if f >= 1.0),
             "fps_min": min(pairs, default=0.0), "fps_median": statistics.median(pairs or [0.0]),
             "fps_mean": statistics.fmean(pairs or [0.0]),
-            "subscriber_min": min((statistics.fmean(per.values()) if per else 0.0)
-                                  for per in fps.values())}
+            "subscriber_min": min((statistics.fmean(max(f, 0.0) for f in per.values())
+                                   if per else 0.0) for per in fps.values())}
 
 
 def joined(person: Person, timeout: float = 30.0) -> dict[str, float]:
@@ -519,6 +519,10 @@ def run(args: argparse.Namespace, browser: Any, playwright: Any, live: LivePorta
         print(f"host in the call ({time.monotonic() - began:.0f} s)", flush=True)
         stops = sorted(set(sizes) | ({PHONE_AT} if largest >= PHONE_AT else set()))
         for size in stops:
+            if time.monotonic() > args.deadline:
+                failed = f"N={size}: not started, the run is past its {args.limit:.0f} s"
+                print(failed, flush=True)
+                break
             try:
                 last, joins = grow(hearing, guests, size, args.batch)
             except Exception as exc:  # noqa: BLE001 - a busy machine's result: say so, sum up
@@ -604,13 +608,17 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     parser.add_argument("--record-at", type=int, default=8, help="the size recorded")
     parser.add_argument("--batch", type=int, default=3, help="pages joining at once")
+    parser.add_argument("--limit", type=float, default=900,
+                        help="seconds after which no further size is started")
     args = parser.parse_args()
     if min(args.sizes) < 2 or max(args.sizes) > 16:
         parser.error("sizes from 2 to 16 (the room holds 16 publishers)")
     for why in (netns.require_root(), missing_janus()):
         if why:
             raise SystemExit(why)
-    hard_stop = threading.Timer(900, lambda: os.kill(os.getpid(), signal.SIGINT))
+    # No size starts after --limit; one under way is given 5 minutes more, then stopped.
+    args.deadline = time.monotonic() + args.limit
+    hard_stop = threading.Timer(args.limit + 300, lambda: os.kill(os.getpid(), signal.SIGINT))
     hard_stop.daemon = True
     hard_stop.start()
     print(f"hearing bench: sizes {args.sizes}, {args.seconds:.0f} s windows, "
