@@ -12,8 +12,9 @@ joined as people join (the court's notice, the device check, the waiting room, A
 with Chromium's fake camera at 320x240@15 (one simulcast layer) and its beeping microphone;
 the host's camera is 1280x720@15 (three simulcast layers), as a judge's would be. Chromium and
 not aiortc peers: the issue's questions (simulcast, layer choice, decoded frames, a phone's
-getStats) are about browsers, and 15 Chromium pages decode 210 small streams on two cores where
-15 aiortc peers, decoding in Python, could not keep up.
+getStats) are about browsers, and aiortc peers, decoding in Python, are slower still (eight in
+one process decoded under a frame a second per feed). Even so, eight pages fill two cores and
+fifteen cannot keep up there: see docs/performance.md, "Hearings (Janus)".
 
 One hearing grows through the sizes. At each size N, once every page decodes every other
 participant, for --seconds:
@@ -31,9 +32,8 @@ participant, for --seconds:
   the grace period, a fresh publication and subscription), p50 over all; with its parts: Janus's
   answer to the publish, and the subscription offer, both from the publish on.
 At 10 participants (a window is measured there too) the tenth is a "Pixel 7": everyone but the
-host mutes, the phone shows the
-host as the speaker (middle layer, 640x360) and the others in its strip; its receive-only
-connection's downlink (getStats bytesReceived) over 5 s.
+host mutes, the phone shows the host as the speaker (middle layer, 640x360) and the others in
+its strip; its receive-only connection's downlink (getStats bytesReceived) over 5 s.
 At N = 8 (--record-at) the host records (by order of the court): the recorder process's CPU
 per recorded participant, against the same process idle before the hearing.
 Baselines: Janus and the recorder idle (portal connected, no hearing), and the smallest size.
@@ -41,7 +41,7 @@ The machine has 2 cores shared with other work: the load average and how busy bo
 are printed with each window.
 
 Run (as root, for the namespace): .venv/bin/python bench/hearing.py [--sizes 2,4,8,15]
-[--seconds 8] [--repeats 5]
+[--seconds 8] [--repeats 5] [--limit 900]
 """
 
 from __future__ import annotations
