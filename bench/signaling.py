@@ -3,10 +3,13 @@ the real server, against a bare Flask-SocketIO relay measured in the same run.
 
 The portal runs as it ships (`python app.py`: gunicorn with portal.serve.Worker) on a scratch
 database; with --workers 2, two such servers share a scratch PostgreSQL database and a Redis
-message queue (a fresh channel), and each call's host talks to one and its guest to the other,
-as behind a load balancer. Calls are booked through the app's services; the host signs in, the
-guest waits in the lobby, is admitted, and both join, as browsers do. Each call gets an address
-of its own (X-Forwarded-For, PORTAL_PROXIES=1), as real clients have.
+message queue (a fresh channel), and each call's sockets go to the worker its appointment id
+hashes to, as the proxy of docs/operations.md routes them (--placement split: host and guest on
+different workers, every message through Redis, the worst case); --scale runs one worker and
+then two in the same run and prints the ratio. Calls are booked through the app's services;
+the host signs in, the guest waits in the lobby, is admitted, and both join, as browsers do.
+Each call gets an address of its own (X-Forwarded-For, PORTAL_PROXIES=1), as real clients
+have.
 
 Two phases, with python-socketio clients (threads) in --procs client processes:
 - paced: each side of each call sends one ICE candidate a second to the other (2 msg/s per
@@ -23,6 +26,7 @@ may have 2 cores shared with the load generator and other work: absolute numbers
 runs; the ratio against the bare relay, measured in the same run, moves less.
 
 Run: .venv/bin/python bench/signaling.py [--sockets 300] [--workers 1|2] [--seconds 20]
+     .venv/bin/python bench/signaling.py --scale --sockets 500 --no-bare
 """
 
 from __future__ import annotations
@@ -474,12 +478,14 @@ def address(n: int) -> str:
     return f"127.{10 + n // 65536 % 200}.{n // 256 % 256}.{n % 256 or 1}"
 
 
-def portal_calls(booked: list[tuple[int, str]], urls: list[str],
-                 cookie: str) -> list[dict[str, Any]]:
+def portal_calls(booked: list[tuple[int, str]], urls: list[str], cookie: str,
+                 split: bool) -> list[dict[str, Any]]:
+    """Each call's two sides: on the worker its appointment hashes to, as the proxy of
+    docs/operations.md routes `?call=<id>`; with split, host and guest on different workers."""
     calls = []
     for n, (appointment_id, token) in enumerate(booked):
-        host_url = urls[n % len(urls)]
-        guest_url = urls[(n + 1) % len(urls)]  # with two workers: the other one
+        host_url = urls[appointment_id % len(urls)]
+        guest_url = urls[(appointment_id + split) % len(urls)]
         xff = {"X-Forwarded-For": address(n)}
         calls.append({"host_url": host_url, "host_auth": {"appointment": appointment_id},
                       "host_headers": {**xff, "Cookie": cookie},
@@ -503,9 +509,9 @@ def sign_in(base: str) -> str:
     return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
 
 
-def run_portal(args: argparse.Namespace, files: Path) -> dict[str, Any]:
+def run_portal(args: argparse.Namespace, files: Path, workers: int) -> dict[str, Any]:
     calls = args.sockets // 2
-    postgres = args.workers > 1 or args.database == "postgresql"
+    postgres = workers > 1 or args.database == "postgresql"
     dbname = f"samtale_bench_{uuid.uuid4().hex[:8]}"
     if postgres:
         import psycopg
@@ -521,18 +527,19 @@ def run_portal(args: argparse.Namespace, files: Path) -> dict[str, Any]:
         booked = prepare(database_url, files, calls)
         channel = f"samtale-bench-{uuid.uuid4().hex[:8]}"
         urls = []
-        for _ in range(args.workers):
+        for _ in range(workers):
             port = free_port()
             env = portal_env(database_url, port, files, args.sockets, REDIS_URL
-                             if args.workers > 1 else None, channel)
+                             if workers > 1 else None, channel)
             servers.append(launch([sys.executable, str(ROOT / "app.py")], env, port=port,
                                   log=files / f"portal-{port}.log"))
             urls.append(f"http://127.0.0.1:{port}")
         if args.pause_for_profiler:
             print("server pids:", [s.pid for s in servers], flush=True)
         cookie = sign_in(urls[0])
-        return run_load(portal_calls(booked, urls, cookie), False, args.procs, args.seconds,
-                        args.unpaced_seconds, [s.pid for s in servers])
+        load = portal_calls(booked, urls, cookie, args.placement == "split")
+        return run_load(load, False, args.procs, args.seconds, args.unpaced_seconds,
+                        [s.pid for s in servers])
     finally:
         for server in servers:
             stop(server)
@@ -565,6 +572,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="with one worker (two always use PostgreSQL)")
+    parser.add_argument("--placement", choices=("by-call", "split"), default="by-call",
+                        help="two workers: a call's sockets on one worker, as the proxy of "
+                             "docs/operations.md routes them, or host and guest apart")
+    parser.add_argument("--scale", action="store_true",
+                        help="one worker, then two, on PostgreSQL (+ Redis), and their ratio")
     parser.add_argument("--seconds", type=float, default=20, help="paced phase")
     parser.add_argument("--unpaced-seconds", type=float, default=10)
     parser.add_argument("--procs", type=int, default=2, help="client processes")
@@ -579,13 +591,20 @@ def main() -> None:
     hard_stop = threading.Timer(900, lambda: os.kill(os.getpid(), signal.SIGINT))
     hard_stop.daemon = True
     hard_stop.start()
+    if args.scale:
+        args.database, args.workers = "postgresql", 2
     print(f"signaling bench: {args.sockets} sockets in {args.sockets // 2} calls, "
-          f"{args.workers} worker(s), {'PostgreSQL + Redis' if args.workers > 1 else args.database}"
-          f", {os.cpu_count()} cores shared with the load generator and whatever else runs: "
-          f"absolute numbers move between runs.", flush=True)
+          f"{'1 and 2' if args.scale else args.workers} worker(s), "
+          f"{'PostgreSQL + Redis' if args.workers > 1 else args.database}"
+          f"{', ' + args.placement if args.workers > 1 else ''}, {os.cpu_count()} cores shared "
+          f"with the load generator and whatever else runs: absolute numbers move between runs.",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="signaling-bench-") as tmp:
         files = Path(tmp)
-        portal = run_portal(args, files)
+        if args.scale:
+            scale(args, files)
+            return
+        portal = run_portal(args, files, args.workers)
         label = f"portal, {args.workers} worker(s)"
         show(label, portal, args.sockets)
         if args.no_bare:
@@ -598,6 +617,24 @@ def main() -> None:
         print(f"paced goal (p99 < 50 ms, 0 lost, 0 dropped): {'met' if met else 'NOT met'}; "
               f"unpaced goal (>= 70 % of bare): {'met' if ratio >= 0.7 else 'NOT met'}")
 
+
+def scale(args: argparse.Namespace, files: Path) -> None:
+    """One worker, then two, in the same run: measured throughput, and the capacity each
+    would have on cores of its own (cores / servers' CPU per message): on a machine whose
+    cores the load generator shares, only the second can show what a second worker adds."""
+    found = {}
+    for workers in (1, 2):
+        (files / str(workers)).mkdir()
+        found[workers] = run_portal(args, files / str(workers), workers)
+        show(f"portal, {workers} worker(s)", found[workers], args.sockets)
+    one, two = found[1], found[2]
+    measured = two["unpaced"] / one["unpaced"] if one["unpaced"] else float("nan")
+    capacity = (2 / two["server_ms_per_msg"]) / (1 / one["server_ms_per_msg"])
+    print(f"two workers / one, unpaced msg/s measured: {measured:.2f}x "
+          f"(load generator on the same {os.cpu_count()} cores)")
+    print(f"two workers / one, capacity on a core each (CPU per message "
+          f"{one['server_ms_per_msg']:.2f} -> {two['server_ms_per_msg']:.2f} ms): {capacity:.2f}x; "
+          f"goal >= 1.6x: {'met' if capacity >= 1.6 else 'NOT met'}")
 
 if __name__ == "__main__":
     main()

@@ -27,11 +27,20 @@ from browser_call import (
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
 
+def assert_socket_names_call(side: Any, appointment_id: int) -> None:
+    """Every socket request names the call: a proxy routes a call's sockets to one worker."""
+    urls = side.page.evaluate("() => performance.getEntriesByType('resource')"
+                              ".map(e => e.name).filter(n => n.includes('/socket.io/'))")
+    assert urls and all(f"call={appointment_id}&" in url for url in urls), urls
+
+
 # --- the tests --------------------------------------------------------------------------------
 
 def test_admitted_guest_and_host_see_and_hear_each_other(sides: Sides) -> None:
     call = enter_call(sides)
     media_flows_both_ways(call)
+    for side in (call.host, call.guest):
+        assert_socket_names_call(side, call.consult.appointment_id)
     # Who is who: the tiles carry the other side's participant id.
     host_id, guest_id = call.host.self_id(), call.guest.self_id()
     assert guest_id == call.consult.guest.participant_id
@@ -56,6 +65,7 @@ def test_denied_guest_is_told_so(sides: Sides) -> None:
     host = sides.host(consult)
     host.page.goto(f"{live.base_url}/appointments/{consult.appointment_id}")
     host.wait("() => document.getElementById('waiting-room').dataset.live === 'true'")
+    assert_socket_names_call(host, consult.appointment_id)  # waiting-room.js's socket
     guest = sides.guest()
     guest.page.goto(consult.guest.url)
     device_check_passes(guest)

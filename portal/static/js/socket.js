@@ -17,7 +17,9 @@ export function connect(call, text) {
   const token = (/\/j\/([^/?#]+)/.exec(location.pathname) || [])[1];
   const auth = isHost ? {appointment: Number(room.dataset.appointment)}
     : {invite: token ? decodeURIComponent(token) : ""};
-  const socket = window.io({auth, reconnectionDelayMax: 5000});
+  // `call` only routes: a proxy sends every socket of one call to one worker (docs/operations.md).
+  const socket = window.io({auth, query: {call: room.dataset.appointment},
+    reconnectionDelayMax: 5000});
   state.socket = socket;
   if (record) { record.attach(socket); } // first: its `welcome` listener runs before ours
   if (call.hearing) { call.hearing.attach(socket); } // so does a hearing's (welcome.media)

@@ -15,7 +15,8 @@ function start(panel) {
   const baseTitle = document.title;
   if (typeof window.io !== "function") { connEl.textContent = text.offline; return; }
 
-  const socket = window.io({auth: {appointment: Number(panel.dataset.appointment)}});
+  const socket = window.io({auth: {appointment: Number(panel.dataset.appointment)},
+    query: {call: panel.dataset.appointment}}); // routing only, as in socket.js
   wireWaiting(listEl, () => socket);
   publishHooks({socket});
 
