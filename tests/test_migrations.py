@@ -19,7 +19,8 @@ from portal.models.audit import GENESIS_DIGEST
 
 TABLES = {"users", "api_tokens", "appointments", "participants", "chat_messages", "audit_events",
           "audit_head", "recordings", "recording_tracks", "consents", "recovery_codes",
-          "login_throttles", "sessions", "playbacks", "retired_invites"}
+          "login_throttles", "sessions", "playbacks", "retired_invites", "representations",
+          "screenings", "consultation_rooms"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -38,6 +38,8 @@ def role_label(role: ParticipantRole) -> str:
         ParticipantRole.CLIENT: _l("Client"), ParticipantRole.COUNSEL: _l("Counsel"),
         ParticipantRole.PARTY: _l("Party"), ParticipantRole.WITNESS: _l("Witness"),
         ParticipantRole.INTERPRETER: _l("Interpreter"), ParticipantRole.OBSERVER: _l("Observer"),
+        ParticipantRole.JUDGE: _l("Judge"), ParticipantRole.CLERK: _l("Clerk"),
+        ParticipantRole.PANEL: _l("Panel member"), ParticipantRole.EXPERT: _l("Expert"),
     }
     return str(labels[role])
 

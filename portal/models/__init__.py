@@ -2,18 +2,23 @@
 
 from portal.models.appointment import (
     GUEST_ROLES,
+    HOST_ROLES,
+    STAFF_ROLES,
     Appointment,
     ChatMessage,
+    HearingStage,
     Kind,
     LobbyState,
     Participant,
     ParticipantRole,
+    Place,
     RecordingPolicy,
     RetiredInvite,
     Status,
 )
 from portal.models.audit import AuditEvent, AuditHead
 from portal.models.base import Base, utcnow
+from portal.models.court import ConsultationRoom, Representation, RoomKind, Screening
 from portal.models.recording import (
     AppendOnlyError,
     Consent,
@@ -28,6 +33,14 @@ from portal.models.user import ApiToken, LoginThrottle, RecoveryCode, Role, User
 
 __all__ = [
     "GUEST_ROLES",
+    "HOST_ROLES",
+    "STAFF_ROLES",
+    "ConsultationRoom",
+    "HearingStage",
+    "Place",
+    "Representation",
+    "RoomKind",
+    "Screening",
     "AppendOnlyError",
     "ApiToken",
     "Appointment",

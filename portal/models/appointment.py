@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, true
+from sqlalchemy import Enum, ForeignKey, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.models.base import Base, UTCDateTime, utcnow
@@ -45,9 +45,35 @@ class ParticipantRole(enum.StrEnum):
     WITNESS = "witness"
     INTERPRETER = "interpreter"
     OBSERVER = "observer"
+    # A hearing's bench and staff (docs/hearings.md): they join with a staff account.
+    JUDGE = "judge"
+    CLERK = "clerk"
+    PANEL = "panel"
+    EXPERT = "expert"
 
 
-GUEST_ROLES = tuple(r for r in ParticipantRole if r is not ParticipantRole.HOST)
+#: Roles that join with a staff account (Participant.user_id), not an invite link.
+STAFF_ROLES = (ParticipantRole.HOST, ParticipantRole.JUDGE, ParticipantRole.CLERK,
+               ParticipantRole.PANEL)
+#: Roles with a host's rights in their appointment (admit, call, mute, record, end).
+HOST_ROLES = (ParticipantRole.HOST, ParticipantRole.JUDGE, ParticipantRole.CLERK)
+GUEST_ROLES = tuple(r for r in ParticipantRole if r not in STAFF_ROLES)
+
+
+class HearingStage(enum.StrEnum):
+    """Where a hearing is in its course; a consult stays OPENING."""
+
+    OPENING = "opening"  # not started: everyone is in the waiting room
+    IN_SESSION = "in_session"
+    PAUSED = "paused"
+
+
+class Place(enum.StrEnum):
+    """Where an admitted participant of a hearing is."""
+
+    WAITING = "waiting"  # the waiting room (before the start; a witness until called)
+    HEARING = "hearing"
+    CONSULTATION = "consultation"  # a private room: Participant.consultation_room_id
 
 
 class LobbyState(enum.StrEnum):
@@ -77,6 +103,12 @@ class Appointment(Base):
     #: A call through Janus (a hearing): the Janus instance its room lives on, pinned when the
     #: first participant joins (rooms live in one instance's memory).
     janus_url: Mapped[str | None] = mapped_column(String(200))
+    #: A hearing's course; and its observer link (name-only, revocable, off by default).
+    hearing_stage: Mapped[HearingStage] = mapped_column(
+        _enum(HearingStage), default=HearingStage.OPENING, server_default="opening")
+    observer_link_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: SHA-256 of the observer link's token, hex (the token is shown once, as invites are).
+    observer_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     host: Mapped[User] = relationship()
     participants: Mapped[list[Participant]] = relationship(
@@ -121,9 +153,36 @@ class Participant(Base):
     joined_call_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: When that connection dropped; the participant may come back within the grace period.
     away_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: An interpreter's principal (a participant of the same appointment) and language.
+    interprets_for_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"))
+    language: Mapped[str | None] = mapped_column(String(35))
+    #: In a hearing: where the participant is, and which private room when there.
+    place: Mapped[Place] = mapped_column(_enum(Place), default=Place.WAITING,
+                                         server_default="waiting")
+    consultation_room_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultation_rooms.id", use_alter=True, name="fk_participants_consultation_room_id_consultation_rooms"))
+    #: When the participant confirmed the hearing's declaration (no recording, no photos).
+    declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: A host muted this participant and locked it: they cannot unmute themselves.
+    mute_locked: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     appointment: Mapped[Appointment] = relationship(back_populates="participants")
+    interprets_for: Mapped[Participant | None] = relationship(remote_side=[id])
+    #: For counsel: the parties they represent (and for a party, their counsel).
+    represents: Mapped[list[Participant]] = relationship(
+        secondary="representations", primaryjoin="Participant.id == Representation.counsel_id",
+        secondaryjoin="Participant.id == Representation.party_id", order_by="Participant.id",
+        viewonly=True)
+    #: People who must never receive this participant's video (screening).
+    screened_from: Mapped[list[Participant]] = relationship(
+        secondary="screenings", primaryjoin="Participant.id == Screening.protected_id",
+        secondaryjoin="Participant.id == Screening.hidden_from_id", order_by="Participant.id",
+        viewonly=True)
+
+    @property
+    def is_host(self) -> bool:
+        return self.role in HOST_ROLES
 
     @property
     def invite_revoked(self) -> bool:
@@ -152,6 +211,8 @@ class ChatMessage(Base):
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     body: Mapped[str] = mapped_column(String(2000))
+    #: "all": everyone in the call; "hosts": the judge and the clerk only (a hearing's bench notes).
+    audience: Mapped[str] = mapped_column(String(16), default="all", server_default="all")
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     participant: Mapped[Participant] = relationship()
