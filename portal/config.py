@@ -162,6 +162,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "INVITE_OPENS_MINUTES_BEFORE": _env_int("INVITE_OPENS_MINUTES_BEFORE", 30),
         "INVITE_CLOSES_MINUTES_AFTER": _env_int("INVITE_CLOSES_MINUTES_AFTER", 60),
         "MAX_GUESTS": _env_int("MAX_GUESTS", 12),
+        # Observers of a hearing (they send no media), counted apart from MAX_GUESTS.
+        "MAX_OBSERVERS": _env_int("MAX_OBSERVERS", 30),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # The call: how long a dropped participant may take to come back without the lobby.
         "RECONNECT_GRACE_SECONDS": _env_int("RECONNECT_GRACE_SECONDS", 60),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from portal import presence, signals
@@ -18,6 +18,7 @@ from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.models import (
     GUEST_ROLES,
+    STAFF_ROLES,
     Appointment,
     Kind,
     LobbyState,
@@ -186,9 +187,9 @@ def status_label(status: Status) -> str:
 
 
 def for_host(host: User, *, include_past: bool = True) -> list[Appointment]:
-    """The host's own appointments, soonest first, with their participants (the list counts
-    the guests: one query for all of them, not one per appointment)."""
-    query = (select(Appointment).where(Appointment.host_id == host.id)
+    """The host's own appointments (and hearings they sit in), soonest first, with their
+    participants (the list counts the guests: one query for all, not one per appointment)."""
+    query = (select(Appointment).where(_sits_in(host))
              .options(selectinload(Appointment.participants)))
     if not include_past:
         query = query.where(Appointment.ends_at >= utcnow())
@@ -216,13 +217,20 @@ def listed_for_host(host: User) -> list[Listed]:
     """The host's appointments, soonest first, each with its number of guests: one query of
     the columns shown (no ORM objects to build; the list is the host's most read page)."""
     guests = (select(func.count()).where(Participant.appointment_id == Appointment.id,
-                                         Participant.role != ParticipantRole.HOST)
+                                         Participant.role.in_(GUEST_ROLES))
               .correlate(Appointment).scalar_subquery())
     rows = db.session.execute(
         select(Appointment.id, Appointment.title, Appointment.kind, Appointment.status,
                Appointment.starts_at, Appointment.ends_at, guests)
-        .where(Appointment.host_id == host.id).order_by(Appointment.starts_at))
+        .where(_sits_in(host)).order_by(Appointment.starts_at))
     return [Listed(*row) for row in rows]
+
+
+def _sits_in(user: User) -> ColumnElement[bool]:
+    """The user's own appointments and the hearings they sit in (judge, clerk, panel)."""
+    seated = select(Participant.appointment_id).where(Participant.user_id == user.id,
+                                                      Participant.role.in_(STAFF_ROLES))
+    return or_(Appointment.host_id == user.id, Appointment.id.in_(seated))
 
 
 def get_for_host(host: User, appointment_id: int) -> Appointment:
@@ -234,8 +242,9 @@ def get_for_host(host: User, appointment_id: int) -> Appointment:
 
 
 def get_guest(appointment: Appointment, participant_id: int) -> Participant:
-    for p in appointment.guests:
-        if p.id == participant_id:
+    """A guest (who has an invite link): never the host nor a staff seat, who sign in."""
+    for p in appointment.participants:
+        if p.id == participant_id and p.role in GUEST_ROLES:
             return p
     raise NotFound(_("No such guest."))
 
@@ -253,14 +262,7 @@ def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantR
                           field="display_name")
     if role not in GUEST_ROLES:
         raise DomainError(_("That role is not one a guest can have."), field="role")
-    # Lock the appointment's row (PostgreSQL; SQLite's writers are serialised already) and
-    # count afresh, so two guests added at the same moment cannot pass the limit together.
-    db.session.execute(select(Appointment.id).where(Appointment.id == appointment.id)
-                       .with_for_update())
-    guests = db.session.scalar(select(func.count()).select_from(Participant).where(
-        Participant.appointment_id == appointment.id, Participant.role != ParticipantRole.HOST))
-    if (guests or 0) >= current_app.config["MAX_GUESTS"]:
-        raise Conflict(_("This appointment has the most guests allowed."))
+    check_room(appointment, role)
     token, digest = new_token()
     guest = Participant(display_name=display_name, role=role, email=(email or None),
                         invite_token_hash=digest, invite_issued_at=utcnow())
@@ -269,6 +271,24 @@ def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantR
     audit.record("invite.created", object_type="participant", object_id=guest.id,
                  details={"appointment_id": appointment.id, "role": role.value})
     return guest, token
+
+
+def check_room(appointment: Appointment, role: ParticipantRole) -> None:
+    """Room for one more: guests and staff seats up to MAX_GUESTS, observers (who send no
+    media) up to MAX_OBSERVERS. The appointment's row is locked (PostgreSQL; SQLite's
+    writers are serialised already) and the count made afresh, so two added at the same
+    moment cannot pass the limit together."""
+    db.session.execute(select(Appointment.id).where(Appointment.id == appointment.id)
+                       .with_for_update())
+    observer = role is ParticipantRole.OBSERVER
+    query = select(func.count()).select_from(Participant).where(
+        Participant.appointment_id == appointment.id, Participant.role != ParticipantRole.HOST,
+        (Participant.role == ParticipantRole.OBSERVER) if observer
+        else (Participant.role != ParticipantRole.OBSERVER))
+    if (db.session.scalar(query) or 0) >= current_app.config[
+            "MAX_OBSERVERS" if observer else "MAX_GUESTS"]:
+        raise Conflict(_("This hearing has the most observers allowed.") if observer
+                       else _("This appointment has the most guests allowed."))
 
 
 def revoke_invite(guest: Participant) -> None:
