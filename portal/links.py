@@ -17,6 +17,14 @@ def invite_url(token: str) -> str:
         return base + url_for("join.landing", token=token)
 
 
+def observer_url(token: str) -> str:
+    """A hearing's observer link, built as invite_url is."""
+    config = current_app.config
+    base = config["BASE_URL"] or local_base_url(config)
+    with current_app.test_request_context():
+        return base + url_for("join.observer", token=token)
+
+
 def is_local_path(target: str | None) -> bool:
     """Whether a redirect target is a path on this site, not another site. Besides "//host",
     browsers read "/\\host" as "//host" and drop tabs and newlines ("/<tab>/host"), so

@@ -130,7 +130,7 @@ def test_openapi_document_is_valid_and_matches_the_routes(app: Flask) -> None:
     documented = {path: {m for m in ops if m != "parameters"}
                   for path, ops in document["paths"].items()}
     assert routes == documented
-    assert len(routes) == 6
+    assert len(routes) == 8  # 6, and a participant's screening and the observer link
 
 
 def test_openapi_document_declares_bearer_auth_enums_and_errors(app: Flask) -> None:
@@ -326,6 +326,9 @@ def test_book_invite_revoke_reissue_cancel(app: Flask, api_a: ApiClient) -> None
     assert datetime.fromisoformat(window["closes_at"]) == \
         starts + timedelta(minutes=30 + 60)
     base = f"/api/v1/appointments/{appointment['id']}"
+    # The booking's answer also holds its people (with links, this once) and observer link.
+    assert [p["role"] for p in appointment.pop("participants")] == ["host"]
+    assert appointment.pop("observer_url") is None
     assert api_a.get(base).get_json() == appointment
     assert api_a.get("/api/v1/appointments").get_json() == [appointment]
 

@@ -3,17 +3,20 @@ flask-smorest, are the OpenAPI document's components. One source for both."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, fields, post_load, pre_dump, validate
 
+from portal.appointments.hearing import ADDABLE_ROLES, MAX_LANGUAGE, Seat
 from portal.appointments.services import MAX_DURATION, MIN_DURATION, invite_window
+from portal.inputs import MAX_ID
 from portal.models import (
-    GUEST_ROLES,
     Appointment,
     Kind,
     LobbyState,
+    Participant,
     ParticipantRole,
     RecordingPolicy,
     Status,
@@ -23,7 +26,7 @@ KINDS = [k.value for k in Kind]
 POLICIES = [p.value for p in RecordingPolicy]
 STATUSES = [s.value for s in Status]
 ROLES = [r.value for r in ParticipantRole]
-GUEST_ROLE_VALUES = [r.value for r in GUEST_ROLES]
+ADDABLE_ROLE_VALUES = [r.value for r in ADDABLE_ROLES]
 LOBBY_STATES = [s.value for s in LobbyState]
 
 _AWARE = "ISO 8601 with a UTC offset, e.g. 2026-11-25T10:00:00+01:00. Stored and answered in UTC."
@@ -83,6 +86,71 @@ def _appointment_fields(*, required: bool) -> dict[str, fields.Field]:
     }
 
 
+def _participant_fields(reference: Callable[..., fields.Field]) -> dict[str, fields.Field]:
+    """A participant to add; `reference` names another participant (an id, or a ref)."""
+    return {
+        "display_name": fields.String(validate=validate.Length(min=1, max=120), metadata={
+            "description": "Required for guests; a staff seat defaults to the account's name."}),
+        "role": fields.String(required=True, validate=validate.OneOf(ADDABLE_ROLE_VALUES),
+                              metadata={"description": "judge, clerk and panel (hearings only) "
+                                        "are staff accounts; every other role gets a link."}),
+        "email": fields.Email(load_default=None, allow_none=True,
+                              validate=validate.Length(max=254), metadata={
+                                  "description": "Where a guest's invitation goes; optional."}),
+        "staff_email": fields.Email(load_default=None, allow_none=True,
+                                    validate=validate.Length(max=254), metadata={
+            "description": "judge, clerk, panel: the e-mail address of an active staff "
+                           "account, who joins signed in (no invite link)."}),
+        "represents": fields.List(reference(), load_default=list, metadata={
+            "description": "counsel: the parties of this hearing they represent."}),
+        "interprets_for": reference(load_default=None, allow_none=True, metadata={
+            "description": "interpreter: the participant interpreted for (not an interpreter "
+                           "or observer); needs `language`."}),
+        "language": fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(min=1, max=MAX_LANGUAGE), metadata={
+            "description": "interpreter: a short BCP 47 tag, e.g. nb, en-GB, pl."}),
+        "screened_from": fields.List(reference(), load_default=list, metadata={
+            "description": "Screening: these participants never receive this one's video "
+                           "(audio they do). Not the bench, nor an interpreter's principal."}),
+    }
+
+
+def _id(**kwargs: Any) -> fields.Field:
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ID), **kwargs)
+
+
+def _ref(**kwargs: Any) -> fields.Field:
+    return fields.String(validate=validate.Length(min=1, max=40), **kwargs)
+
+
+class _SeatInput(Schema):
+    @post_load
+    def _to_seat(self, data: dict[str, Any], **_kwargs: Any) -> Seat:
+        data["role"] = ParticipantRole(data["role"])
+        data.setdefault("display_name", "")
+        return Seat(**data)
+
+
+#: A participant to add to an appointment; references are the ids of its participants.
+ParticipantCreateSchema = _SeatInput.from_dict(
+    _participant_fields(_id), name="ParticipantCreateSchema")
+
+#: A participant booked with the appointment; references are other participants' `ref`.
+BookingParticipantSchema = _SeatInput.from_dict({
+    **_participant_fields(_ref),
+    "ref": _ref(load_default=None, metadata={
+        "description": "This participant's name within this request, for the references of "
+                       "the others."}),
+}, name="BookingParticipantSchema")
+
+
+class ScreeningSchema(Schema):
+    """Whom a participant is screened from, from now on; [] screens them from nobody."""
+
+    screened_from = fields.List(_id(), required=True, metadata={
+        "description": "Participant ids of the same appointment."})
+
+
 class _AppointmentInput(Schema):
     @post_load
     def _to_domain(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
@@ -95,9 +163,16 @@ class _AppointmentInput(Schema):
         return data
 
 
-#: A new appointment; the token's owner becomes its host.
-AppointmentCreateSchema = _AppointmentInput.from_dict(
-    _appointment_fields(required=True), name="AppointmentCreateSchema")
+#: A new appointment; the token's owner becomes its host. A hearing may bring its people.
+AppointmentCreateSchema = _AppointmentInput.from_dict({
+    **_appointment_fields(required=True),
+    "participants": fields.List(fields.Nested(BookingParticipantSchema), load_default=list,
+                                validate=validate.Length(max=100), metadata={
+        "description": "Participants booked with it, all or none: a bad reference refuses "
+                       "the whole request (422)."}),
+    "observer_link": fields.Boolean(load_default=False, metadata={
+        "description": "Hearings: turn the observer link on (shown once, in the answer)."}),
+}, name="AppointmentCreateSchema")
 #: Change or reschedule a scheduled appointment: send only the fields that change.
 AppointmentUpdateSchema = _AppointmentInput.from_dict(
     _appointment_fields(required=False), name="AppointmentUpdateSchema")
@@ -114,20 +189,6 @@ class AppointmentQuerySchema(Schema):
         return data
 
 
-class ParticipantCreateSchema(Schema):
-    """A guest to invite; the answer carries the invite link, shown this once."""
-
-    display_name = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    role = fields.String(required=True, validate=validate.OneOf(GUEST_ROLE_VALUES))
-    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254),
-                         metadata={"description": "Where the invitation goes; optional."})
-
-    @post_load
-    def _to_domain(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        data["role"] = ParticipantRole(data["role"])
-        return data
-
-
 # Answers ------------------------------------------------------------------------------------
 # Every field of an answer is always present (null where allowed): hence required=True, which
 # only documents this; dumping ignores it.
@@ -141,6 +202,8 @@ class InviteWindowSchema(Schema):
 
 
 class AppointmentSchema(Schema):
+    """An appointment; an answer that also made links passes {"appointment": ..., extras}."""
+
     id = fields.Integer(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     title = fields.String(required=True)
@@ -150,16 +213,21 @@ class AppointmentSchema(Schema):
     duration_minutes = fields.Integer(required=True)
     recording_policy = fields.String(required=True, validate=validate.OneOf(POLICIES))
     invite_window = fields.Nested(InviteWindowSchema, required=True)
+    observer_link_enabled = fields.Boolean(required=True, metadata={
+        "description": "Hearings: whether the observer link works (it is never shown again)."})
     created_at = fields.AwareDateTime(required=True, format="iso")
     updated_at = fields.AwareDateTime(required=True, format="iso")
 
     @pre_dump
-    def _with_window(self, appointment: Appointment, **_kwargs: Any) -> dict[str, Any]:
+    def _with_window(self, given: Appointment | dict[str, Any], **_kwargs: Any,
+                     ) -> dict[str, Any]:
+        extra = {} if isinstance(given, Appointment) else dict(given)
+        appointment: Appointment = extra.pop("appointment", given)
         opens, closes = invite_window(appointment)
         data = {name: getattr(appointment, name)
-                for name in self.fields if name != "invite_window"}
+                for name in self.fields if name != "invite_window" and name not in extra}
         data["invite_window"] = {"opens_at": opens, "closes_at": closes}
-        return data
+        return {**data, **extra}
 
 
 class ParticipantSchema(Schema):
@@ -172,8 +240,48 @@ class ParticipantSchema(Schema):
                                             metadata={"description": "When the current invite "
                                                       "link was made; null for the host."})
     invite_revoked_at = fields.AwareDateTime(required=True, format="iso", allow_none=True)
+    staff = fields.Boolean(required=True, metadata={
+        "description": "Joins with a staff account (host, judge, clerk, panel), not a link."})
+    represents = fields.List(fields.Integer(), required=True, metadata={
+        "description": "counsel: the ids of the parties they represent."})
+    interprets_for = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "interpreter: the id of the participant they interpret for."})
+    language = fields.String(required=True, allow_none=True)
+    screened_from = fields.List(fields.Integer(), required=True, metadata={
+        "description": "The ids of the participants who never receive this one's video."})
+
+    @pre_dump
+    def _ids(self, given: Participant | dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        extra = {} if isinstance(given, Participant) else dict(given)
+        person: Participant = extra.pop("participant", given)
+        shown = {name: getattr(person, name) for name in (
+            "id", "display_name", "role", "email", "lobby_state", "invite_issued_at",
+            "invite_revoked_at", "language")}
+        return {**shown, "staff": person.user_id is not None,
+                "represents": [p.id for p in person.represents],
+                "interprets_for": person.interprets_for_id,
+                "screened_from": [p.id for p in person.screened_from], **extra}
 
 
 class InvitedParticipantSchema(ParticipantSchema):
-    invite_url = fields.Url(required=True, metadata={
-        "description": "The guest's link. Shown only in this answer: it is stored as a hash."})
+    invite_url = fields.Url(required=True, allow_none=True, metadata={
+        "description": "The guest's link. Shown only in this answer: it is stored as a hash. "
+                       "null for staff, who sign in."})
+
+
+class BookedParticipantSchema(InvitedParticipantSchema):
+    ref = fields.String(required=True, allow_none=True, metadata={
+        "description": "The participant's `ref` in the booking request."})
+
+
+class BookedAppointmentSchema(AppointmentSchema):
+    participants = fields.List(fields.Nested(BookedParticipantSchema), required=True, metadata={
+        "description": "Everyone, the host first; each guest's link is in this answer only."})
+    observer_url = fields.Url(required=True, allow_none=True, metadata={
+        "description": "The observer link, when it was turned on: shown in this answer only."})
+
+
+class ObserverLinkSchema(Schema):
+    observer_url = fields.Url(required=True, metadata={
+        "description": "The hearing's observer link, shown in this answer only. Turning it on "
+                       "again makes a new one; the old one stops working."})

@@ -18,14 +18,18 @@ from portal.api.schemas import (
     AppointmentQuerySchema,
     AppointmentSchema,
     AppointmentUpdateSchema,
+    BookedAppointmentSchema,
     InvitedParticipantSchema,
+    ObserverLinkSchema,
     ParticipantCreateSchema,
     ParticipantSchema,
+    ScreeningSchema,
 )
-from portal.appointments import services
-from portal.errors import DomainError
+from portal.appointments import hearing, services
+from portal.appointments.hearing import Seat
+from portal.errors import DomainError, NotFound
 from portal.extensions import db, limiter
-from portal.links import invite_url
+from portal.links import invite_url, observer_url
 from portal.models import Appointment, Participant
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1",
@@ -50,18 +54,22 @@ limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(
 
 
 def _appointment(appointment_id: int) -> Appointment:
-    """One of the token owner's appointments; anyone else's is 404."""
-    return services.get_for_host(auth.current_host(), appointment_id)
+    """An appointment the token's owner hosts or sits in; anyone else's is 404."""
+    return hearing.get_for_staff(auth.current_host(), appointment_id)
+
+
+def _to_change(appointment_id: int) -> Appointment:
+    """An appointment whose booking the token's owner may change (a panel member: 403)."""
+    return hearing.get_to_change(auth.current_host(), appointment_id)
 
 
 def _guest(appointment_id: int, participant_id: int) -> Participant:
-    return services.get_guest(_appointment(appointment_id), participant_id)
+    return services.get_guest(_to_change(appointment_id), participant_id)
 
 
-def _invited(guest: Participant, token: str) -> dict[str, Any]:
-    """The guest as InvitedParticipantSchema dumps it: with the link, which is not stored."""
-    shown = {name: getattr(guest, name) for name in ParticipantSchema().fields}
-    return {**shown, "invite_url": invite_url(token)}
+def _invited(guest: Participant, token: str | None, **extra: Any) -> dict[str, Any]:
+    """The participant as InvitedParticipantSchema dumps it: with the link, not stored."""
+    return {"participant": guest, "invite_url": invite_url(token) if token else None, **extra}
 
 
 @bp.route("/appointments", endpoint="appointments")
@@ -79,18 +87,32 @@ class Appointments(MethodView):
                 if status is None or a.status is status]
 
     @bp.arguments(AppointmentCreateSchema)
-    @bp.response(201, AppointmentSchema, headers={"Location": {
+    @bp.response(201, BookedAppointmentSchema, headers={"Location": {
         "description": "The new appointment's address", "schema": {"type": "string"}}})
     @bp.alt_response(400, response="BAD_REQUEST")
     @bp.alt_response(401, response="UNAUTHORIZED")
-    def post(self, data: dict[str, Any]) -> tuple[Appointment, int, dict[str, str]]:
-        """Book an appointment
+    @bp.alt_response(409, response="CONFLICT")
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Book an appointment, and a hearing's people with it
 
         The token's owner is the host. A notice recording policy is for hearings only.
+        `participants` may name each other by `ref` (counsel's `represents`, an
+        interpreter's `interprets_for`, `screened_from`). The request is all or nothing: a
+        bad reference is 422 and books nothing. The answer holds each guest's invite link
+        and the observer link: this once only.
         """
-        appointment = services.book(auth.current_host(), **data)
+        booked = hearing.book_hearing(auth.current_host(), data.pop("participants"),
+                                      observer_link=data.pop("observer_link"), **data)
+        appointment = booked.appointment
+        made = {one.participant.id: one for one in booked.added}
+        people = [_invited(p, made[p.id].token if p.id in made else None,
+                           ref=made[p.id].ref if p.id in made else None)
+                  for p in appointment.participants]
         location = url_for(".appointment", appointment_id=appointment.id)
-        return appointment, 201, {"Location": location}
+        return {"appointment": appointment, "participants": people,
+                "observer_url": (observer_url(booked.observer_token)
+                                 if booked.observer_token else None)}, 201, {
+            "Location": location}
 
 
 @bp.route("/appointments/<id:appointment_id>", endpoint="appointment")
@@ -113,7 +135,7 @@ class AppointmentItem(MethodView):
 
         Only a scheduled appointment can change. Existing invite links follow the new time.
         """
-        appointment = services.update(_appointment(appointment_id), **data)
+        appointment = services.update(_to_change(appointment_id), **data)
         db.session.flush()  # so that updated_at is the new one
         return appointment
 
@@ -129,7 +151,7 @@ def cancel(appointment_id: int) -> Appointment:
 
     Every invite link then answers 410 Gone.
     """
-    appointment = _appointment(appointment_id)
+    appointment = _to_change(appointment_id)
     services.cancel(appointment)
     return appointment
 
@@ -152,13 +174,62 @@ class Participants(MethodView):
     @bp.alt_response(401, response="UNAUTHORIZED")
     @bp.alt_response(404, response="NOT_FOUND")
     @bp.alt_response(409, response="CONFLICT")
-    def post(self, data: dict[str, Any], appointment_id: int) -> dict[str, Any]:
-        """Invite a guest
+    def post(self, data: Seat, appointment_id: int) -> dict[str, Any]:
+        """Add a participant
 
-        The answer holds the guest's invite link. It is shown this once: only its hash is kept.
+        A guest gets an invite link, in this answer only: only its hash is kept. A judge,
+        clerk or panel member (hearings only) names a staff account by `staff_email` and
+        gets no link. References (`represents`, `interprets_for`, `screened_from`) are ids
+        of this appointment's participants; a bad one is 422.
         """
-        guest, token = services.add_guest(_appointment(appointment_id), **data)
-        return _invited(guest, token)
+        added = hearing.add_participant(_to_change(appointment_id), data)
+        return _invited(added.participant, added.token)
+
+
+@bp.route("/appointments/<id:appointment_id>/participants/<id:participant_id>/screening",
+          endpoint="screening", methods=["PUT"])
+@bp.arguments(ScreeningSchema)
+@bp.response(200, ParticipantSchema)
+@bp.alt_response(401, response="UNAUTHORIZED")
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def screening(data: dict[str, Any], appointment_id: int, participant_id: int) -> Participant:
+    """Change whom a participant is screened from
+
+    Replaces the list: these participants never receive this one's video (they do hear
+    them). `[]` screens them from nobody. Not the bench, nor an interpreter's principal.
+    """
+    appointment = _to_change(appointment_id)
+    protected = next((p for p in appointment.participants if p.id == participant_id), None)
+    if protected is None:
+        raise NotFound(_("No such participant."))
+    return hearing.set_screening(appointment, protected, data["screened_from"])
+
+
+@bp.route("/appointments/<id:appointment_id>/observer-link", endpoint="observer_link")
+class ObserverLink(MethodView):
+    @bp.response(201, ObserverLinkSchema)
+    @bp.alt_response(401, response="UNAUTHORIZED")
+    @bp.alt_response(404, response="NOT_FOUND")
+    @bp.alt_response(409, response="CONFLICT")
+    def post(self, appointment_id: int) -> dict[str, Any]:
+        """Turn the observer link on
+
+        A hearing's name-only link for observers and the press, shown in this answer only.
+        Each call makes a new link; the one before stops working.
+        """
+        token = hearing.enable_observer_link(_to_change(appointment_id))
+        return {"observer_url": observer_url(token)}
+
+    @bp.response(204)
+    @bp.alt_response(401, response="UNAUTHORIZED")
+    @bp.alt_response(404, response="NOT_FOUND")
+    def delete(self, appointment_id: int) -> None:
+        """Turn the observer link off
+
+        The link answers 410 Gone from then on. Observers who joined keep their own links.
+        """
+        hearing.disable_observer_link(_to_change(appointment_id))
 
 
 @bp.route("/appointments/<id:appointment_id>/participants/<id:participant_id>/revoke",
