@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, EmailField, Field, IntegerField, SelectField, StringField
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    Field,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import (
     DataRequired,
     Email,
@@ -15,8 +23,23 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from portal.appointments.hearing import (
+    ADDABLE_ROLES,
+    MAX_LANGUAGE,
+    NOT_INTERPRETED,
+    SEAT_ROLES,
+    Seat,
+)
 from portal.appointments.services import MAX_DURATION, MIN_DURATION
-from portal.models import GUEST_ROLES, Kind, ParticipantRole, RecordingPolicy
+from portal.models import (
+    GUEST_ROLES,
+    STAFF_ROLES,
+    Appointment,
+    Kind,
+    Participant,
+    ParticipantRole,
+    RecordingPolicy,
+)
 from portal.timeutil import local_to_utc
 
 
@@ -70,14 +93,66 @@ class AppointmentForm(FlaskForm):
             raise ValidationError(field.gettext("Not a valid datetime value.")) from exc
 
 
-class GuestForm(FlaskForm):
-    display_name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+def _people(people: list[Participant]) -> list[tuple[str, str]]:
+    return [(str(p.id), f"{p.display_name} ({role_label(p.role)})") for p in people]
+
+
+class ParticipantForm(FlaskForm):
+    """Add someone: a guest (who gets a link) or, in a hearing, a judge, clerk or panel member
+    (a staff account, named by e-mail), with whom they represent, interpret for, are
+    screened from. The choices are this appointment's people: a forged one is refused."""
+
+    display_name = StringField(_l("Name"), validators=[Length(max=120)])
     role = SelectField(_l("Role"), validators=[DataRequired()])
     email = EmailField(_l("E-mail (optional)"), validators=[Optional(), Email(), Length(max=254)])
+    staff_email = EmailField(_l("Staff account's e-mail (judge, clerk, panel member)"),
+                             validators=[Optional(), Email(), Length(max=254)])
+    represents = SelectMultipleField(_l("Represents (counsel)"), choices=[])
+    interprets_for = SelectField(_l("Interprets for (interpreter)"), choices=[], default="")
+    language = StringField(_l("Language, e.g. nb, en-GB, pl (interpreter)"),
+                           validators=[Optional(), Length(max=MAX_LANGUAGE)])
+    screened_from = SelectMultipleField(_l("Screened from: they never see this person"),
+                                        choices=[])
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, appointment: Appointment, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.role.choices = [(r.value, role_label(r)) for r in GUEST_ROLES]
+        hearing = appointment.kind is Kind.HEARING
+        self.role.choices = [(r.value, role_label(r))
+                             for r in (ADDABLE_ROLES if hearing else GUEST_ROLES)]
+        people = list(appointment.participants)
+        self.represents.choices = _people([p for p in people
+                                           if p.role is ParticipantRole.PARTY])
+        self.interprets_for.choices = [("", "—"), *_people(
+            [p for p in people if p.role not in NOT_INTERPRETED])]
+        self.screened_from.choices = _people([p for p in people if p.role not in STAFF_ROLES])
+
+    def validate_display_name(self, field: Field) -> None:
+        """Staff seats may leave it empty (the account's name is used); guests may not."""
+        if self.role.data not in {r.value for r in SEAT_ROLES} and not (field.data or "").strip():
+            raise ValidationError(field.gettext("This field is required."))
+
+    def seat(self) -> Seat:
+        return Seat(role=ParticipantRole(self.role.data),
+                    display_name=self.display_name.data or "", email=self.email.data or None,
+                    staff_email=self.staff_email.data or None,
+                    represents=[int(v) for v in self.represents.data or ()],
+                    interprets_for=int(self.interprets_for.data) if self.interprets_for.data
+                    else None,
+                    language=self.language.data or None,
+                    screened_from=[int(v) for v in self.screened_from.data or ()])
+
+
+class ScreeningForm(FlaskForm):
+    """Change whom one participant is screened from (the list replaces the one before)."""
+
+    participant = SelectField(_l("Participant"), validators=[DataRequired()], choices=[])
+    screened_from = SelectMultipleField(_l("Screened from"), choices=[])
+
+    def __init__(self, appointment: Appointment, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        people = [p for p in appointment.participants if p.role not in STAFF_ROLES]
+        self.participant.choices = _people(people)
+        self.screened_from.choices = _people(people)
 
 
 class ConfirmForm(FlaskForm):

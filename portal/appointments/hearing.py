@@ -154,7 +154,7 @@ def book_hearing(host: User, seats: Sequence[Seat], *, observer_link: bool = Fal
 
 def _add(appointment: Appointment, seat: Seat, *, where: str) -> Added:
     if appointment.status not in (Status.SCHEDULED, Status.LIVE):
-        raise Conflict(_("Participants can only be added to a scheduled appointment."))
+        raise Conflict(_("Guests can only be added to a scheduled appointment."))
     if seat.role not in ADDABLE_ROLES:
         raise DomainError(_("That role cannot be added to an appointment."), field=where + "role")
     if seat.role in SEAT_ROLES:

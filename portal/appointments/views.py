@@ -1,4 +1,6 @@
-"""The host's pages: list, book, edit, cancel, guests and their invite links."""
+"""The host's pages: list, book, edit, cancel, guests and their invite links; a hearing's
+staff seats, references, screening and observer link. A hearing's judge and clerk may do what
+its host does; a panel member sees the page only."""
 
 from __future__ import annotations
 
@@ -7,16 +9,20 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from portal.appointments import services
-from portal.appointments.forms import AppointmentForm, ConfirmForm, GuestForm
+from portal.appointments import hearing, services
+from portal.appointments.forms import (
+    AppointmentForm,
+    ConfirmForm,
+    ParticipantForm,
+    ScreeningForm,
+)
 from portal.database import all_or_nothing
 from portal.errors import DomainError
-from portal.links import invite_url
+from portal.links import invite_url, observer_url
 from portal.models import (
     Appointment,
     Kind,
     Participant,
-    ParticipantRole,
     RecordingPolicy,
     utcnow,
 )
@@ -25,11 +31,36 @@ from portal.timeutil import local_to_utc, utc_to_local_naive
 bp = Blueprint("appointments", __name__, url_prefix="/appointments")
 
 
-def _own(appointment_id: int) -> Appointment:
+def _seated(appointment_id: int) -> Appointment:
+    """The host's appointment, or a hearing the user sits in; anyone else's is 404."""
     try:
-        return services.get_for_host(current_user, appointment_id)
+        return hearing.get_for_staff(current_user, appointment_id)
     except DomainError:
         abort(404)
+
+
+def _own(appointment_id: int) -> Appointment:
+    """An appointment whose booking the user may change; a panel member gets 403."""
+    appointment = _seated(appointment_id)
+    if not hearing.may_change(current_user, appointment):
+        abort(403)
+    return appointment
+
+
+def _page(appointment: Appointment, *, participant_form: ParticipantForm | None = None,
+          screening_form: ScreeningForm | None = None,
+          new_link: tuple[Participant, str] | None = None,
+          new_observer_link: str | None = None) -> str:
+    """The appointment page; a link made by this request is shown in it, this once."""
+    opens, closes = services.invite_window(appointment)
+    return render_template(
+        "appointments/show.html", appointment=appointment,
+        may_change=hearing.may_change(current_user, appointment),
+        owner=appointment.host_id == current_user.id,
+        guest_form=participant_form or ParticipantForm(appointment, formdata=None),
+        screening_form=screening_form or ScreeningForm(appointment, formdata=None),
+        confirm=ConfirmForm(), window=(opens, closes), new_link=new_link,
+        new_observer_link=new_observer_link)
 
 
 @bp.get("/")
@@ -68,17 +99,13 @@ def new() -> ResponseReturnValue:
 @bp.get("/<id:appointment_id>")
 @login_required
 def show(appointment_id: int) -> ResponseReturnValue:
-    appointment = _own(appointment_id)
-    opens, closes = services.invite_window(appointment)
-    return render_template("appointments/show.html", appointment=appointment,
-                           guest_form=GuestForm(), confirm=ConfirmForm(),
-                           window=(opens, closes), new_link=None)
+    return _page(_seated(appointment_id))
 
 
 @bp.get("/<id:appointment_id>/call")
 @login_required
 def call(appointment_id: int) -> ResponseReturnValue:
-    appointment = _own(appointment_id)
+    appointment = _seated(appointment_id)
     services.require_open_for_call(appointment)
     return render_template("appointments/call.html", appointment=appointment)
 
@@ -133,26 +160,67 @@ def cancel(appointment_id: int) -> ResponseReturnValue:
 @login_required
 def add_guest(appointment_id: int) -> ResponseReturnValue:
     appointment = _own(appointment_id)
-    form = GuestForm()
-    opens, closes = services.invite_window(appointment)
+    form = ParticipantForm(appointment)
     if not form.validate_on_submit():
-        return render_template("appointments/show.html", appointment=appointment,
-                               guest_form=form, confirm=ConfirmForm(),
-                               window=(opens, closes), new_link=None), 400
+        return _page(appointment, participant_form=form), 400
     try:
         with all_or_nothing():
-            guest, token = services.add_guest(
-                appointment, display_name=form.display_name.data or "",
-                role=ParticipantRole(form.role.data), email=form.email.data or None)
+            added = hearing.add_participant(appointment, form.seat())
     except DomainError as err:
         _attach(form, err)
-        return render_template("appointments/show.html", appointment=appointment,
-                               guest_form=form, confirm=ConfirmForm(),
-                               window=(opens, closes), new_link=None), err.status
+        return _page(appointment, participant_form=form), err.status
+    if added.token is None:  # a staff seat: no link to show, so post/redirect/get
+        flash(_("%(name)s sits in this hearing; they open it from their own list of "
+                "appointments.", name=added.participant.display_name), "info")
+        return redirect(url_for(".show", appointment_id=appointment.id))
     # Shown once, in this response only: the token is not stored anywhere.
-    return render_template("appointments/show.html", appointment=appointment,
-                           guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),
-                           window=(opens, closes), new_link=(guest, invite_url(token)))
+    return _page(appointment,
+                 new_link=(added.participant, invite_url(added.token)))
+
+
+@bp.post("/<id:appointment_id>/screening")
+@login_required
+def screening(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    form = ScreeningForm(appointment)
+    if not form.validate_on_submit():
+        return _page(appointment, screening_form=form), 400
+    protected = next(p for p in appointment.participants if str(p.id) == form.participant.data)
+    try:
+        with all_or_nothing():
+            hearing.set_screening(appointment, protected,
+                                  [int(v) for v in form.screened_from.data or ()])
+    except DomainError as err:
+        _attach(form, err)
+        return _page(appointment, screening_form=form), err.status
+    flash(_("Screening saved for %(name)s.", name=protected.display_name), "info")
+    return redirect(url_for(".show", appointment_id=appointment.id))
+
+
+@bp.post("/<id:appointment_id>/observer-link")
+@login_required
+def observer_link_on(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        with all_or_nothing():
+            token = hearing.enable_observer_link(appointment)
+    except DomainError as err:
+        flash(err.message, "error")
+        return redirect(url_for(".show", appointment_id=appointment.id))
+    return _page(appointment, new_observer_link=observer_url(token))
+
+
+@bp.post("/<id:appointment_id>/observer-link/off")
+@login_required
+def observer_link_off(appointment_id: int) -> ResponseReturnValue:
+    appointment = _own(appointment_id)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    hearing.disable_observer_link(appointment)
+    flash(_("The observer link is off: it no longer works."), "info")
+    return redirect(url_for(".show", appointment_id=appointment.id))
 
 
 @bp.post("/<id:appointment_id>/guests/<id:participant_id>/revoke")
@@ -180,10 +248,7 @@ def reissue(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     except DomainError as err:
         flash(err.message, "error")
         return redirect(url_for(".show", appointment_id=appointment.id))
-    opens, closes = services.invite_window(appointment)
-    return render_template("appointments/show.html", appointment=appointment,
-                           guest_form=GuestForm(formdata=None), confirm=ConfirmForm(),
-                           window=(opens, closes), new_link=(guest, invite_url(token)))
+    return _page(appointment, new_link=(guest, invite_url(token)))
 
 
 def _guest(appointment: Appointment, participant_id: int) -> Participant:
