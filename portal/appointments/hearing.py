@@ -47,7 +47,7 @@ NOT_INTERPRETED = (ParticipantRole.INTERPRETER, ParticipantRole.OBSERVER)
 #: "en-GB", "zh-Hant-TW", "sl-rozaj". Private use and extensions are not needed here.
 _LANGUAGE = re.compile(
     r"^(?P<lang>[a-z]{2,3})(?:-(?P<script>[a-z]{4}))?(?:-(?P<region>[a-z]{2}|\d{3}))?"
-    r"(?P<variants>(?:-(?:[a-z\d]{5,8}|\d[a-z\d]{3}))*)$", re.I)
+    r"(?P<variants>(?:-(?:[a-z\d]{5,8}|\d[a-z\d]{3}))*)\Z", re.I)
 MAX_LANGUAGE = 35
 
 
