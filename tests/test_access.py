@@ -344,3 +344,116 @@ def test_administrators_see_no_consult_content_anywhere(app, people, new_browser
     known = api.get(f"/api/v1/appointments/{appointment_id}", headers=bearer)
     assert known.status_code == unknown.status_code == 404
     assert known.get_json() == unknown.get_json()
+
+
+# --- A hearing's booking (issue 12): staff seats, screening, the observer link --------------
+
+JUDGE, PANEL = "judge", "panel"
+COURT_ROLES = (ANON, GUEST, OWNER, OTHER, ADMIN, JUDGE, PANEL)
+
+
+def court_page(ok: int | str, *, panel: int | str = 403) -> dict[str, int | str]:
+    """The host and a seated judge may; a panel member sees but may not change; everyone
+    else is sent to sign in or finds nothing."""
+    return {ANON: LOGIN, GUEST: LOGIN, OWNER: ok, OTHER: 404, ADMIN: 404, JUDGE: ok,
+            PANEL: panel}
+
+
+COURT_ROUTES = (
+    Route("hearing-show", "GET", "/appointments/{appt}", court_page(200, panel=200)),
+    Route("hearing-call", "GET", "/appointments/{appt}/call", court_page(200, panel=200)),
+    Route("hearing-add-staff", "POST", "/appointments/{appt}/guests", court_page(302),
+          data={"role": "clerk", "staff_email": "{clerk_email}"},
+          redirect_to="/appointments/{appt}"),
+    Route("hearing-add-guest", "POST", "/appointments/{appt}/guests", court_page(200),
+          data={"display_name": "Wes", "role": "witness", "screened_from": "{guest}"}),
+    Route("hearing-screening", "POST", "/appointments/{appt}/screening", court_page(302),
+          data={"participant": "{guest}", "screened_from": "{party}"},
+          redirect_to="/appointments/{appt}"),
+    Route("hearing-observer-on", "POST", "/appointments/{appt}/observer-link", court_page(200)),
+    Route("hearing-observer-off", "POST", "/appointments/{appt}/observer-link/off",
+          court_page(302), redirect_to="/appointments/{appt}"),
+    Route("hearing-edit", "POST", "/appointments/{appt}/edit", court_page(302),
+          data={**EDIT, "kind": "hearing"}, redirect_to="/appointments/{appt}"),
+    Route("hearing-reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue",
+          court_page(200)),
+    # The observer link is public: a name, then the observer's own link.
+    Route("observer-form", "GET", "/o/{observer}", dict.fromkeys(COURT_ROLES, 200)),
+    Route("observer-join", "POST", "/o/{observer}", dict.fromkeys(COURT_ROLES, 303),
+          data={"display_name": "Petra Press"}, redirect_to="/j/"),
+)
+
+
+@pytest.fixture
+def court(app, people) -> dict[str, Any]:
+    """Host A's hearing (in ten minutes) with a judge and a panel member who are not its host,
+    a witness (the guest) and a party, and its observer link on."""
+    from court_booking import add_staff, book_hearing
+
+    from portal.appointments.hearing import Seat
+    from portal.models import ParticipantRole as R
+
+    judge = add_staff(app, "judge@example.org", "Judge")
+    panel = add_staff(app, "panel@example.org", "Panel")
+    add_staff(app, "clerk@example.org", "Clerk")
+    appointment_id, made, observer = book_hearing(app, people.host_a.id, [
+        Seat(R.JUDGE, staff_email=judge.email), Seat(R.PANEL, staff_email=panel.email),
+        Seat(R.WITNESS, "Wes Witness", ref="guest"), Seat(R.PARTY, "Pat Party", ref="party")],
+        observer_link=True)
+    return {"appt": appointment_id, "guest": made["guest"][0], "invite": made["guest"][1],
+            "party": made["party"][0], "observer": observer, "clerk_email": "clerk@example.org",
+            "later": local_input(now() + timedelta(hours=2)), JUDGE: judge, PANEL: panel}
+
+
+@pytest.mark.parametrize("role", COURT_ROLES)
+@pytest.mark.parametrize("route", COURT_ROUTES, ids=lambda r: r.name)
+def test_court_booking_access(app, people, new_browser, court, route: Route, role: str):
+    browser = new_browser()
+    if role == GUEST:
+        assert browser.get(f"/j/{court['invite']}").status_code == 200
+    elif role in (JUDGE, PANEL):
+        browser.login(court[role])
+    elif role != ANON:
+        browser.login(getattr(people, role))
+    if route.path.startswith("/o/"):
+        assert browser.get(route.path.format(**court)).status_code == 200  # the form's token
+    browser.csrf()
+    path = route.path.format(**court)
+    data = {k: v.format(**court) for k, v in (route.data or {}).items()}
+    before = snapshot(app)
+
+    response = browser.get(path) if route.method == "GET" else browser.post(path, data)
+
+    expected = route.expect[role]
+    if expected == LOGIN:
+        assert response.status_code == 302, response.get_data(as_text=True)
+        assert response.headers["Location"].startswith("/login")
+    else:
+        assert response.status_code == expected, response.get_data(as_text=True)[:2000]
+        if expected in (302, 303) and route.redirect_to:
+            assert response.headers["Location"].startswith(route.redirect_to.format(**court))
+    if expected in (LOGIN, 403, 404):
+        assert snapshot(app) == before, "a refused request changed the database"
+
+
+def test_the_court_api_refuses_the_wrong_people(app, people, court):
+    """The API's new routes: another host and an administrator find nothing; a panel member
+    may look but not change; nobody's refusal changes anything."""
+    from court_booking import Api
+
+    base = f"/api/v1/appointments/{court['appt']}"
+    calls = (("POST", base + "/observer-link", None), ("DELETE", base + "/observer-link", None),
+             ("PUT", f"{base}/participants/{court['guest']}/screening", {"screened_from": []}),
+             ("POST", base + "/participants", {"role": "party", "display_name": "X"}))
+    refusals = ((Api.of(app, people.host_b.id), 404), (Api.of(app, people.admin.id), 404),
+                (Api.of(app, court[PANEL].id), 403))
+    before = snapshot(app)
+    for api, status in refusals:
+        for method, path, body in calls:
+            assert api.call(method, path, body).status_code == status, (method, path)
+    anonymous = app.test_client()
+    for method, path, body in calls:
+        assert anonymous.open(path, method=method, json=body).status_code == 401
+    after = snapshot(app)
+    assert {t for t in after if after[t] != before[t]} <= {"audit_events", "audit_head",
+                                                           "api_tokens"}

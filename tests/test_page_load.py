@@ -68,6 +68,57 @@ def test_the_list_and_an_appointment_page_cost_the_same_queries_at_1_and_at_50(
     assert cost(f"/appointments/{first}") == page_at_1
 
 
+def test_a_hearings_page_costs_the_same_queries_with_1_and_with_30_people(
+        app, people, new_browser):
+    """Who represents, interprets for and is screened from whom is loaded with the people,
+    not asked for person by person."""
+    from court_booking import add_staff, book_hearing
+
+    from portal.appointments import hearing
+    from portal.appointments.hearing import Seat
+    from portal.models import Appointment
+    from portal.models import ParticipantRole as R
+
+    app.config["MAX_GUESTS"] = 40
+    judge = add_staff(app, "judge@example.org", "Judge")
+    first, _, _ = book_hearing(app, people.host_a.id, [
+        Seat(R.PARTY, "Party 0", ref="p"), Seat(R.COUNSEL, "Counsel 0", represents=["p"]),
+        Seat(R.WITNESS, "Witness 0", ref="w", screened_from=["p"]),
+        Seat(R.INTERPRETER, "Tolk 0", interprets_for="w", language="nb")])
+    host, bench = new_browser().login(people.host_a), new_browser().login(judge)
+
+    def cost(browser: Browser, url: str) -> int:
+        browser.get(url)
+        with statements(app) as seen:
+            assert browser.get(url).status_code == 200
+        return len(seen)
+
+    with app.app_context():
+        appointment = db.session.get(Appointment, first)
+        hearing.add_participant(appointment, Seat(R.JUDGE, staff_email=judge.email))
+        db.session.commit()
+    page_at_1, list_at_1 = cost(host, f"/appointments/{first}"), cost(bench, "/appointments/")
+    with app.app_context():
+        appointment = db.session.get(Appointment, first)
+        for n in range(1, 7):
+            party = hearing.add_participant(appointment, Seat(R.PARTY, f"Party {n}"))
+            hearing.add_participant(appointment, Seat(
+                R.COUNSEL, f"Counsel {n}", represents=[party.participant.id]))
+            witness = hearing.add_participant(appointment, Seat(
+                R.WITNESS, f"Witness {n}", screened_from=[party.participant.id]))
+            hearing.add_participant(appointment, Seat(
+                R.INTERPRETER, f"Tolk {n}", interprets_for=witness.participant.id,
+                language="pl"))
+        db.session.commit()
+    for n in range(1, 10):
+        book_hearing(app, people.host_b.id, [Seat(R.JUDGE, staff_email=judge.email)],
+                     title=f"Case {n}")
+    assert "Tolk 6" in host.get(f"/appointments/{first}").get_data(as_text=True)
+    assert bench.get("/appointments/").get_data(as_text=True).count('class="status-') == 10
+    assert cost(host, f"/appointments/{first}") == page_at_1
+    assert cost(bench, "/appointments/") == list_at_1
+
+
 def test_viewing_a_guest_link_again_writes_nothing(app, people, new_browser):
     clock = hand_clock(app)
     appointment = book(app, people.host_a.id, starts_in=timedelta(minutes=1))
