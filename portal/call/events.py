@@ -23,7 +23,6 @@ from portal.models import (
     Appointment,
     LobbyState,
     Participant,
-    ParticipantRole,
     RecordingPolicy,
     utcnow,
 )
@@ -68,7 +67,7 @@ def _left(appointment_id: int, participant_id: int) -> None:
 def _ice(me: Participant) -> dict[str, Any]:
     """ICE servers with fresh TURN credentials, for the host and an admitted guest only: a
     guest in the waiting room, or denied, gets none (TURN relays for whoever holds them)."""
-    if me.role is not ParticipantRole.HOST and me.lobby_state is not LobbyState.ADMITTED:
+    if not presence.may_join(me):
         return {"ice_servers": None, "ice_expires_at": None}
     servers, expires = ice_servers(current_app.config, f"p{me.id}")
     return {"ice_servers": servers, "ice_expires_at": expires}
@@ -97,9 +96,10 @@ def welcome(sid: str, identity: Identity) -> None:
     if call.expire_if_over(me):
         _left(me.appointment_id, me.id)
     guard.enter(sid, rooms.appointment_room(identity.appointment_id))
-    if identity.user_id is not None:  # the host
-        guard.enter(sid, rooms.hosts_room(identity.appointment_id))
+    if identity.user_id is not None:  # staff
         guard.enter(sid, rooms.user_room(identity.user_id))
+    if identity.is_host:  # the waiting room, the status board, the bench's messages
+        guard.enter(sid, rooms.hosts_room(identity.appointment_id))
     appointment = me.appointment
     send("welcome", {
         "protocol": PROTOCOL,
