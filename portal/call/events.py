@@ -12,7 +12,7 @@ from flask import current_app, request
 from flask_babel import gettext as _
 
 from portal import presence
-from portal.call import guard, rooms, schemas
+from portal.call import court_events, guard, rooms, schemas
 from portal.call import hearing_events as hearing
 from portal.call import services as call
 from portal.call.guard import Identity, event, send
@@ -201,6 +201,7 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
          to=room, skip_sid=sid)
     send("record:state", consent.state_json(consent.active(me.appointment_id)), to=sid)
     hearing.joined(sid, identity, me.appointment)
+    court_events.tell_state(me.appointment)
 
 
 @event("call:leave", schemas.Empty())

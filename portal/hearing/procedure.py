@@ -78,7 +78,9 @@ def may(p: Participant, action: Action, target: Participant | None = None) -> bo
             return p.is_host and target.role in BENCH
         return p.is_host and target is None
     if action in _ON_OTHERS:
-        return p.is_host and target is not None and _may_be_moved(action, target)
+        if target is None:  # muting everyone at once; the others need someone
+            return p.is_host and action is Action.MUTE
+        return p.is_host and _may_be_moved(action, target)
     if action is Action.OPEN_COUNSEL:
         return p.role is Role.COUNSEL and (target is None or _counsel_may_meet(p, target))
     if action is Action.INVITE:  # into a counsel room by counsel, into the bench by a host
