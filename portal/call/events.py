@@ -23,6 +23,7 @@ from portal.models import (
     Appointment,
     LobbyState,
     Participant,
+    ParticipantRole,
     RecordingPolicy,
     utcnow,
 )
@@ -193,12 +194,15 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     _drop_replaced(joined.replaced)
     room = rooms.call_room(me.appointment_id)
     guard.enter(sid, room)
+    # Observers are not shown to the others (the hosts see them, and a count).
+    shown = [p for p in joined.others if me.is_host or p.role is not ParticipantRole.OBSERVER]
     send("call:joined", {
-        "peers": [presence.peer(p) for p in joined.others],
+        "peers": [presence.peer(p) for p in shown],
         "chat": [presence.chat_json(m) for m in joined.chat],
     }, to=sid)
     send("call:peer-joined", {"peer": presence.peer(me), "resume": data["resume"]},
-         to=room, skip_sid=sid)
+         to=rooms.hosts_room(me.appointment_id) if me.role is ParticipantRole.OBSERVER
+         else room, skip_sid=sid)
     send("record:state", consent.state_json(consent.active(me.appointment_id)), to=sid)
     hearing.joined(sid, identity, me.appointment)
     court_events.tell_state(me.appointment)

@@ -136,6 +136,14 @@ class HearingMedia:
         """The hearing is over: its room is destroyed (everyone's handles with it)."""
         self._queue(appointment_id, self._end, url="")
 
+    def subscriber(self, appointment_id: int, participant_id: int) -> int | None:
+        """The Janus handle of the participant's subscription on this worker, if any (for
+        diagnostics and the tests that check what Janus was asked)."""
+        with self._lock:
+            room = self._rooms.get(appointment_id)
+        seat = room.seats.get(participant_id) if room is not None else None
+        return seat.subscriber if seat is not None else None
+
     # --- what Janus says (its reader thread and the pool's: hand off, never block) ------------
 
     def on_event(self, url: str, handle: int, message: dict[str, Any]) -> None:
