@@ -26,7 +26,8 @@ from flask import Flask
 from people import Browser, People, Staff
 from support import SocketClient, audit_events, snapshot
 
-from portal.models import HearingStage, LobbyState, Place
+from portal.extensions import db
+from portal.models import Appointment, HearingStage, LobbyState, Place, Status
 
 AV = {"audio", "video"}
 
@@ -340,3 +341,20 @@ def test_staff_connect_with_their_own_row_and_only_hosts_get_the_hosts_room(
                                                           totp_secret=people.admin.totp_secret))
         sock = SocketClient(app, flask_client=outsider.client, auth={"appointment": court.id})
         assert not sock.connected and sock.connect_error["data"]["code"] == "forbidden"
+
+
+def test_the_panel_is_not_a_host_and_the_judge_is(setup: Any) -> None:
+    app, fake, court, socks = setup
+    panel, judge = socks["panel"], socks["judge"]
+    before = snapshot(app)
+    for event, payload in (("lobby:admit", {"participant_id": court.ids["party"]}),
+                           ("lobby:deny", {"participant_id": court.ids["party"]}),
+                           ("record:start", {"version": "1"}), ("call:end", {})):
+        panel.emit(event, payload)
+        assert panel.error(event)["code"] == "forbidden", event
+    assert snapshot(app) == before
+    judge.emit("call:end", {})
+    assert socks["party"].take("call:ended") == [{}]
+    with app.app_context():
+        appointment = db.session.get(Appointment, court.id)
+        assert appointment is not None and appointment.status is Status.ENDED
