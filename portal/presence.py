@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Appointment, ChatMessage, LobbyState, Participant, ParticipantRole
+from portal.models import STAFF_ROLES, Appointment, ChatMessage, LobbyState, Participant
 
 CHAT_HISTORY = 200
 
@@ -47,12 +47,12 @@ def waiting(appointment: Appointment) -> list[dict[str, Any]]:
 
 
 def may_join(p: Participant) -> bool:
-    return p.role is ParticipantRole.HOST or p.lobby_state is LobbyState.ADMITTED
+    return p.role in STAFF_ROLES or p.lobby_state is LobbyState.ADMITTED
 
 
 def resumable(p: Participant, now: datetime) -> bool:
     """May go straight back into the call, without the lobby."""
-    if p.role is ParticipantRole.HOST:
+    if p.role in STAFF_ROLES:
         return p.joined_call_at is not None
     return p.lobby_state is LobbyState.ADMITTED and not grace_over(p, now)
 
@@ -67,14 +67,16 @@ def leave(p: Participant) -> None:
     p.presence_sid = None
     p.joined_call_at = None
     p.away_since = None
-    if p.role is not ParticipantRole.HOST and p.lobby_state in (LobbyState.WAITING,
+    if p.role not in STAFF_ROLES and p.lobby_state in (LobbyState.WAITING,
                                                                 LobbyState.ADMITTED):
         p.lobby_state = LobbyState.LEFT
 
 
-def chat_history(appointment: Appointment) -> list[ChatMessage]:
+def chat_history(appointment: Appointment, audience: str = "all") -> list[ChatMessage]:
+    """The call's chat (or, audience "hosts", the judge's and clerk's messages)."""
     rows = db.session.scalars(
-        select(ChatMessage).where(ChatMessage.appointment_id == appointment.id)
+        select(ChatMessage).where(ChatMessage.appointment_id == appointment.id,
+                                  ChatMessage.audience == audience)
         .order_by(ChatMessage.id.desc()).limit(CHAT_HISTORY)).all()
     return list(reversed(rows))
 

@@ -13,7 +13,8 @@ from portal import PACKAGE_DIR
 #: or portal.call (create_app and the server start it; the extensions create it).
 SOCKET_FACING = {"portal", "portal.extensions", "portal.serve", "portal.call",
                  "portal.call.events", "portal.call.recording_events", "portal.call.guard",
-                 "portal.call.notify", "portal.call.queue", "portal.call.hearing_events"}
+                 "portal.call.notify", "portal.call.queue", "portal.call.hearing_events",
+                 "portal.call.court_events"}
 SOCKET_MODULES = ("flask_socketio", "socketio", "engineio", "portal.call")
 
 

@@ -59,7 +59,8 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
 #: The protocol's own field names (docs/signaling.md), so that payloads reach the schemas.
 FIELDS = ["participant_id", "resume", "notice", "to", "description", "candidate", "type", "sdp",
           "sdpMid", "sdpMLineIndex", "usernameFragment", "audio", "video", "text", "version",
-          "id", "decision", "pc", "substream"]
+          "id", "decision", "pc", "substream", "participant", "lock", "all", "protected",
+          "hidden_from", "on", "kind", "members", "body"]
 SHAPED = st.recursive(
     st.dictionaries(st.sampled_from(FIELDS), SCALARS, max_size=5),
     lambda inner: st.dictionaries(st.sampled_from(FIELDS), SCALARS | inner, max_size=5),
@@ -98,6 +99,19 @@ def sound(ids: list[int]) -> dict[str, st.SearchStrategy[Any]]:
         "hearing:layer": st.fixed_dictionaries({"participant_id": some_id,
                                                 "substream": st.integers(-1, 3)}),
         "hearing:unpublish": st.just({}),
+        # A hearing's court procedure (in this consult: refused as not_a_hearing, or before).
+        **{name: st.just({}) for name in ("hearing:start", "hearing:pause", "hearing:resume",
+                                          "room:leave", "room:recall")},
+        **{name: st.fixed_dictionaries({"participant": some_id})
+           for name in ("hearing:call", "hearing:dismiss", "hearing:remove", "room:invite")},
+        "hearing:mute": st.fixed_dictionaries({"participant": some_id, "lock": st.booleans()})
+        | st.fixed_dictionaries({"all": st.just(True), "lock": st.booleans()}),
+        "hearing:screen": st.fixed_dictionaries({"protected": some_id, "hidden_from": some_id,
+                                                 "on": st.booleans()}),
+        "room:open": st.fixed_dictionaries({
+            "kind": st.sampled_from(["counsel", "bench"]),
+            "members": st.lists(some_id, min_size=1, max_size=3)}),
+        "bench:message": st.fixed_dictionaries({"body": some_text}),
     }
 
 

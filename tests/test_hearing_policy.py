@@ -13,7 +13,8 @@ from people import People
 from support import SocketClient, book, invite
 
 from portal.extensions import db
-from portal.hearing.policy import MESH_MOST, allowed_feeds, needs_janus, uses_janus
+from portal.hearing.policy import MESH_MOST, needs_janus, uses_janus
+from portal.hearing.procedure import allowed_feeds
 from portal.models import Appointment, Kind, Participant, RecordingPolicy
 
 
@@ -45,7 +46,7 @@ def test_uses_janus_counts_everyone_invited_with_the_host(app: Flask, people: Pe
     assert janus(consult_id)
 
 
-def test_allowed_feeds_are_everyone_else_in_the_call_now(
+def test_in_a_consult_allowed_feeds_are_everyone_else_in_the_call_now(
         app: Flask, consult: Consult, host_socket: Callable[..., SocketClient]) -> None:
     host, (pat,) = in_call(app, host_socket, consult)
     kim_id = consult.guests[1][0]  # invited, not in the call
@@ -55,7 +56,9 @@ def test_allowed_feeds_are_everyone_else_in_the_call_now(
             appointment = db.session.get(Appointment, consult.id)
             participant = db.session.get(Participant, participant_id)
             assert appointment is not None and participant is not None
-            return allowed_feeds(appointment, participant)
+            feeds = allowed_feeds(appointment, participant)
+            assert all(media == {"audio", "video"} for media in feeds.values())
+            return set(feeds)
 
     assert allowed(host.id) == {pat.id}
     assert allowed(pat.id) == {host.id}

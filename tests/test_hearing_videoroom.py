@@ -29,6 +29,8 @@ def test_a_subscription_is_described_by_its_active_media_lines() -> None:
     seat = Seat(5, "sid", "en")
     seat.receives(streams)
     assert (seat.feeds, seat.videos) == ({9}, {9: "2"})
+    assert seat.media == {9: {"audio", "video"}}
+    assert seat.mids == {(9, "video"): "2", (9, "audio"): "3"}
     assert videoroom.streams({"videoroom": "updating", "room": 3}) is None
     assert videoroom.streams({"videoroom": "updated", "streams": ["junk", {"mid": "0"}]}) == []
 
@@ -44,9 +46,11 @@ def test_publishing_feeds_come_from_listparticipants() -> None:
 
 
 def test_requests() -> None:
-    assert videoroom.update([4], []) == {"request": "update", "subscribe": [{"feed": 4}]}
-    assert videoroom.update([], [4, 5]) == {"request": "update",
-                                            "unsubscribe": [{"feed": 4}, {"feed": 5}]}
+    assert videoroom.update([{"feed": 4}], []) == {"request": "update",
+                                                   "subscribe": [{"feed": 4}]}
+    assert videoroom.update([{"feed": 4, "mid": "1"}], [{"feed": 5}, {"sub_mid": "3"}]) == {
+        "request": "update", "subscribe": [{"feed": 4, "mid": "1"}],
+        "unsubscribe": [{"feed": 5}, {"sub_mid": "3"}]}
     assert videoroom.join_publisher(3, 5) == {"request": "join", "ptype": "publisher",
                                               "room": 3, "id": 5, "display": "5"}
     assert videoroom.candidate(None) is None
@@ -57,6 +61,21 @@ def test_requests() -> None:
     assert videoroom.changes_feeds({"videoroom": "event", "room": 3, "unpublished": 7})
     assert not videoroom.changes_feeds({"videoroom": "event", "room": 3, "joining": {"id": 7}})
     assert not videoroom.changes_feeds({"videoroom": "talking", "room": 3, "id": 7})
+
+
+def test_published_streams_and_gone_feeds_come_from_room_events() -> None:
+    joined = {"videoroom": "joined", "room": 3, "id": 5, "publishers": [
+        {"id": 9, "display": "9", "streams": [
+            {"type": "audio", "mindex": 0, "mid": "0", "codec": "opus"},
+            {"type": "video", "mindex": 1, "mid": "1", "codec": "vp8", "simulcast": True},
+            {"type": "data", "mindex": 2, "mid": "2"}]},
+        {"id": 11, "streams": [{"type": "video", "mid": "0", "disabled": True}]},
+        {"id": "junk"}, "junk"]}
+    assert videoroom.published_streams(joined) == {9: {"audio": "0", "video": "1"}, 11: {}}
+    assert videoroom.published_streams({"videoroom": "event"}) == {}
+    assert videoroom.gone_feed({"videoroom": "event", "unpublished": 9}) == 9
+    assert videoroom.gone_feed({"videoroom": "event", "leaving": 9}) == 9
+    assert videoroom.gone_feed({"videoroom": "event", "unpublished": "ok"}) is None
 
 
 def test_serial_runs_tasks_in_order_one_at_a_time_and_survives_a_failing_one() -> None:

@@ -15,7 +15,13 @@ from portal.extensions import socketio
 
 
 def init_app(app: Flask) -> None:
-    from portal.call import events, hearing_events, notify, recording_events  # noqa: F401
+    from portal.call import (  # noqa: F401
+        court_events,
+        events,
+        hearing_events,
+        notify,
+        recording_events,
+    )
     from portal.call.guard import Sockets
 
     app.extensions["sockets"] = Sockets(app)

@@ -12,7 +12,7 @@ from flask import current_app, request
 from flask_babel import gettext as _
 
 from portal import presence
-from portal.call import guard, rooms, schemas
+from portal.call import court_events, guard, rooms, schemas
 from portal.call import hearing_events as hearing
 from portal.call import services as call
 from portal.call.guard import Identity, event, send
@@ -68,7 +68,7 @@ def _left(appointment_id: int, participant_id: int) -> None:
 def _ice(me: Participant) -> dict[str, Any]:
     """ICE servers with fresh TURN credentials, for the host and an admitted guest only: a
     guest in the waiting room, or denied, gets none (TURN relays for whoever holds them)."""
-    if me.role is not ParticipantRole.HOST and me.lobby_state is not LobbyState.ADMITTED:
+    if not presence.may_join(me):
         return {"ice_servers": None, "ice_expires_at": None}
     servers, expires = ice_servers(current_app.config, f"p{me.id}")
     return {"ice_servers": servers, "ice_expires_at": expires}
@@ -97,9 +97,10 @@ def welcome(sid: str, identity: Identity) -> None:
     if call.expire_if_over(me):
         _left(me.appointment_id, me.id)
     guard.enter(sid, rooms.appointment_room(identity.appointment_id))
-    if identity.user_id is not None:  # the host
-        guard.enter(sid, rooms.hosts_room(identity.appointment_id))
+    if identity.user_id is not None:  # staff
         guard.enter(sid, rooms.user_room(identity.user_id))
+    if identity.is_host:  # the waiting room, the status board, the bench's messages
+        guard.enter(sid, rooms.hosts_room(identity.appointment_id))
     appointment = me.appointment
     send("welcome", {
         "protocol": PROTOCOL,
@@ -193,14 +194,18 @@ def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     _drop_replaced(joined.replaced)
     room = rooms.call_room(me.appointment_id)
     guard.enter(sid, room)
+    # Observers are not shown to the others (the hosts see them, and a count).
+    shown = [p for p in joined.others if me.is_host or p.role is not ParticipantRole.OBSERVER]
     send("call:joined", {
-        "peers": [presence.peer(p) for p in joined.others],
+        "peers": [presence.peer(p) for p in shown],
         "chat": [presence.chat_json(m) for m in joined.chat],
     }, to=sid)
     send("call:peer-joined", {"peer": presence.peer(me), "resume": data["resume"]},
-         to=room, skip_sid=sid)
+         to=rooms.hosts_room(me.appointment_id) if me.role is ParticipantRole.OBSERVER
+         else room, skip_sid=sid)
     send("record:state", consent.state_json(consent.active(me.appointment_id)), to=sid)
     hearing.joined(sid, identity, me.appointment)
+    court_events.tell_state(me.appointment)
 
 
 @event("call:leave", schemas.Empty())

@@ -21,9 +21,10 @@ from portal.call import guard, rooms, schemas
 from portal.call import services as call
 from portal.call.guard import Identity, Refused, event
 from portal.extensions import db, socketio
-from portal.hearing import instances, pinning, policy
+from portal.hearing import instances, pinning, policy, procedure
 from portal.hearing.janus import JanusGone
 from portal.hearing.media import HearingMedia
+from portal.hearing.procedure import Action
 from portal.models import Appointment, Participant
 
 
@@ -109,6 +110,9 @@ def _member(sid: str, identity: Identity) -> bool:
 
 @event("hearing:publish", schemas.HearingSdp())
 def publish(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = db.session.get(Participant, identity.participant_id)
+    if me is not None and not procedure.may(me, Action.PUBLISH):
+        raise Refused("forbidden", _("Observers do not send their camera or microphone."))
     if _member(sid, identity):
         guard.later(partial(media().publish, identity.appointment_id, identity.participant_id,
                             sid, data["sdp"]))

@@ -19,7 +19,7 @@ from portal.accounts.auth import load_user
 from portal.appointments.services import InviteState, check_invite, invite_state, invite_window
 from portal.clock import Clock
 from portal.extensions import db
-from portal.models import Appointment, Participant, ParticipantRole, Status, utcnow
+from portal.models import STAFF_ROLES, Appointment, Participant, Status, utcnow
 from portal.tokens import hash_token
 
 _OPEN = (Status.SCHEDULED, Status.LIVE)
@@ -109,7 +109,9 @@ class Identity:
 
     participant_id: int
     appointment_id: int
-    user_id: int | None = None  # staff (the host)
+    user_id: int | None = None  # staff (a host, judge, clerk or panel member)
+    #: The participant has a host's rights (portal.models.HOST_ROLES): the hosts' room.
+    host: bool = False
     session_epoch: int | None = None
     #: The host's stored session: when it ends (signed out, idle, too old) the socket closes.
     session_id: str | None = None
@@ -147,7 +149,7 @@ class Identity:
 
     @property
     def is_host(self) -> bool:
-        return self.user_id is not None
+        return self.host
 
     def due(self) -> bool:
         """Must be checked again before its next event."""
@@ -155,7 +157,8 @@ class Identity:
 
 
 def identify(auth: Any, clock: Clock, address: str = "") -> Identity:
-    """At connect: a guest's invite, or the session of the staff member hosting the call."""
+    """At connect: a guest's invite, or the session of a staff member who sits in the
+    appointment (its host, or a hearing's judge, clerk or panel member: their own row)."""
     if not isinstance(auth, dict):
         auth = {}
     token = auth.get("invite")
@@ -178,15 +181,22 @@ def identify(auth: Any, clock: Clock, address: str = "") -> Identity:
             or mfa.missing(current_user)):
         raise Refused("unauthorized", _("Please sign in again."))
     appointment = db.session.get(Appointment, appointment_id)
-    if appointment is None or appointment.host_id != current_user.id:
+    mine = None if appointment is None else staff_row(appointment, current_user.id)
+    if appointment is None or mine is None:
         raise Refused("forbidden", _("You do not host this appointment."))
     if appointment.status not in _OPEN:
         raise Refused("ended", _("This appointment is over."))
-    host_row = next(p for p in appointment.participants if p.role is ParticipantRole.HOST)
-    return Identity(host_row.id, appointment.id, user_id=current_user.id,
+    return Identity(mine.id, appointment.id, user_id=current_user.id, host=mine.is_host,
                     session_epoch=current_user.session_epoch,
                     session_id=sessions.current_id(), clock=clock.monotonic, now=clock.now,
                     address=address)
+
+
+def staff_row(appointment: Appointment, user_id: int) -> Participant | None:
+    """The staff member's own row in the appointment: the host's, or a judge's, clerk's or
+    panel member's."""
+    return next((p for p in appointment.participants
+                 if p.user_id == user_id and p.role in STAFF_ROLES), None)
 
 
 def recheck(identity: Identity) -> None:
@@ -207,6 +217,9 @@ def recheck(identity: Identity) -> None:
         appointment = db.session.get(Appointment, identity.appointment_id)
         if appointment is None or appointment.status not in _OPEN:
             raise Refused("ended", _("This appointment is over."), close=True)
+        mine = staff_row(appointment, identity.user_id or 0)
+        if mine is None or mine.id != identity.participant_id:  # taken off the hearing
+            raise Refused("forbidden", _("You do not host this appointment."), close=True)
     identity.stale = False
 
 

@@ -119,3 +119,40 @@ class HearingCandidate(Strict):
 class HearingLayer(Strict):
     participant_id = fields.Integer(required=True, strict=True, validate=_ID)
     substream = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2))
+
+
+# --- a hearing's court procedure (docs/signaling.md, "Court procedure") ----------------------
+
+class Someone(Strict):
+    """hearing:call, hearing:dismiss, hearing:remove, room:invite."""
+
+    participant = fields.Integer(required=True, strict=True, validate=_ID)
+
+
+class Mute(Strict):
+    """One participant, or `all: true`; `lock`: they cannot unmute themselves."""
+
+    participant = fields.Integer(strict=True, validate=_ID)
+    all = StrictBool()
+    lock = StrictBool(required=True)
+
+    @validates_schema
+    def one_target(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("participant" in data) == bool(data.get("all")):
+            raise ValidationError("exactly one of participant and all: true")
+
+
+class Screen(Strict):
+    protected = fields.Integer(required=True, strict=True, validate=_ID)
+    hidden_from = fields.Integer(required=True, strict=True, validate=_ID)
+    on = StrictBool(required=True)
+
+
+class RoomOpen(Strict):
+    kind = fields.String(required=True, validate=validate.OneOf(["counsel", "bench"]))
+    members = fields.List(fields.Integer(strict=True, validate=_ID), required=True,
+                          validate=validate.Length(min=1, max=16))
+
+
+class BenchMessage(Strict):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=2000))

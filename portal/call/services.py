@@ -16,11 +16,13 @@ from portal.audit import services as audit
 from portal.audit.services import Actor
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.extensions import db
+from portal.hearing import procedure
+from portal.hearing.procedure import Action
 from portal.models import (
+    STAFF_ROLES,
     ChatMessage,
     LobbyState,
     Participant,
-    ParticipantRole,
     RecordingPolicy,
     utcnow,
 )
@@ -30,13 +32,19 @@ from portal.recording.wording import wording
 
 
 def actor_of(p: Participant) -> Actor:
-    if p.role is ParticipantRole.HOST:
+    if p.user_id is not None:  # staff: the host, a judge, clerk or panel member
         return Actor("user", str(p.user_id))
     return Actor("guest", str(p.id))
 
 
 def is_host(p: Participant) -> bool:
-    return p.role is ParticipantRole.HOST
+    """A host's rights: the consult's host, a hearing's judge or clerk (not the panel)."""
+    return p.is_host
+
+
+def is_staff(p: Participant) -> bool:
+    """Joins with a staff account, never through the waiting room."""
+    return p.role in STAFF_ROLES
 
 
 def _recording_changed(change: consent.Change | None) -> None:
@@ -53,7 +61,7 @@ def _take_presence(me: Participant, sid: str) -> str | None:
 
 
 def _guest_only(me: Participant) -> None:
-    if is_host(me):
+    if is_staff(me):
         raise Forbidden(_("Only a guest can do this."))
 
 
@@ -101,7 +109,7 @@ def decide(host: Participant, participant_id: int, state: LobbyState) -> tuple[P
     """The host admits or denies a waiting guest; returns the guest and its socket then."""
     _host_only(host)
     guest = db.session.get(Participant, participant_id)
-    if (guest is None or guest.appointment_id != host.appointment_id or is_host(guest)
+    if (guest is None or guest.appointment_id != host.appointment_id or is_staff(guest)
             or guest.lobby_state is not LobbyState.WAITING):
         raise NotFound(_("Nobody by that number is waiting."), code="unknown_peer")
     guest.lobby_state = state
@@ -223,12 +231,17 @@ def relay_target(me: Participant, sid: str, to: int) -> Participant:
 
 def set_media(me: Participant, sid: str, audio: bool, video: bool) -> None:
     require_in_call(me, sid)
+    if audio and not me.audio_on and me.mute_locked:
+        raise Forbidden(_("The host has muted you; you cannot unmute yourself."),
+                        code="mute_locked")
     me.audio_on, me.video_on = audio, video
 
 
 def chat(me: Participant, sid: str, text: str) -> ChatMessage:
-    """A chat line, stored with the appointment."""
+    """A chat line, stored with the appointment (an observer has no chat)."""
     require_in_call(me, sid)
+    if not procedure.may(me, Action.CHAT):
+        raise Forbidden(_("Observers cannot use the chat."))
     text = text.strip()
     if not text:
         raise Conflict(_("The message is empty."), code="bad_request")

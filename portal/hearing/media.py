@@ -3,8 +3,9 @@
 The portal owns every Janus handle; browsers never reach Janus. For each participant whose
 socket is on this worker (a `Seat`) there is a publisher handle, joined in the room from the
 moment the participant enters the call (so it hears the room's events), and, once there is
-something the participant may receive, a subscriber handle carrying exactly the feeds that
-`policy.allowed_feeds` allows and that are publishing now. The subscriptions are computed
+something the participant may receive, a subscriber handle carrying exactly the streams that
+`procedure.allowed_feeds` allows (per feed, its audio, its video or both) of the feeds
+publishing now. The subscriptions are computed
 again whenever a feed comes or goes (Janus tells every worker that has handles in the room)
 or who is in the call changes (`changed`: the socket layer calls it on every worker).
 
@@ -27,7 +28,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from portal.extensions import db
-from portal.hearing import policy, videoroom
+from portal.hearing import procedure, videoroom
 from portal.hearing.janus import JanusError, JanusGone
 from portal.hearing.seats import Room, Seat
 from portal.hearing.serial import Serial
@@ -134,6 +135,14 @@ class HearingMedia:
     def end(self, appointment_id: int) -> None:
         """The hearing is over: its room is destroyed (everyone's handles with it)."""
         self._queue(appointment_id, self._end, url="")
+
+    def subscriber(self, appointment_id: int, participant_id: int) -> int | None:
+        """The Janus handle of the participant's subscription on this worker, if any (for
+        diagnostics and the tests that check what Janus was asked)."""
+        with self._lock:
+            room = self._rooms.get(appointment_id)
+        seat = room.seats.get(participant_id) if room is not None else None
+        return seat.subscriber if seat is not None else None
 
     # --- what Janus says (its reader thread and the pool's: hand off, never block) ------------
 
@@ -265,6 +274,7 @@ class HearingMedia:
 
     def _forget_handles(self, room: Room) -> None:
         """Janus is gone with every handle: the seats keep only who and where."""
+        room.streams.clear()
         for seat in room.seats.values():
             for handle in seat.let_go():
                 with self._lock:
@@ -276,7 +286,7 @@ class HearingMedia:
         seat.publisher, seat.published = handle, False
         body = videoroom.join_publisher(room.appointment_id, seat.participant_id)
         try:
-            client.message(handle, body)
+            joined, _jsep = client.message(handle, body)
         except JanusError as exc:
             if exc.code != videoroom.ID_EXISTS:
                 raise
@@ -289,7 +299,8 @@ class HearingMedia:
             except JanusError as kick:
                 log.info("hearing %s: kicking %s: %s", room.appointment_id,
                          seat.participant_id, kick)
-            client.message(handle, body)
+            joined, _jsep = client.message(handle, body)
+        room.streams.update(videoroom.published_streams(joined))
 
     def _seat(self, room: Room, participant_id: int, sid: str) -> Seat:
         seat = room.seats.get(participant_id)
@@ -413,10 +424,11 @@ class HearingMedia:
             return
         for seat in list(room.seats.values()):
             participant = db.session.get(Participant, seat.participant_id)
-            allowed = (policy.allowed_feeds(appointment, participant)
-                       if participant is not None else set())
+            allowed = (procedure.allowed_feeds(appointment, participant)
+                       if participant is not None else {})
+            want = {feed: media for feed, media in allowed.items() if feed in publishing}
             try:
-                self._subscribe(room, client, seat, publishing & allowed)
+                self._subscribe(room, client, seat, want)
             except JanusGone:
                 raise
             except JanusError as exc:  # one seat's trouble is not the others'
@@ -426,10 +438,39 @@ class HearingMedia:
                     self._error(room, seat.sid, "hearing:offer", "media_server")
         db.session.rollback()
 
-    def _subscribe(self, room: Room, client: Any, seat: Seat, want: set[int]) -> None:
-        add, remove = sorted(want - seat.feeds), sorted(seat.feeds - want)
+    def _subscribe(self, room: Room, client: Any, seat: Seat, want: procedure.Feeds) -> None:
+        """Stream by stream: a whole feed as `{feed}`, one medium of it by its mid (one not
+        known yet is left out until the room's event names it, and a recompute follows)."""
+        add: list[dict[str, Any]] = []
+        asked: procedure.Feeds = {}
+        for feed in sorted(want):
+            have = seat.media.get(feed, set())
+            asked[feed] = set(have & want[feed])
+            new = want[feed] - have
+            if not new:
+                continue
+            if not have and new == procedure.BOTH:
+                add.append({"feed": feed})
+                asked[feed] |= new
+                continue
+            for kind in sorted(new):
+                mid = room.streams.get(feed, {}).get(kind)
+                if mid is not None:
+                    add.append({"feed": feed, "mid": mid})
+                    asked[feed].add(kind)
+        remove: list[dict[str, Any]] = []
+        for feed in sorted(seat.media):
+            drop = seat.media[feed] - want.get(feed, set())
+            if drop == seat.media[feed]:
+                remove.append({"feed": feed})
+                continue
+            for kind in sorted(drop):
+                mid = seat.mids.get((feed, kind))
+                if mid is not None:
+                    remove.append({"sub_mid": mid})
+        asked = {feed: media for feed, media in asked.items() if media}
         if seat.subscriber is None:
-            if not want:
+            if not add:
                 return
             handle = self._attach(room, client, seat.participant_id, "subscriber")
             try:
@@ -443,7 +484,7 @@ class HearingMedia:
             data, jsep = client.message(seat.subscriber, videoroom.update(add, remove))
         else:
             return
-        seat.feeds = set(want)  # until Janus describes it
+        seat.media = asked  # until Janus describes it
         self._offered(seat, data, jsep)
 
     def _offered(self, seat: Seat, data: dict[str, Any], jsep: dict[str, Any] | None) -> None:
@@ -481,6 +522,10 @@ class HearingMedia:
             self.outbox.to_call(room.appointment_id, "hearing:speaker",
                                 {"participant_id": participant_id})
         elif videoroom.changes_feeds(data):
+            room.streams.update(videoroom.published_streams(data))
+            gone = videoroom.gone_feed(data)
+            if gone is not None:
+                room.streams.pop(gone, None)
             # Every seat's publisher handle hears the same event: one recompute for all.
             room.due = True
             room.serial.submit(partial(self._guarded, room, self._recompute_due))

@@ -21,23 +21,34 @@ class Seat:
     #: The publisher handle has carried a publication: the next one needs a fresh handle.
     published: bool = False
     subscriber: int | None = None
-    #: Feeds in the subscription now (as Janus last described it, or as last asked).
-    feeds: set[int] = field(default_factory=set)
-    #: Feed -> the subscription's mid of its video (for the simulcast layer).
-    videos: dict[int, str] = field(default_factory=dict)
+    #: Feed -> its media in the subscription now (as Janus last described it, or as asked).
+    media: dict[int, set[str]] = field(default_factory=dict)
+    #: (feed, kind) -> the subscription's mid of that stream (the layer, an unsubscribe).
+    mids: dict[tuple[int, str], str] = field(default_factory=dict)
+
+    @property
+    def feeds(self) -> set[int]:
+        return set(self.media)
+
+    @property
+    def videos(self) -> dict[int, str]:
+        """Feed -> the subscription's mid of its video (for the simulcast layer)."""
+        return {feed: mid for (feed, kind), mid in self.mids.items() if kind == "video"}
 
     def receives(self, streams: list[dict[str, Any]]) -> None:
         """The subscription as Janus last described it."""
-        self.feeds = {s["participant_id"] for s in streams}
-        self.videos = {s["participant_id"]: s["mid"] for s in streams if s["kind"] == "video"}
+        self.media, self.mids = {}, {}
+        for s in streams:
+            self.media.setdefault(s["participant_id"], set()).add(s["kind"])
+            self.mids[(s["participant_id"], s["kind"])] = s["mid"]
 
     def let_go(self) -> tuple[int | None, int | None]:
         """Its handles, forgotten here (detaching them is the caller's)."""
         handles = (self.publisher, self.subscriber)
         self.publisher = self.subscriber = None
         self.published = False
-        self.feeds.clear()
-        self.videos.clear()
+        self.media.clear()
+        self.mids.clear()
         return handles
 
 
@@ -52,6 +63,9 @@ class Room:
     #: The Janus client the room was made with; another one means Janus was lost meanwhile.
     client: Any = None
     seats: dict[int, Seat] = field(default_factory=dict)
+    #: Feed -> its published media (kind -> the publisher's mid), from the room's events: a
+    #: subscription of one medium of a feed names its mid.
+    streams: dict[int, dict[str, str]] = field(default_factory=dict)
     #: A recompute is asked for and not yet done (many events, one recompute).
     due: bool = False
     #: Janus was lost; the room is made again when the instance answers.

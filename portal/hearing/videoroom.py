@@ -45,18 +45,43 @@ def join_publisher(room: int, participant_id: int) -> dict[str, Any]:
             "display": str(participant_id)}
 
 
-def join_subscriber(room: int, feeds: list[int]) -> dict[str, Any]:
-    return {"request": "join", "ptype": "subscriber", "room": room,
-            "streams": [{"feed": feed} for feed in feeds]}
+def join_subscriber(room: int, streams: list[dict[str, Any]]) -> dict[str, Any]:
+    """A subscription of these streams: `{feed}` is all of a feed's media, `{feed, mid}` one
+    of its streams (the publisher's mid)."""
+    return {"request": "join", "ptype": "subscriber", "room": room, "streams": streams}
 
 
-def update(add: list[int], remove: list[int]) -> dict[str, Any]:
+def update(add: list[dict[str, Any]], remove: list[dict[str, Any]]) -> dict[str, Any]:
+    """Streams into and out of a subscription: `{feed}` or `{feed, mid}` to add; `{feed}`
+    or `{sub_mid}` (the subscription's own m-line) to remove."""
     body: dict[str, Any] = {"request": "update"}
     if add:
-        body["subscribe"] = [{"feed": feed} for feed in add]
+        body["subscribe"] = add
     if remove:
-        body["unsubscribe"] = [{"feed": feed} for feed in remove]
+        body["unsubscribe"] = remove
     return body
+
+
+def published_streams(data: dict[str, Any]) -> dict[int, dict[str, str]]:
+    """From a publisher's `joined` answer or a room event listing `publishers`: each feed's
+    published media and their mids (kind -> the publisher's mid)."""
+    found: dict[int, dict[str, str]] = {}
+    for publisher in data.get("publishers") or []:
+        if not isinstance(publisher, dict) or not isinstance(publisher.get("id"), int):
+            continue
+        found[publisher["id"]] = {
+            str(s["type"]): str(s["mid"]) for s in publisher.get("streams") or []
+            if isinstance(s, dict) and s.get("type") in ("audio", "video") and "mid" in s
+            and not s.get("disabled")}
+    return found
+
+
+def gone_feed(data: dict[str, Any]) -> int | None:
+    """The feed a room event says stopped publishing or left."""
+    for key in ("unpublished", "leaving", "kicked"):
+        if isinstance(data.get(key), int):
+            return int(data[key])
+    return None
 
 
 def publishing(participants: dict[str, Any]) -> set[int]:

@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from portal import presence
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.extensions import db
-from portal.hearing import policy
+from portal.hearing import policy, procedure
+from portal.hearing.procedure import Action
 from portal.models import (
     Decision,
     Participant,
-    ParticipantRole,
     Recording,
     RecordingPolicy,
     RecordingStatus,
@@ -51,7 +51,7 @@ def _shown(me: Participant, version: str) -> Wording:
 
 def start(me: Participant, sid: str, version: str, asker: services.Asker) -> None:
     """The host presses Record, having read the wording."""
-    if me.role is not ParticipantRole.HOST:
+    if not procedure.may(me, Action.RECORD):
         raise Forbidden(_("Only the host can start a recording."))
     _in_call(me, sid)
     manager.get().apply(services.request(me, _shown(me, version), asker))
@@ -67,7 +67,7 @@ def answer(me: Participant, sid: str, recording_id: str, decision: Decision, ver
 
 
 def stop(me: Participant, sid: str, recording_id: str, asker: services.Asker) -> None:
-    if me.role is not ParticipantRole.HOST:
+    if not procedure.may(me, Action.RECORD):
         raise Forbidden(_("Only the host can stop the recording; you can withdraw your "
                           "consent."))
     _in_call(me, sid)

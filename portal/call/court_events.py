@@ -1,0 +1,157 @@
+"""Socket.IO events of a hearing's court procedure (docs/signaling.md, "Court procedure").
+
+The guard checks each as any other (identity, rate, size, schema); portal.call.court checks
+the sender's right and does it. After each change everyone hears `hearing:state` (what each
+may know) and every worker subscribes its browsers anew, so that who receives whom is held
+on the media server, not in the browser.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from flask_babel import gettext as _
+
+from portal import presence
+from portal.call import court, guard, rooms, schemas
+from portal.call.guard import Identity, Refused, event, send
+from portal.extensions import db
+from portal.models import Appointment, Kind, Participant, RoomKind
+
+
+def _me(identity: Identity) -> Participant:
+    p = db.session.get(Participant, identity.participant_id)
+    assert p is not None  # participants are never deleted while their invite works
+    return p
+
+
+def tell_state(appointment: Appointment) -> None:
+    """`hearing:state` to each socket of the hearing (a host: the status board; anyone else:
+    the stage and their own place), and everyone's subscriptions again, on every worker."""
+    if appointment.kind is not Kind.HEARING:
+        return
+    send("hearing:state", court.board(appointment), to=rooms.hosts_room(appointment.id))
+    for p in appointment.participants:
+        if p.presence_sid is not None and not p.is_host:
+            send("hearing:state", court.own_state(p), to=p.presence_sid)
+    guard.later(partial(_resubscribe, appointment.id))
+
+
+def _resubscribe(appointment_id: int) -> None:
+    guard.sockets().calls_changed({appointment_id})
+
+
+def _done(me: Participant) -> None:
+    db.session.flush()
+    tell_state(me.appointment)
+
+
+# --- the hearing's course --------------------------------------------------------------------
+
+@event("hearing:start", schemas.Empty())
+def start(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.start(me, sid)
+    _done(me)
+
+
+@event("hearing:pause", schemas.Empty())
+def pause(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.pause(me, sid)
+    _done(me)
+
+
+@event("hearing:resume", schemas.Empty())
+def resume(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.resume(me, sid)
+    _done(me)
+
+
+@event("hearing:call", schemas.Someone())
+def call(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.call(me, sid, data["participant"])
+    _done(me)
+
+
+@event("hearing:dismiss", schemas.Someone())
+def dismiss(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.dismiss(me, sid, data["participant"])
+    _done(me)
+
+
+@event("hearing:mute", schemas.Mute())
+def mute(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    for p in court.mute(me, sid, data.get("participant"), data["lock"]):
+        if p.presence_sid is not None:
+            send("hearing:muted", {"locked": p.mute_locked}, to=p.presence_sid)
+        if presence.in_call(p):
+            send("call:peer-media", {"id": p.id, "audio": False, "video": p.video_on},
+                 to=rooms.call_room(me.appointment_id), skip_sid=p.presence_sid)
+    _done(me)
+
+
+@event("hearing:remove", schemas.Someone())
+def remove(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    target = data["participant"]
+    old_sid = court.remove(me, sid, target)
+    send("call:peer-left", {"id": target}, to=rooms.call_room(me.appointment_id))
+    if old_sid is not None:
+        gone = Refused("removed", _("The court has removed you from this hearing."), close=True)
+        guard.later(lambda: guard.refuse(old_sid, "connect", gone))
+    _done(me)
+
+
+@event("hearing:screen", schemas.Screen())
+def screen(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.screen(me, sid, data["protected"], data["hidden_from"], data["on"])
+    _done(me)
+
+
+# --- private rooms ---------------------------------------------------------------------------
+
+@event("room:open", schemas.RoomOpen())
+def room_open(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.open_room(me, sid, RoomKind(data["kind"]), data["members"])
+    _done(me)
+
+
+@event("room:invite", schemas.Someone())
+def room_invite(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.invite(me, sid, data["participant"])
+    _done(me)
+
+
+@event("room:leave", schemas.Empty())
+def room_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.leave_room(me, sid)
+    _done(me)
+
+
+@event("room:recall", schemas.Empty())
+def room_recall(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    me = _me(identity)
+    court.recall(me, sid)
+    _done(me)
+
+
+# --- the bench's messages --------------------------------------------------------------------
+
+@event("bench:message", schemas.BenchMessage())
+def bench_message(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    if not identity.chat.take():
+        raise Refused("rate_limited", _("Too many messages; slow down."))
+    me = _me(identity)
+    message = court.bench_message(me, sid, data["body"])
+    send("bench:message", presence.chat_json(message),
+         to=rooms.hosts_room(identity.appointment_id))
