@@ -160,7 +160,8 @@ class Participant(Base):
     place: Mapped[Place] = mapped_column(_enum(Place), default=Place.WAITING,
                                          server_default="waiting")
     consultation_room_id: Mapped[int | None] = mapped_column(
-        ForeignKey("consultation_rooms.id", use_alter=True, name="fk_participants_consultation_room_id_consultation_rooms"))
+        ForeignKey("consultation_rooms.id", use_alter=True,
+                   name="fk_participants_consultation_room_id_consultation_rooms"))
     #: When the participant confirmed the hearing's declaration (no recording, no photos).
     declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: A host muted this participant and locked it: they cannot unmute themselves.

@@ -51,7 +51,8 @@ class ConsultationRoom(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
     kind: Mapped[RoomKind] = mapped_column(
-        Enum(RoomKind, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]))
+        Enum(RoomKind, native_enum=False, length=16,
+             values_callable=lambda e: [m.value for m in e]))
     opened_by_id: Mapped[int] = mapped_column(ForeignKey("participants.id"))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     #: None while open; members are the participants whose consultation_room_id is this room.
