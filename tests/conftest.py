@@ -247,3 +247,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.live)
+        # scripts/test runs two xdist workers (--dist loadgroup): what starts servers, browsers,
+        # Janus or media runs one test at a time on one of them, the rest on both.
+        if any(item.get_closest_marker(m) for m in ("live", "browser", "webrtc", "slow")):
+            item.add_marker(pytest.mark.xdist_group("serial"))
