@@ -540,6 +540,10 @@ def run_portal(args: argparse.Namespace, files: Path, workers: int) -> dict[str,
         load = portal_calls(booked, urls, cookie, args.placement == "split")
         return run_load(load, False, args.procs, args.seconds, args.unpaced_seconds,
                         [s.pid for s in servers])
+    except BaseException:
+        for log in sorted(files.glob("portal-*.log")):  # the scratch folder goes with the run
+            print(f"--- end of {log.name}:\n" + log.read_text(errors="replace")[-4000:])
+        raise
     finally:
         for server in servers:
             stop(server)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import coerce_node_id  # see pytest_collection_modifyitems
 from apps import make_app, pg_admin, pg_url
 from calls import Consult, consult_now
 from flask import Flask
@@ -238,16 +239,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 E2E = Path(__file__).resolve().parent / "e2e"
+SERIAL_MARKS = ("live", "browser", "webrtc", "slow")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Everything in tests/e2e/ starts a server: marked `live` even where a module forgot, so
     that `-m "not browser and not live"` leaves it out (tests/js drives Chromium, no server)."""
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.live)
         # scripts/test runs two xdist workers (--dist loadgroup): what starts servers, browsers,
-        # Janus or media runs one test at a time on one of them, the rest on both.
-        if any(item.get_closest_marker(m) for m in ("live", "browser", "webrtc", "slow")):
-            item.add_marker(pytest.mark.xdist_group("serial"))
+        # Janus or media runs one test at a time on one of them, the rest on both. xdist 3.8
+        # names the group by setting `_nodeid`, which pytest 9 no longer reads: do it here.
+        if (getattr(config.option, "loadgroup", False) and "@" not in item.nodeid
+                and any(item.get_closest_marker(m) for m in SERIAL_MARKS)):
+            item._id = coerce_node_id(f"{item.nodeid}@serial")
