@@ -70,7 +70,7 @@ def observer(token: str) -> ResponseReturnValue:
     wait to be admitted. No camera or microphone is asked for here or there."""
     check = hearing.check_observer_link(token)
     if check.state is not ObserverState.VALID:
-        page = render_template("join/observer_unavailable.html", check=check,
+        page = render_template("join/unavailable.html", check=check, observer=True,
                                appointment=check.appointment)
         return _secret(current_app.make_response((page, _OBSERVER_STATUS[check.state])))
     form = ObserverForm()
