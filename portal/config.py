@@ -161,7 +161,7 @@ def settings(instance_path: Path) -> dict[str, Any]:
         # An invite link opens this long before the start and stays valid this long after the end.
         "INVITE_OPENS_MINUTES_BEFORE": _env_int("INVITE_OPENS_MINUTES_BEFORE", 30),
         "INVITE_CLOSES_MINUTES_AFTER": _env_int("INVITE_CLOSES_MINUTES_AFTER", 60),
-        "MAX_GUESTS": _env_int("MAX_GUESTS", 12),
+        "MAX_GUESTS": _env_int("MAX_GUESTS", 14),  # with the host: a hearing of 15
         # Observers of a hearing (they send no media), counted apart from MAX_GUESTS.
         "MAX_OBSERVERS": _env_int("MAX_OBSERVERS", 30),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
