@@ -147,8 +147,8 @@ class FakeVideoRoom:
         feed = body.get("publisher_id")
         if body["request"] == "listforwarders":
             feeds: dict[int, list[dict[str, Any]]] = {}
-            for stream_id, (fed, _kind) in self.forwards.items():
-                feeds.setdefault(fed, []).append({"stream_id": stream_id})
+            for stream_id, (fed, kind) in self.forwards.items():
+                feeds.setdefault(fed, []).append({"stream_id": stream_id, "type": kind})
             return {"videoroom": "forwarders", "publishers": [
                 {"publisher_id": f, "forwarders": found} for f, found in feeds.items()]}
         if body["request"] == "stop_rtp_forward":

@@ -136,9 +136,12 @@ def test_a_private_room_is_never_forwarded_and_the_manifest_states_the_gap(
     assert forwarded(fake, court) == {name: AV for name in HEARING}
     clock.advance(60)
     send(socks["judge"], "hearing:pause", {})
+    # A break is not recorded: the web worker stops the forwards at once, before the
+    # recorder's next turn (which ends the tracks and says so).
+    fake.wait(lambda: not fake.forwards)
     turn(app, recorder)
     paused = clock.now()
-    assert forwarded(fake, court) == {}  # a break is not recorded
+    assert forwarded(fake, court) == {}
     clock.advance(5)
     send(socks["counsel"], "room:open", {"kind": "counsel", "members": [ids["party"]]})
     turn(app, recorder)
@@ -181,6 +184,8 @@ def test_a_muted_and_locked_microphone_is_absent_and_stated(setup: Any) -> None:
     turn(app, recorder)
     clock.advance(10)
     send(socks["clerk"], "hearing:mute", {"participant": ids["party"], "lock": True})
+    fake.wait(lambda: (ids["party"], "audio") not in fake.forwards.values())  # at once
+    assert (ids["party"], "video") in fake.forwards.values()
     turn(app, recorder)
     muted = clock.now()
     # The party's video is still forwarded; their audio is not.
