@@ -32,6 +32,7 @@ from portal.audit import services as audit
 from portal.call import court
 from portal.extensions import db
 from portal.hearing import config as janus_config
+from portal.hearing import videoroom
 from portal.hearing.janus import JanusError
 from portal.models import (
     Appointment,
@@ -496,6 +497,12 @@ def test_a_private_room_and_a_locked_mute_are_not_in_the_record(
     before = {who: sent(room.publishers[who]) for who in (counsel, party)}
     recording_id = hearing.start_recording()
     hearing.wait(lambda: len(hearing.tracks(recording_id)) == 3, "three forwards")
+    # Janus names each forward's medium: what a web worker needs to stop one at once
+    # (portal.hearing.media: a private room does not wait for the recorder's next turn).
+    listed = room.client.request(room.client.attach(), videoroom.list_forwarders(
+        janus_app, hearing.appointment_id))
+    assert sorted(kind for _feed, _id, kind in videoroom.forwarders(listed)) == [
+        "audio"] * 3 + ["video"] * 3, listed
     time.sleep(1.5)
     paused = act(lambda p: court.pause(p[host], f"sid-{host}"))
     hearing.wait(lambda: all(s for *_, s in hearing.tracks(recording_id)), "the break's stop")
