@@ -52,9 +52,10 @@ def janus_like(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class FakeJanus:
-    """Serves one WebSocket at a time on `url` (the next once that one ends); `received` holds
-    every message, `push()` sends one unasked, `drop()` closes the TCP connection without a
-    WebSocket close."""
+    """Serves WebSockets on `url`, each on a thread of its own (a web worker and the recorder
+    hold one each); each request is answered on its own connection. `received` holds every
+    message; `push()` sends one unasked and `drop()` closes the TCP connection without a
+    WebSocket close, both on the latest connection."""
 
     def __init__(self, answer: Answer = janus_like, *, subprotocol: str = "janus-protocol"
                  ) -> None:
@@ -81,8 +82,12 @@ class FakeJanus:
                 return  # closed
             self.connections += 1
             self._conn, self._ws = conn, WSConnection(ConnectionType.SERVER)
-            with conn, contextlib.suppress(OSError):  # the client may go at any moment
-                self._talk(conn, self._ws)
+            threading.Thread(target=self._serve_one, args=(conn, self._ws),
+                             name="fake-janus-connection", daemon=True).start()
+
+    def _serve_one(self, conn: socket.socket, ws: WSConnection) -> None:
+        with conn, contextlib.suppress(OSError):  # the client may go at any moment
+            self._talk(conn, ws)
 
     def _talk(self, conn: socket.socket, ws: WSConnection) -> None:
         while True:
@@ -91,27 +96,28 @@ class FakeJanus:
             for event in ws.events():
                 if isinstance(event, Request):
                     chosen = self.subprotocol if self.subprotocol in event.subprotocols else None
-                    self._send(ws.send(AcceptConnection(subprotocol=chosen)))
+                    self._send(ws.send(AcceptConnection(subprotocol=chosen)), conn)
                 elif isinstance(event, TextMessage):
                     message = json.loads(event.data)
                     with self.got:
                         self.received.append(message)
                         self.got.notify_all()
                     for reply in self.answer(message):
-                        self.push(reply)
+                        self._send(ws.send(TextMessage(data=json.dumps(reply))), conn)
                 elif isinstance(event, Ping):
-                    self._send(ws.send(event.response()))
+                    self._send(ws.send(event.response()), conn)
                 elif isinstance(event, CloseConnection):
                     if ws.state is ConnectionState.REMOTE_CLOSING:
-                        self._send(ws.send(event.response()))
+                        self._send(ws.send(event.response()), conn)
                     return
             if not data:
                 return
 
-    def _send(self, data: bytes) -> None:
-        assert self._conn is not None
+    def _send(self, data: bytes, conn: socket.socket | None = None) -> None:
+        conn = conn or self._conn
+        assert conn is not None
         with self._send_lock:
-            self._conn.sendall(data)
+            conn.sendall(data)
 
     def push(self, message: dict[str, Any] | str) -> None:
         """Send a message (a dict as JSON, a str as it is) to the client."""

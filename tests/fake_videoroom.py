@@ -1,9 +1,11 @@
 """Enough of Janus's VideoRoom, behind tests/fake_janus.py's WebSocket, for the portal's
 hearing media layer to run against in a socket test: rooms, publishers (each publishing an
 audio stream, mid "0", and a video stream, mid "1"), subscriptions of whole feeds (`{feed}`) or
-single streams (`{feed, mid}`), updates (`subscribe`, `unsubscribe` by feed or `sub_mid`), and
-the room events publishers hear. It keeps what each subscriber handle holds and every stream
-it ever held, so a test can say what someone received, and never received. Not Janus: the live
+single streams (`{feed, mid}`), updates (`subscribe`, `unsubscribe` by feed or `sub_mid`), the
+room events publishers hear, and the recorder's RTP forwards (`rtp_forward` of one mid,
+`stop_rtp_forward`, `listforwarders`; no packets are sent). It keeps what each subscriber
+handle holds and every stream it ever held, so a test can say what someone received, and
+never received. Not Janus: the live
 tests (e2e/test_hearing_live.py) run the same requests against the real one."""
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 from fake_janus import SESSION, FakeJanus
 
-#: What each publisher publishes: kind -> the publisher's mid.
+#: What each publisher publishes: kind -> the publisher's mid (and its codec).
 PUBLISHED = {"audio": "0", "video": "1"}
+CODECS = {"audio": "opus", "video": "vp8"}
 ANSWER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=answer\r\nt=0 0\r\n"
 OFFER = "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\ns=offer\r\nt=0 0\r\n"
 
@@ -36,6 +39,9 @@ class FakeVideoRoom:
         self._mids: dict[int, count[int]] = {}
         #: Every plugin request body, in order.
         self.requests: list[dict[str, Any]] = []
+        #: RTP forwards now: stream id -> (feed, kind).
+        self.forwards: dict[int, tuple[int, str]] = {}
+        self._stream_ids = count(700)
         self.janus = FakeJanus(self.answer)
 
     @property
@@ -99,6 +105,8 @@ class FakeVideoRoom:
         request = body.get("request")
         if request in ("create", "destroy", "kick"):
             return [self._success(handle, tx, {"videoroom": request + "d", "room": body["room"]})]
+        if request in ("rtp_forward", "stop_rtp_forward", "listforwarders"):
+            return [self._success(handle, tx, self._forward(body))]
         if request == "listparticipants":
             return [self._success(handle, tx, {"videoroom": "participants", "participants": [
                 {"id": feed, "display": str(feed), "publisher": feed in self.publishing}
@@ -130,6 +138,32 @@ class FakeVideoRoom:
             return [ack, self._described(handle, tx, "updated")]
         return [ack, self._event(handle, tx, {"videoroom": "event", request: "ok"})]
 
+    def forwarded(self) -> set[tuple[int, str]]:
+        """(feed, kind) forwarded now."""
+        with self.lock:
+            return set(self.forwards.values())
+
+    def _forward(self, body: dict[str, Any]) -> dict[str, Any]:
+        feed = body.get("publisher_id")
+        if body["request"] == "listforwarders":
+            feeds: dict[int, list[dict[str, Any]]] = {}
+            for stream_id, (fed, kind) in self.forwards.items():
+                feeds.setdefault(fed, []).append({"stream_id": stream_id, "type": kind})
+            return {"videoroom": "forwarders", "publishers": [
+                {"publisher_id": f, "forwarders": found} for f, found in feeds.items()]}
+        if body["request"] == "stop_rtp_forward":
+            self.forwards.pop(body["stream_id"], None)
+            return {"videoroom": "stop_rtp_forward", "publisher_id": feed,
+                    "stream_id": body["stream_id"]}
+        made = []
+        for stream in body.get("streams", []):
+            kind = next(k for k, mid in PUBLISHED.items() if mid == stream["mid"])
+            stream_id = next(self._stream_ids)
+            self.forwards[stream_id] = (feed, kind)
+            made.append({"stream_id": stream_id, "type": kind, "host": body["host"],
+                         "port": stream["port"]})
+        return {"videoroom": "rtp_forward", "publisher_id": feed, "forwarders": made}
+
     def _success(self, handle: int, tx: Any, data: dict[str, Any]) -> dict[str, Any]:
         return {"janus": "success", "transaction": tx, "session_id": SESSION, "sender": handle,
                 "plugindata": {"plugin": "janus.plugin.videoroom", "data": data}}
@@ -146,7 +180,8 @@ class FakeVideoRoom:
 
     def _publisher(self, feed: int) -> dict[str, Any]:
         return {"id": feed, "display": str(feed), "streams": [
-            {"type": kind, "mindex": int(mid), "mid": mid} for kind, mid in PUBLISHED.items()]}
+            {"type": kind, "mindex": int(mid), "mid": mid, "codec": CODECS[kind]}
+            for kind, mid in PUBLISHED.items()]}
 
     def _tell_others(self, handle: int, data: dict[str, Any]) -> list[dict[str, Any]]:
         return [self._event(other, None, data) for other in self.publishers if other != handle]
@@ -156,6 +191,7 @@ class FakeVideoRoom:
         if feed is None or feed not in self.publishing:
             return []
         self.publishing.discard(feed)
+        self.forwards = {i: f for i, f in self.forwards.items() if f[0] != feed}
         for held in self.subscriptions.values():
             held[:] = [s for s in held if s[1] != feed]
         return self._tell_others(handle, {"videoroom": "event", "room": 1, key: feed})

@@ -60,7 +60,7 @@ JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
 FIELDS = ["participant_id", "resume", "notice", "to", "description", "candidate", "type", "sdp",
           "sdpMid", "sdpMLineIndex", "usernameFragment", "audio", "video", "text", "version",
           "id", "decision", "pc", "substream", "participant", "lock", "all", "protected",
-          "hidden_from", "on", "kind", "members", "body"]
+          "hidden_from", "on", "kind", "members", "body", "level", "rtt_ms", "loss", "kbps"]
 SHAPED = st.recursive(
     st.dictionaries(st.sampled_from(FIELDS), SCALARS, max_size=5),
     lambda inner: st.dictionaries(st.sampled_from(FIELDS), SCALARS | inner, max_size=5),
@@ -112,6 +112,9 @@ def sound(ids: list[int]) -> dict[str, st.SearchStrategy[Any]]:
             "kind": st.sampled_from(["counsel", "bench"]),
             "members": st.lists(some_id, min_size=1, max_size=3)}),
         "bench:message": st.fixed_dictionaries({"body": some_text}),
+        "quality": st.fixed_dictionaries({
+            "level": st.sampled_from(["good", "fair", "poor"]), "rtt_ms": st.integers(-1, 70_000),
+            "loss": st.floats(-1, 101), "kbps": st.integers(-1, 10**7)}),
     }
 
 

@@ -113,6 +113,7 @@ def test_hearing_events_from_who_is_not_in_the_janus_call_are_refused(
     everyone = [judge, *senders]
     for sock in everyone:
         sock.take("hearing:media")  # the welcome's: no Janus here
+        sock.take("hearing:state")  # the hosts' board, as people came into the lobby
     before = snapshot(app)
     for sender, code in senders.items():
         for event, payload in EVENTS:

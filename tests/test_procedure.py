@@ -11,6 +11,7 @@ from itertools import count
 import pytest
 
 from portal.hearing.procedure import (
+    Absent,
     Action,
     allowed_feeds,
     followers,
@@ -19,6 +20,7 @@ from portal.hearing.procedure import (
     recorded_feeds,
     screening_refused,
     taken_in_at_start,
+    unrecorded,
 )
 from portal.models import (
     Appointment,
@@ -283,3 +285,31 @@ def test_a_locked_mute_keeps_the_microphone_from_everyone_and_the_record() -> No
     party.mute_locked, party.audio_on = False, False  # muted by themselves: not recorded
     assert allowed_feeds(a, judge) == {party.id: AV}
     assert recorded_feeds(a)[party.id] == {"video"}
+
+
+def test_what_the_record_does_not_hold_and_why() -> None:
+    a = hearing(HearingStage.IN_SESSION)
+    judge, party = person(a, R.JUDGE), person(a, R.PARTY, audio_on=False)
+    locked = person(a, R.PARTY, audio_on=False, mute_locked=True)
+    counsel = person(a, R.COUNSEL, place=Place.CONSULTATION, consultation_room_id=1)
+    witness = person(a, R.WITNESS, place=Place.WAITING)
+    gone = person(a, R.PARTY, in_call=False)
+    observer = person(a, R.OBSERVER)
+    a.participants = [judge, party, locked, counsel, witness, gone, observer]
+    both = {"audio", "video"}
+    assert unrecorded(a) == {
+        judge.id: {}, party.id: {"audio": Absent.MUTED},
+        locked.id: {"audio": Absent.MUTE_LOCKED},
+        counsel.id: dict.fromkeys(both, Absent.CONSULTATION),
+        witness.id: dict.fromkeys(both, Absent.WAITING),
+        gone.id: dict.fromkeys(both, Absent.NOT_IN_CALL)}  # observers: never in the record
+    assert recorded_feeds(a) == {judge.id: AV, party.id: {"video"}, locked.id: {"video"}}
+    a.hearing_stage = HearingStage.PAUSED
+    assert unrecorded(a)[judge.id] == dict.fromkeys(both, Absent.NOT_IN_SESSION)
+    assert unrecorded(a)[counsel.id] == dict.fromkeys(both, Absent.CONSULTATION)
+    assert recorded_feeds(a) == {}
+    # A consult: everyone in the call, whatever their microphone.
+    c = hearing(kind=Kind.CONSULT)
+    host, out = person(c, R.HOST, audio_on=False), person(c, R.PATIENT, in_call=False)
+    c.participants = [host, out]
+    assert unrecorded(c) == {host.id: {}, out.id: dict.fromkeys(both, Absent.NOT_IN_CALL)}

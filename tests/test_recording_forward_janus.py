@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,26 @@ from sqlalchemy import select
 from support import book, invite
 
 from portal.audit import services as audit
+from portal.call import court
 from portal.extensions import db
 from portal.hearing import config as janus_config
+from portal.hearing import videoroom
 from portal.hearing.janus import JanusError
 from portal.models import (
     Appointment,
     Decision,
+    HearingStage,
     Kind,
     LobbyState,
     Participant,
+    ParticipantRole,
+    Place,
     Recording,
     RecordingPolicy,
     RecordingStatus,
     RecordingTrack,
+    Representation,
+    RoomKind,
     utcnow,
 )
 from portal.recording import archive, manager, services
@@ -125,8 +132,8 @@ class Hearing:
 
 
 def hearing_in_call(app: Flask, host_id: int, guests: int) -> Hearing:
-    """A hearing under notice, starting now, its host and guests in the call (each has
-    acknowledged the notice), pinned to the Janus instance."""
+    """A hearing under notice, starting now and in session, its host and guests in the call
+    and in the hearing (each has acknowledged the notice), pinned to the Janus instance."""
     appointment_id = book(app, host_id, starts_in=timedelta(0), minutes=60, kind=Kind.HEARING,
                           title="Hearing", policy=RecordingPolicy.NOTICE)
     for n in range(guests):
@@ -135,9 +142,11 @@ def hearing_in_call(app: Flask, host_id: int, guests: int) -> Hearing:
         appointment = db.session.get(Appointment, appointment_id)
         assert appointment is not None
         appointment.janus_url = janus_config.urls(app)[0]
+        appointment.hearing_stage = HearingStage.IN_SESSION
         asker = services.Asker(audit.SYSTEM, None, None)
         ids = []
         for p in appointment.participants:
+            p.place = Place.HEARING
             p.lobby_state = LobbyState.ADMITTED
             p.joined_call_at = utcnow()
             p.presence_sid = f"sid-{p.id}"
@@ -455,3 +464,91 @@ def test_a_newcomer_pauses_a_consented_recording_until_they_agree(
     outside = {k: after[k] - start[k] - (resumed[k] - paused[k]) for k in ("video", "audio")}
     assert video <= outside["video"] + 5 and audio <= outside["audio"] + 10, (frames, outside)
     assert video >= STORED_SHARE * (paused["video"] - start["video"])
+
+
+def test_a_private_room_and_a_locked_mute_are_not_in_the_record(
+        janus_app: Flask, people: People, recorder: HearingRecorder,
+        rooms: Callable[[int], Room], tmp_path: Path) -> None:
+    """The court breaks, counsel takes their party into a private room, the hearing resumes,
+    then the party's microphone is muted and locked: the record holds none of their media
+    from the break to the resumption (fewer frames than they sent outside it), none of the
+    party's audio after the lock, and the signed manifest says when and why; it verifies and
+    exports."""
+    hearing = hearing_in_call(janus_app, people.host_a.id, guests=2)
+    host, counsel, party = hearing.participants
+    with janus_app.app_context():
+        for pid, role in ((counsel, ParticipantRole.COUNSEL), (party, ParticipantRole.PARTY)):
+            row = db.session.get(Participant, pid)
+            assert row is not None
+            row.role = role
+        db.session.add(Representation(counsel_id=counsel, party_id=party))
+        db.session.commit()
+
+    def act(do: Callable[[dict[int, Participant]], Any]) -> datetime:
+        with janus_app.app_context():
+            found = {pid: db.session.get(Participant, pid) for pid in hearing.participants}
+            do(found)
+            db.session.commit()
+            return utcnow()
+
+    room = rooms(hearing.appointment_id)
+    for who in (host, counsel, party):
+        room.publish(who)
+    before = {who: sent(room.publishers[who]) for who in (counsel, party)}
+    recording_id = hearing.start_recording()
+    hearing.wait(lambda: len(hearing.tracks(recording_id)) == 3, "three forwards")
+    # Janus names each forward's medium: what a web worker needs to stop one at once
+    # (portal.hearing.media: a private room does not wait for the recorder's next turn).
+    listed = room.client.request(room.client.attach(), videoroom.list_forwarders(
+        janus_app, hearing.appointment_id))
+    assert sorted(kind for _feed, _id, kind in videoroom.forwarders(listed)) == [
+        "audio"] * 3 + ["video"] * 3, listed
+    time.sleep(1.5)
+    paused = act(lambda p: court.pause(p[host], f"sid-{host}"))
+    hearing.wait(lambda: all(s for *_, s in hearing.tracks(recording_id)), "the break's stop")
+    at_break = {who: sent(room.publishers[who]) for who in (counsel, party)}
+    opened = act(lambda p: court.open_room(p[counsel], f"sid-{counsel}", RoomKind.COUNSEL,
+                                           [party]))
+    time.sleep(2.5)  # counsel and party talk in private
+    after_room = {who: sent(room.publishers[who]) for who in (counsel, party)}
+    back = act(lambda p: court.resume(p[host], f"sid-{host}"))
+    hearing.wait(lambda: len(hearing.tracks(recording_id)) == 6, "the forwards again")
+    time.sleep(1.5)
+    muted = act(lambda p: court.mute(p[host], f"sid-{host}", party, True))
+    hearing.wait(lambda: len(hearing.tracks(recording_id)) == 7, "the party's video alone")
+    time.sleep(1.5)
+    hearing.stop_recording(recording_id)
+    hearing.wait(lambda: hearing.status(recording_id) is RecordingStatus.COMPLETE, "the seal")
+    end = {who: sent(room.publishers[who]) for who in (counsel, party)}
+
+    with janus_app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        verdict = archive.verify(row)
+        assert verdict.ok, verdict.problems
+        counts = archive.export(row, tmp_path / "hearing.mkv")
+        assert counts and all(v > 0 for v in counts.values()), counts
+        signed = json.loads((archive.directory(recording_id) / "manifest.json").read_text())
+        stored = [(t.participant_id, t.name, t.started_at, t.stopped_at, t.video_frames,
+                   t.audio_frames, archive.track_details(t).get("media")) for t in row.tracks]
+    # No track of counsel or the party spans the private room, and their frames are at most
+    # what they sent outside it.
+    for who in (counsel, party):
+        mine = [t for t in stored if t[0] == who]
+        assert not any(a < back and b > opened for _p, _n, a, b, *_ in mine), mine
+        for kind, i in (("video", 4), ("audio", 5)):
+            outside = (at_break[who][kind] - before[who][kind]
+                       + end[who][kind] - after_room[who][kind])
+            in_private = after_room[who][kind] - at_break[who][kind]
+            assert in_private > 0 and sum(t[i] for t in mine) <= outside, (who, kind, mine)
+    last = [t for t in stored if t[0] == party][-1]
+    assert last[6] == ["video"] and last[5] == 0 and last[4] > 0, last  # no audio after the lock
+    gaps = {(g["participant"], g["media"], g["reason"]): (g["from"], g["to"])
+            for g in signed["manifest"]["absences"]}
+    for who in (counsel, party):
+        for media in ("audio", "video"):
+            start, stop = gaps[(who, media, "consultation")]
+            assert paused.isoformat() <= start <= back.isoformat() <= stop, (who, media)
+    start, stop = gaps[(party, "audio", "mute_locked")]
+    assert start >= muted.isoformat() and stop is None
+    assert (host, "audio", "consultation") not in gaps

@@ -326,18 +326,23 @@ def _state_of(p: Participant) -> str:
     return "not_joined"
 
 
-def board(appointment: Appointment) -> dict[str, Any]:
-    """`hearing:state` for a host: the stage, each participant's role, place and connection,
-    and which private rooms are in use (not what is said in them). Observers as a count."""
+def board(appointment: Appointment, quality: dict[int, dict[str, Any]] | None = None,
+          ) -> dict[str, Any]:
+    """`hearing:state` for a host: the stage, each participant's role, place and connection
+    (with the quality their browser last reported, while connected), and which private rooms
+    are in use (not what is said in them). Observers as a count."""
     rooms = {room.id: room for room in _open_rooms(appointment)}
     people = [p for p in appointment.participants if p.role is not ParticipantRole.OBSERVER]
+    quality = quality or {}
     return {
         "stage": appointment.hearing_stage.value,
         "participants": [{
             "id": p.id, "name": p.display_name, "role": p.role.value, "place": p.place.value,
             "state": _state_of(p), "room": p.consultation_room_id,
             "interprets_for": p.interprets_for_id, "mute_locked": p.mute_locked,
-            "screened_from": [q.id for q in p.screened_from]} for p in people],
+            "screened_from": [q.id for q in p.screened_from],
+            "quality": quality.get(p.id) if p.presence_sid is not None else None}
+            for p in people],
         "rooms": [{"id": room.id, "kind": room.kind.value} for room in rooms.values()],
         "observers": sum(1 for p in appointment.participants
                          if p.role is ParticipantRole.OBSERVER and presence.in_call(p)),

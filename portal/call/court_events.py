@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from portal import presence
 from portal.call import court, guard, rooms, schemas
 from portal.call.guard import Identity, Refused, event, send
+from portal.call.quality import qualities
 from portal.extensions import db
 from portal.models import Appointment, Kind, Participant, RoomKind
 
@@ -31,11 +32,23 @@ def tell_state(appointment: Appointment) -> None:
     the stage and their own place), and everyone's subscriptions again, on every worker."""
     if appointment.kind is not Kind.HEARING:
         return
-    send("hearing:state", court.board(appointment), to=rooms.hosts_room(appointment.id))
+    tell_hosts(appointment)
     for p in appointment.participants:
         if p.presence_sid is not None and not p.is_host:
             send("hearing:state", court.own_state(p), to=p.presence_sid)
     guard.later(partial(_resubscribe, appointment.id))
+
+
+def hosts_board(appointment: Appointment) -> dict[str, Any]:
+    """The hosts' status board now, with each participant's last reported quality."""
+    return court.board(appointment, qualities().of(appointment.id))
+
+
+def tell_hosts(appointment: Appointment) -> None:
+    """The status board to the hosts' sockets, once the transaction has committed (someone
+    waits, leaves the waiting room, drops, comes back; their quality changed)."""
+    if appointment.kind is Kind.HEARING:
+        send("hearing:state", hosts_board(appointment), to=rooms.hosts_room(appointment.id))
 
 
 def _resubscribe(appointment_id: int) -> None:
@@ -155,3 +168,20 @@ def bench_message(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     message = court.bench_message(me, sid, data["body"])
     send("bench:message", presence.chat_json(message),
          to=rooms.hosts_room(identity.appointment_id))
+
+
+# --- connection quality ----------------------------------------------------------------------
+
+@event("quality", schemas.Quality())
+def quality(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    """The browser's measure of its connection (every 2 s or so): kept for the hosts' board,
+    which they get again when someone's level changes."""
+    me = _me(identity)
+    if me.presence_sid != sid:  # in the waiting room or the call, on this socket
+        raise Refused("not_in_call", _("Join the waiting room or the call first."))
+    changed = qualities().report(me.appointment_id, me.id, data["level"], data["rtt_ms"],
+                                 data["loss"], data["kbps"])
+    if changed is None:
+        raise Refused("rate_limited", _("Too many quality reports; one every two seconds."))
+    if changed:
+        tell_hosts(me.appointment)

@@ -18,6 +18,7 @@ from portal.call import services as call
 from portal.call.guard import Identity, event, send
 from portal.call.ice import ice_servers, stun_servers
 from portal.call.notify import send_lobby
+from portal.call.quality import qualities
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -128,9 +129,12 @@ def went_away(sid: str, identity: Identity) -> None:
     was_in_call = me.joined_call_at is not None
     outcome = call.went_away(me, sid)
     hearing.left(sid, identity)
+    if outcome is not None:
+        qualities().forget(me.appointment_id, me.id)
     if outcome == "left_lobby":
         _lobby_changed(me.appointment_id)
     elif outcome == "away":
+        court_events.tell_hosts(me.appointment)  # the board: disconnected
         if was_in_call:
             send("call:peer-reconnecting", {"id": me.id},
                  to=rooms.call_room(identity.appointment_id))
@@ -141,6 +145,7 @@ def went_away(sid: str, identity: Identity) -> None:
             p = db.session.get(Participant, participant_id)
             if p is not None and call.expire_if_still_away(p, stamp):
                 _left(appointment_id, participant_id)
+                court_events.tell_hosts(p.appointment)
 
         grace = current_app.config["RECONNECT_GRACE_SECONDS"]
         guard.later(lambda: guard.in_background(grace_over, delay=grace))
@@ -215,6 +220,7 @@ def call_leave(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     hearing.left(sid, identity)
     guard.leave(sid, rooms.call_room(identity.appointment_id))
     _left(identity.appointment_id, me.id)
+    court_events.tell_hosts(me.appointment)
 
 
 @event("call:end", schemas.Empty())

@@ -13,15 +13,19 @@ from flask_babel import gettext as _
 
 from portal import presence, signals
 from portal.call import rooms
+from portal.call.court_events import hosts_board
 from portal.call.guard import Refused, refuse, sockets
 from portal.extensions import db, socketio
-from portal.models import Appointment
+from portal.models import Appointment, Kind
 
 
 def send_lobby(appointment: Appointment) -> None:
-    """The hosts' pages get the waiting room as it is now."""
+    """The hosts' pages get the waiting room as it is now (a hearing's: its status board too)."""
     socketio.emit("lobby:list", {"waiting": presence.waiting(appointment)},
                   to=rooms.hosts_room(appointment.id))
+    if appointment.kind is Kind.HEARING:
+        socketio.emit("hearing:state", hosts_board(appointment),
+                      to=rooms.hosts_room(appointment.id))
 
 
 def _appointment_closed(app: Flask, *, appointment_id: int) -> None:

@@ -23,6 +23,15 @@ class StrictBool(fields.Boolean):
         return value
 
 
+class StrictNumber(fields.Float):
+    """A JSON number only, not "1.5" or true."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return float(super()._deserialize(value, attr, data, **kwargs))
+
+
 class Empty(Strict):
     pass
 
@@ -156,3 +165,14 @@ class RoomOpen(Strict):
 
 class BenchMessage(Strict):
     body = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class Quality(Strict):
+    """The browser's connection quality (quality.js: the worst of its connections)."""
+
+    level = fields.String(required=True, validate=validate.OneOf(["good", "fair", "poor"]))
+    rtt_ms = fields.Integer(required=True, strict=True, validate=validate.Range(min=0,
+                                                                                max=60_000))
+    loss = StrictNumber(required=True, allow_nan=False, validate=validate.Range(min=0, max=100))
+    kbps = fields.Integer(required=True, strict=True, validate=validate.Range(min=0,
+                                                                              max=10_000_000))

@@ -26,13 +26,14 @@ from typing import Any, Protocol
 from flask import Flask
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
 
 from portal.extensions import db
 from portal.hearing import procedure, videoroom
 from portal.hearing.janus import JanusError, JanusGone
 from portal.hearing.seats import Room, Seat
 from portal.hearing.serial import Serial
-from portal.models import Appointment, Participant
+from portal.models import Appointment, Participant, Recording, RecordingStatus
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +423,8 @@ class HearingMedia:
         appointment = db.session.get(Appointment, room.appointment_id)
         if appointment is None:
             return
+        if _recording(appointment):
+            self._hold_the_record(room, client, appointment)
         for seat in list(room.seats.values()):
             participant = db.session.get(Participant, seat.participant_id)
             allowed = (procedure.allowed_feeds(appointment, participant)
@@ -437,6 +440,29 @@ class HearingMedia:
                 if exc.code != videoroom.NO_SUCH_FEED:  # one just left: its event follows
                     self._error(room, seat.sid, "hearing:offer", "media_server")
         db.session.rollback()
+
+    def _hold_the_record(self, room: Room, client: Any, appointment: Appointment) -> None:
+        """Stop at once every forward to the recorder of media the record must not hold now
+        (someone went into a private room, was muted, dismissed; the hearing paused), before
+        anyone is subscribed anew. The recorder would at its next turn, up to
+        PORTAL_RECORDER_POLL_MS later: a private room's first second must not reach it."""
+        recorded = procedure.recorded_feeds(appointment)
+        listed = self._control_request(client, room.url, videoroom.list_forwarders(
+            self.app, room.appointment_id))
+        for feed, stream_id, kind in videoroom.forwarders(listed):
+            if kind in recorded.get(feed, set()):
+                continue
+            try:
+                self._control_request(client, room.url, videoroom.stop_forward(
+                    self.app, room.appointment_id, feed, stream_id))
+            except JanusGone:
+                raise
+            except JanusError as exc:  # the recorder (or another worker) stopped it first
+                log.info("hearing %s: stopping forward %s of %s: %s", room.appointment_id,
+                         stream_id, feed, exc)
+            else:
+                log.info("hearing %s: stopped forwarding %s of %s to the recorder",
+                         room.appointment_id, kind, feed)
 
     def _subscribe(self, room: Room, client: Any, seat: Seat, want: procedure.Feeds) -> None:
         """Stream by stream: a whole feed as `{feed}`, one medium of it by its mid (one not
@@ -582,3 +608,11 @@ class HearingMedia:
         for seat in room.seats.values():
             self.outbox.to_socket(seat.sid, "hearing:media", {"state": "ready"})
         self._recompute(room)
+
+
+def _recording(appointment: Appointment) -> bool:
+    """A recording of the call is running (its recorder forwards from Janus)."""
+    return db.session.scalars(select(Recording.id).where(
+        Recording.appointment_id == appointment.id,
+        Recording.status.in_((RecordingStatus.RECORDING, RecordingStatus.PAUSED))).limit(1),
+    ).first() is not None

@@ -202,15 +202,58 @@ def _media_of(source: Participant, receiver: Participant) -> set[str]:
     return media
 
 
+class Absent(enum.StrEnum):
+    """Why a participant's audio or video is not in the record (the manifest says so)."""
+
+    NOT_IN_CALL = "not_in_call"  # not connected (not joined yet, left, or dropped)
+    NOT_IN_SESSION = "not_in_session"  # the hearing has not started, or is paused
+    WAITING = "waiting"  # in the waiting room: not called yet, or dismissed
+    CONSULTATION = "consultation"  # in a private room (counsel's or the bench's)
+    MUTED = "muted"  # their microphone is off
+    MUTE_LOCKED = "mute_locked"  # a host muted them and locked the mute
+
+
+def unrecorded(appointment: Appointment) -> dict[int, dict[str, Absent]]:
+    """For each participant the record could hold (everyone but observers), which of their
+    media the record does not hold now, and why; {} for someone fully recorded. The first
+    reason that holds wins: not in the call, in a private room, waiting, the hearing not in
+    session; a microphone that is off (or locked off) only costs the audio."""
+    in_call = {p.id for p in presence.members(appointment)}
+    found: dict[int, dict[str, Absent]] = {}
+    for p in appointment.participants:
+        if appointment.kind is Kind.HEARING and p.role is Role.OBSERVER:
+            continue
+        why = _why_absent(appointment, p, p.id in in_call)
+        if why is not None:
+            found[p.id] = {AUDIO: why, VIDEO: why}
+        elif appointment.kind is Kind.HEARING and (p.mute_locked or not p.audio_on):
+            found[p.id] = {AUDIO: Absent.MUTE_LOCKED if p.mute_locked else Absent.MUTED}
+        else:
+            found[p.id] = {}
+    return found
+
+
+def _why_absent(appointment: Appointment, p: Participant, in_call: bool) -> Absent | None:
+    if not in_call:
+        return Absent.NOT_IN_CALL
+    if appointment.kind is not Kind.HEARING:
+        return None
+    if p.place is Place.CONSULTATION:
+        return Absent.CONSULTATION
+    if p.place is not Place.HEARING:
+        return Absent.WAITING
+    if appointment.hearing_stage is not HearingStage.IN_SESSION:
+        return Absent.NOT_IN_SESSION
+    return None
+
+
 def recorded_feeds(appointment: Appointment) -> Feeds:
     """What the record holds now: the hearing itself while in session (not private rooms,
     not the waiting room, not observers), and no muted microphone. A consult: everyone in
-    the call."""
-    members = presence.members(appointment)
-    if appointment.kind is not Kind.HEARING:
-        return {p.id: set(BOTH) for p in members}
-    if appointment.hearing_stage is not HearingStage.IN_SESSION:
-        return {}
-    return {p.id: ({VIDEO} if p.mute_locked or not p.audio_on else set(BOTH))
-            for p in members if _in_hearing(p)}
-
+    the call. (Why the rest is not: `unrecorded`.)"""
+    found: Feeds = {}
+    for pid, absent in unrecorded(appointment).items():
+        media = set(BOTH) - set(absent)
+        if media:
+            found[pid] = media
+    return found

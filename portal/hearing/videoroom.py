@@ -40,6 +40,25 @@ def kick(app: Flask, room: int, participant_id: int) -> dict[str, Any]:
             "secret": room_secret(app, room)}
 
 
+def list_forwarders(app: Flask, room: int) -> dict[str, Any]:
+    return {"request": "listforwarders", "room": room, "secret": room_secret(app, room)}
+
+
+def stop_forward(app: Flask, room: int, participant_id: int, stream_id: int) -> dict[str, Any]:
+    """Stop one RTP forward (the recorder's; locked to the admin key)."""
+    return {"request": "stop_rtp_forward", "room": room, "publisher_id": participant_id,
+            "stream_id": stream_id, "secret": room_secret(app, room),
+            "admin_key": admin_key(app)}
+
+
+def forwarders(listed: dict[str, Any]) -> list[tuple[int, int, str | None]]:
+    """(publisher, stream id, "audio"/"video"/None) of each forward a listforwarders answer
+    lists."""
+    return [(int(p["publisher_id"]), int(f["stream_id"]), f.get("type"))
+            for p in listed.get("publishers") or [] for f in p.get("forwarders") or []
+            if isinstance(p.get("publisher_id"), int) and isinstance(f.get("stream_id"), int)]
+
+
 def join_publisher(room: int, participant_id: int) -> dict[str, Any]:
     return {"request": "join", "ptype": "publisher", "room": room, "id": participant_id,
             "display": str(participant_id)}

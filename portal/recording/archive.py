@@ -77,13 +77,16 @@ def reader(recording: Recording, track: RecordingTrack) -> ChunkReader:
                        allow_incomplete=recording.status is RecordingStatus.INCOMPLETE)
 
 
-def build_manifest(recording: Recording, consents: list[dict[str, Any]]) -> dict[str, Any]:
+def build_manifest(recording: Recording, consents: list[dict[str, Any]],
+                   absences: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The manifest's content; `absences` (a hearing's: when each participant's media was not
+    in the record, and why) only when the recorder kept them."""
     appointment = recording.appointment
 
     def when(moment: Any) -> str | None:
         return moment.isoformat() if moment is not None else None
 
-    return {
+    manifest = {
         "format": FORMAT,
         "recording": recording.id,
         "appointment": {"id": appointment.id, "kind": appointment.kind.value,
@@ -101,14 +104,19 @@ def build_manifest(recording: Recording, consents: list[dict[str, Any]]) -> dict
                     "started_at": when(t.started_at), "stopped_at": when(t.stopped_at),
                     "frames": {"video": t.video_frames, "audio": t.audio_frames},
                     **{k: v for k, v in track_details(t).items() if k in ("codecs", "file",
-                                                                          "offset_ms")}}
+                                                                          "offset_ms",
+                                                                          "media")}}
                    for t in recording.tracks],
     }
+    if absences is not None:
+        manifest["absences"] = absences
+    return manifest
 
 
-def seal(recording: Recording, consents: list[dict[str, Any]]) -> None:
+def seal(recording: Recording, consents: list[dict[str, Any]],
+         absences: list[dict[str, Any]] | None = None) -> None:
     """Write and sign the manifest; its digest goes into the row (committed by the caller)."""
-    signed = signed_manifest.sign(build_manifest(recording, consents), signing_key())
+    signed = signed_manifest.sign(build_manifest(recording, consents, absences), signing_key())
     path = directory(recording.id) / MANIFEST
     private.folder(path.parent)
     signed_manifest.write_signed(path, signed)

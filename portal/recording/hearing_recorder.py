@@ -3,10 +3,17 @@ next to Janus, so that recording does not depend on which web worker holds whose
 
 It learns what to record from the database: every recording of a Janus call (on the
 instances it serves) that is running. For each, it sits in the hearing's room
-(janus_room.RoomWatch) and has Janus forward every recorded participant's audio and video
-over SRTP to its receiver (forwarded.py), one track (file) per publication, as consults
-have. Who is recorded is services.publishers (in the call and agreed, or under a hearing's
-notice); a paused recording keeps its forwards and drops their media. When the recording
+(janus_room.RoomWatch) and has Janus forward what the record holds over SRTP to its receiver
+(forwarded.py), one track (file) per publication, as consults have. What the record holds is
+procedure.recorded_feeds (a hearing: the hearing itself in session, not private rooms, the
+waiting room or a muted microphone; per medium) of those who agreed (services.publishers,
+or a hearing's notice). When that changes for someone (into a private room, muted, called,
+dismissed) their forward stops and, if anything of theirs is recorded again, a new track
+starts with what is: the media of a private room never leaves Janus for the recorder. Each
+change of what the record holds of someone, and why not the rest (procedure.unrecorded), is
+an audit event `recording.coverage` at the portal's clock: the signed manifest lists the
+gaps from them (sealing.absences_json). A paused recording keeps its forwards and drops
+their media. When the recording
 has stopped (stopped_at set, by the host, the call's end, a withdrawal) it stops the forwards
 and seals the recording (sealing.seal_complete) into the same signed manifest as a consult.
 
@@ -33,9 +40,10 @@ from sqlalchemy import select
 
 from portal import private, signals
 from portal.audit import services as audit
+from portal.clock import clock
 from portal.extensions import db
 from portal.hearing import config as janus_config
-from portal.hearing import policy
+from portal.hearing import policy, procedure
 from portal.hearing.janus import JanusClient, JanusError, JanusGone, JanusTimeout
 from portal.models import (
     Appointment,
@@ -51,6 +59,8 @@ from portal.recording.janus_room import NO_SUCH_ROOM, RECORDABLE, Publication, R
 from portal.recording.store import ChunkWriter
 
 log = logging.getLogger(__name__)
+#: The audit event of a change in what the record holds of one participant.
+COVERAGE = sealing.COVERAGE
 STOP_TIMEOUT = 15.0  # s for the receiver to finish one publication's container
 
 
@@ -63,6 +73,7 @@ class _Forwarding:
     track: str
     key: str  # "<recording id>/<track>", the receiver's and sealing's key
     stream_ids: dict[str, int]
+    kinds: frozenset[str]  # what it forwards: "audio", "video"
 
 
 @dataclass
@@ -79,6 +90,8 @@ class _Held:
     refused: set[int] = field(default_factory=set)  # publication numbers that cannot forward
     unsure: bool = False  # a forward request timed out: Janus may hold a forwarder we lost
     paused: bool = False
+    #: By participant: the media the record lacks and why, as last written to the audit.
+    absent: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 class HearingRecorder:
@@ -357,32 +370,51 @@ class HearingRecorder:
             keep = frozenset(i for f in held.forwards.values() for i in f.stream_ids.values())
             watch.clear_forwards(keep)
             held.unsure = False
-        wanted = set(services.publishers(recording))
+        agreed = set(services.publishers(recording))
+        wanted = {pid: media for pid, media in
+                  procedure.recorded_feeds(recording.appointment).items() if pid in agreed}
         published = watch.publications()
         for forwarding in list(held.forwards.values()):
             now = published.get(forwarding.participant_id)
             same = now is not None and now.number == forwarding.number
-            if forwarding.participant_id not in wanted or not same:
+            if now is None or not same or forwarding.kinds != _kinds(
+                    wanted.get(forwarding.participant_id, set()), now):
                 self._end(held, forwarding, in_janus=same)
         paused = recording.status is RecordingStatus.PAUSED
-        for participant_id in sorted(wanted & set(published) - set(held.forwards)):
+        for participant_id in sorted(set(wanted) & set(published) - set(held.forwards)):
             publication = published[participant_id]
-            if publication.number not in held.refused:
-                self._start(recording, held, watch, publication, paused)
+            kinds = _kinds(wanted[participant_id], publication)
+            if kinds and publication.number not in held.refused:
+                self._start(recording, held, watch, publication, kinds, paused)
         if paused != held.paused:
             held.paused = paused
             for forwarding in held.forwards.values():
                 change = self.receiver.pause if paused else self.receiver.resume
                 change(forwarding.key).result(STOP_TIMEOUT)
+        self._note_coverage(recording, held, agreed)
+
+    @staticmethod
+    def _note_coverage(recording: Recording, held: _Held, agreed: set[int]) -> None:
+        """An audit event for each participant whose part in the record changed: the media
+        it lacks now and why (the manifest's gaps are made from these)."""
+        at = clock().now().isoformat()
+        for pid, why in procedure.unrecorded(recording.appointment).items():
+            absent = {kind: str(reason) for kind, reason in why.items()}
+            if pid not in agreed:  # a consult's participant who has not agreed (yet)
+                absent = {kind: absent.get(kind, "not_agreed") for kind in procedure.BOTH}
+            forwarding = held.forwards.get(pid)
+            for kind in procedure.BOTH - set(absent) - (forwarding.kinds if forwarding else
+                                                          frozenset()):
+                absent[kind] = "not_published"  # recorded, but Janus has none of it
+            if held.absent.get(pid) != absent:
+                held.absent[pid] = absent
+                audit.record(COVERAGE, object_type="recording", object_id=recording.id,
+                             actor=audit.SYSTEM,
+                             details={"participant": pid, "absent": absent, "at": at})
 
     def _start(self, recording: Recording, held: _Held, watch: RoomWatch,
-               publication: Publication, paused: bool) -> None:
-        kinds = {kind: RECORDABLE[kind] for kind in publication.recordable()}
-        if not kinds:
-            log.warning("recorder: participant %s publishes nothing recordable: %s",
-                        publication.participant_id, publication.streams)
-            held.refused.add(publication.number)
-            return
+               publication: Publication, wanted: frozenset[str], paused: bool) -> None:
+        kinds = {kind: RECORDABLE[kind] for kind in sorted(wanted)}
         participant_id = publication.participant_id
         mine = [t for t in recording.tracks if t.participant_id == participant_id]
         name = f"p{participant_id}-{len(mine) + 1}"
@@ -413,10 +445,13 @@ class HearingRecorder:
         if paused:
             self.receiver.pause(key).result(STOP_TIMEOUT)
         db.session.add(RecordingTrack(recording_id=recording.id, participant_id=participant_id,
-                                      name=name, details=json.dumps({"forwarded": True})))
+                                      name=name, started_at=clock().now(),
+                                      details=json.dumps({"forwarded": True,
+                                                          "media": sorted(wanted)})))
         held.forwards[participant_id] = _Forwarding(participant_id, publication.number, name,
-                                                    key, made.stream_ids)
-        log.info("recorder: forwarding participant %s into %s", participant_id, key)
+                                                    key, made.stream_ids, wanted)
+        log.info("recorder: forwarding %s of participant %s into %s", "+".join(sorted(wanted)),
+                 participant_id, key)
 
     def _end(self, held: _Held, forwarding: _Forwarding, *, in_janus: bool) -> None:
         """Stop one publication's forward and finish its file."""
@@ -434,7 +469,7 @@ class HearingRecorder:
             RecordingTrack.recording_id == held.recording_id,
             RecordingTrack.name == forwarding.track)).first()
         if track is not None and track.stopped_at is None:
-            track.stopped_at = utcnow()
+            track.stopped_at = clock().now()
 
     def _end_all(self, held: _Held) -> None:
         in_janus = held.watch is not None and not held.watch.gone
@@ -507,3 +542,8 @@ class HearingRecorder:
         signals.announce(signals.recording_changed, appointment_id=recording.appointment_id,
                          recording_id=recording.id, state=services.state_json(recording),
                          publish=[])
+
+
+def _kinds(media: set[str], publication: Publication) -> frozenset[str]:
+    """What of a publication to forward: the recorded media it carries in a codec we store."""
+    return frozenset(media) & frozenset(publication.recordable())

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from portal.audit import services as audit
 from portal.extensions import db
-from portal.models import Consent, Recording, RecordingStatus, RecordingTrack, utcnow
+from portal.models import AuditEvent, Consent, Recording, RecordingStatus, RecordingTrack, utcnow
 from portal.recording import archive
 from portal.recording.seekable import make_seekable
 from portal.recording.store import ChunkReader, FileSummary, StoreError, recover
@@ -35,7 +35,7 @@ def seal_complete(recording: Recording,
         _describe(recording, track, results.get(f"{recording.id}/{track.name}"))
     recording.status = RecordingStatus.COMPLETE
     recording.stopped_at = recording.stopped_at or utcnow()
-    archive.seal(recording, consents_json(recording))
+    archive.seal(recording, consents_json(recording), absences_json(recording))
     audit.record("recording.complete", object_type="recording", object_id=recording.id,
                  actor=audit.SYSTEM, details={"tracks": len(recording.tracks),
                                               "manifest": recording.manifest_digest})
@@ -108,7 +108,7 @@ def recover_recording(recording: Recording) -> None:
     recording.status = RecordingStatus.INCOMPLETE
     recording.stop_reason = recording.stop_reason or "recorder_stopped"
     recording.stopped_at = recording.stopped_at or recording.alive_at or utcnow()
-    archive.seal(recording, consents_json(recording))
+    archive.seal(recording, consents_json(recording), absences_json(recording))
     audit.record("recording.incomplete", object_type="recording", object_id=recording.id,
                  actor=audit.SYSTEM, details={"tracks": len(recording.tracks)})
 
@@ -120,6 +120,40 @@ def consents_json(recording: Recording) -> list[dict[str, Any]]:
              "recording": c.recording_id, "wording_version": c.wording_version,
              "at": c.decided_at.isoformat()}
             for c in rows if c.recording_id in (recording.id, None)]
+
+
+#: The recorder's audit event of a change in what the record holds of one participant.
+COVERAGE = "recording.coverage"
+
+
+def absences_json(recording: Recording) -> list[dict[str, Any]] | None:
+    """When each participant's audio and video were not in the record, and why, from the
+    recorder's `recording.coverage` audit events: [{participant, media, reason, from, to}]
+    (`to` null: until the recording stopped). None for a recording made without them (a
+    consult's, by the web process's recorder)."""
+    rows = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.action == COVERAGE, AuditEvent.object_type == "recording",
+        AuditEvent.object_id == recording.id).order_by(AuditEvent.seq)).all()
+    if not rows:
+        return None
+    found: list[dict[str, Any]] = []
+    gaps: dict[tuple[int, str], dict[str, Any]] = {}  # open ones
+    for row in rows:
+        said = json.loads(row.details)
+        participant, at, absent = said["participant"], said["at"], said["absent"]
+        for media in ("audio", "video"):
+            reason = absent.get(media)
+            gap = gaps.get((participant, media))
+            if gap is not None and gap["reason"] == reason:
+                continue
+            if gap is not None:
+                gap["to"] = at
+                found.append(gaps.pop((participant, media)))
+            if reason is not None:
+                gaps[(participant, media)] = {"participant": participant, "media": media,
+                                              "reason": reason, "from": at, "to": None}
+    found.extend(gaps.values())
+    return sorted(found, key=lambda g: (g["participant"], g["media"], g["from"]))
 
 
 def _json(value: dict[str, Any]) -> str:
