@@ -115,6 +115,12 @@ test("court: a private room shows its banner and who took us there, until we lea
   renderPlace({t, own: {stage: "in_session", place: "hearing", room: null, observers: 1},
     role: "party", selfId: 5, el});
   equal([el.box.dataset.place, el.private.hidden, el.leave.hidden], ["hearing", true, true]);
+  renderPlace({t, own: {stage: "in_session", place: "hearing", room: null}, role: "judge",
+    selfId: 1, el});
+  equal(el.box.hidden, true, "a host has the board instead");
+  renderPlace({t, own: {stage: "paused", place: "consultation", room: {id: 2, kind: "bench"}},
+    role: "judge", selfId: 1, el});
+  equal([el.box.hidden, el.private.hidden, el.text.textContent], [false, false, "place_bench"]);
 });
 
 test("court: counsel may take aside their parties and other counsel, not in session", () => {

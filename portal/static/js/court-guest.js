@@ -1,7 +1,7 @@
 // Where a participant of a hearing is, shown plainly (the waiting room, the hearing, a private
 // room with its "Private, not recorded" banner), and counsel's private room: whom to take
 // aside, invite, leave. Drawn from `hearing:state`; names with textContent only.
-import {counselChoices, mayOpenRoom, placeView} from "./court-state.js";
+import {counselChoices, isHost, mayOpenRoom, placeView} from "./court-state.js";
 
 /**
  * The place banner. own: hearing:state (a guest's), or a host's own row with the stage;
@@ -9,7 +9,8 @@ import {counselChoices, mayOpenRoom, placeView} from "./court-state.js";
  */
 export function renderPlace({t, own, role, selfId, el}) {
   const view = placeView(own, role);
-  el.box.hidden = false;
+  // A host has the board; the banner only for a private room (the bench's).
+  el.box.hidden = isHost(role) && !view.private;
   el.box.dataset.place = view.place;
   el.box.dataset.private = view.private ? "true" : "false";
   el.text.textContent = t(view.key);
