@@ -91,21 +91,26 @@ def declare(side: Side) -> None:
     side.page.check("#declaration-ack")
 
 
-def open_court_panel(page: Any) -> None:
+def open_court_panel(page: Any) -> bool:
     """The court panel (a host's board, counsel's private room): opened by its control when a
-    narrow window keeps it closed."""
-    if page.is_hidden("#court-panel"):
+    narrow window keeps it closed. Returns whether it had to be opened."""
+    closed = page.is_hidden("#court-panel")
+    if closed:
         page.click("#court-toggle")
     page.wait_for_selector("#court-panel", state="visible")
+    return closed
 
 
 def start_hearing(page: Any) -> None:
-    """A host starts the hearing: the button, then the confirmation."""
-    open_court_panel(page)
+    """A host starts the hearing: the button, then the confirmation (the panel is left as it
+    was)."""
+    opened = open_court_panel(page)
     page.click("[data-court-action=start]")
     page.wait_for_selector("#court-confirm[open]")
     page.click("#court-confirm-yes")
     page.wait_for_function("() => document.body.dataset.courtStage === 'in_session'")
+    if opened:
+        page.click("#court-close")
 
 
 @dataclass
