@@ -43,6 +43,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
 R = ParticipantRole
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+#: The witness on the narrowest phone width we hold to, in English (the party's Pixel 7,
+#: 412 px, is in Norwegian).
+NARROW = {"viewport": {"width": 360, "height": 740}, "has_touch": True}
 
 # Before the page's scripts: every getUserMedia call is counted (an observer's page must make
 # none), and kept across reloads of the tab.
@@ -170,9 +173,10 @@ def court(request: pytest.FixtureRequest, chromium: Browser, playwright_instance
     found = Court(live, sides, appointment_id, ids=dict(ids))
     failed_before = request.session.testsfailed
 
-    def context(*, phone: bool = False, staff: Host | None = None, observer: bool = False,
-                ) -> Any:
-        options = dict(playwright_instance.devices[PHONE]) if phone else dict(DESKTOP)
+    def context(*, phone: bool = False, narrow: bool = False, staff: Host | None = None,
+                observer: bool = False) -> Any:
+        options = (dict(playwright_instance.devices[PHONE], locale="nb-NO") if phone
+                   else dict(NARROW) if narrow else dict(DESKTOP))
         made = chromium.new_context(**options, permissions=[] if observer
                                     else ["camera", "microphone"])
         made.add_init_script(COUNT_GUM_JS)
@@ -199,7 +203,7 @@ def court(request: pytest.FixtureRequest, chromium: Browser, playwright_instance
         clerk_page = found["clerk"].side.page
         for name in ("counsel", "party", "witness", "interpreter"):
             party = open_tab(name, f"{live.base_url}/j/{tokens[name]}",
-                             context(phone=name == "party"))
+                             context(phone=name == "party", narrow=name == "witness"))
             declare(party.side)
             device_check_passes(party.side)
             party.side.page.click("#join")
@@ -281,9 +285,9 @@ def test_counsel_takes_the_party_aside_and_nobody_else_receives_them(court: Cour
     page.click("#counsel-open")
     for name in ("counsel", "party"):
         court.wait_place(name, "consultation")
-    phone = court["party"].side.page
+    phone = court["party"].side.page  # in Norwegian
     assert phone.is_visible("#court-private")
-    assert "not recorded" in phone.inner_text("#court-private").lower()
+    assert "tas ikke opp" in phone.inner_text("#court-private").lower()
     assert "Cole Counsel" in phone.inner_text("#court-opened")
     court.receives("counsel", ["party"])
     court.receives("party", ["counsel"])
@@ -336,6 +340,31 @@ def test_the_witness_is_called_with_the_interpreter_and_screened_from_the_party(
     assert "Wanda Witness" in party.side.page.inner_text(tile)
     assert party.side.page.evaluate(f"() => getComputedStyle(document.querySelector("
                                     f"'{tile} .initials')).display") == "flex"
+
+
+# Nothing of the call page sticks out sideways: the page, the controls, the place banner.
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  if (document.documentElement.scrollWidth > width) { out.push("page"); }
+  for (const el of document.querySelectorAll(".controls, .ctl, #court-place, #court-place *")) {
+    if (el.offsetParent === null) { continue; }
+    const r = el.getBoundingClientRect();
+    if (r.left < -1 || r.right > width + 1) { out.push(el.id || el.className); }
+  }
+  const bar = document.querySelector(".controls");
+  if (bar.scrollWidth > bar.clientWidth + 1) { out.push("controls scroll"); }
+  return out;
+}"""
+
+
+def test_the_phones_hold_their_layout_in_both_languages(court: Court) -> None:
+    """The party's Pixel 7 in Norwegian (412 px), the witness at 360 px in English."""
+    for name, lang in (("party", "nb"), ("witness", "en")):
+        page = court[name].side.page
+        assert page.evaluate("() => document.documentElement.lang").startswith(lang), name
+        assert page.evaluate(OVERFLOW_JS) == [], name
+        assert page.is_visible("#court-place"), name
 
 
 def test_a_locked_mute_says_why_and_bench_messages_stay_with_the_hosts(court: Court) -> None:
