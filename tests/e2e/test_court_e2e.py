@@ -214,7 +214,7 @@ def court(request: pytest.FixtureRequest, chromium: Browser, playwright_instance
         side = sides.open(context(observer=True), "observer")
         side.page.goto(f"{live.base_url}/o/{observer_token}")
         side.page.fill("#display_name", "Olga Observer")
-        side.page.click("button[type=submit]")
+        side.page.click("form[action*='/o/'] button[type=submit]")
         side.stage("check")
         observer = Party(side, side.page.context, side.page.url)
         found.people["observer"] = observer

@@ -220,6 +220,8 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   }
 
   function sendMediaState() {
+    // An observer sends nothing, not even that it sends nothing (others never learn of it).
+    if (room.dataset.observer === "true") { return; }
     if (state.inCall) { emit("media:state", {audio: media.audioOn, video: media.videoOn}); }
   }
 
