@@ -137,8 +137,8 @@ def join(me: Participant, sid: str, notice: str | None, asker: consent.Asker,
     """Into the call (the first one in makes the appointment live)."""
     if not presence.may_join(me):
         raise Forbidden(_("You have not been let into the call."))
-    _declare(me, declaration)
     _acknowledge_notice(me, notice, asker)
+    _declare(me, declaration)
     old = _take_presence(me, sid)
     if me.joined_call_at is None:
         me.joined_call_at = utcnow()

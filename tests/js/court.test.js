@@ -57,7 +57,8 @@ test("court: a row offers call before dismiss, never on a host or ourselves", ()
     ["dismiss", "mute", "mute_lock", "screen", "remove"]);
   equal(rowActions(interpreter, started, 2), ["mute", "mute_lock", "screen", "remove"],
     "an interpreter moves with their principal");
-  equal(rowActions({...party, mute_locked: true}, started, 2), ["unlock", "screen", "remove"]);
+  equal(rowActions({...party, mute_locked: true}, started, 2),
+    ["call", "unlock", "screen", "remove"], "a latecomer is called in; a lock is lifted");
   equal(rowActions(absent, started, 2), ["screen", "remove"], "not in the call: nothing to move");
   equal(rowActions({...party, state: "removed"}, started, 2), ["screen"]);
 });
