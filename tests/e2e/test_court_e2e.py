@@ -386,6 +386,24 @@ def test_a_locked_mute_says_why_and_bench_messages_stay_with_the_hosts(court: Co
         assert "Five minutes" not in court[name].side.page.content(), name
 
 
+def test_a_break_with_a_private_room_ends_with_the_recall(court: Court) -> None:
+    judge = court["judge"].side.page
+    judge.click("[data-court-action=pause]")
+    court["party"].wait("() => document.body.dataset.courtStage === 'paused'")
+    counsel = court["counsel"].side.page
+    open_court_panel(counsel)
+    counsel.click("#counsel-open")
+    for name in ("counsel", "party"):
+        court.wait_place(name, "consultation")
+    judge.click("[data-court-action=recall]")
+    for name in ("counsel", "party"):
+        court.wait_place(name, "hearing")
+    judge.click("[data-court-action=resume]")
+    court["party"].wait("() => document.body.dataset.courtStage === 'in_session'")
+    court.receives("party", [n for n in [*IN_HEARING, "witness", "interpreter"]
+                             if n != "party"], audio_only=("witness",))
+
+
 def test_the_witness_is_dismissed_with_the_interpreter(court: Court) -> None:
     page = court["judge"].side.page
     page.click(f'[data-court-action=dismiss][data-participant="{court.ids["witness"]}"]')
@@ -399,3 +417,20 @@ def test_the_witness_is_dismissed_with_the_interpreter(court: Court) -> None:
         tiles = court[name].side.page.evaluate(TILES_JS)
         assert court.ids["observer"] not in tiles, (name, tiles)
     assert court["observer"].side.page.evaluate("() => window.__gum") == 0
+
+
+def test_a_removal_is_confirmed_and_ends_the_call_for_them(court: Court) -> None:
+    page = court["clerk"].side.page
+    interpreter = court.ids["interpreter"]
+    page.click(f'[data-court-action=remove][data-participant="{interpreter}"]')
+    page.wait_for_selector("#court-confirm[open]")
+    assert page.get_attribute("#court-confirm-yes", "class") == "danger"
+    assert "Ivo Interpreter" in page.inner_text("#court-confirm-text")
+    page.click("#court-confirm-no")  # thought better of it: nothing happens
+    assert court.place("interpreter") == "waiting"
+    page.click(f'[data-court-action=remove][data-participant="{interpreter}"]')
+    page.click("#court-confirm-yes")
+    court["interpreter"].side.stage("ended")
+    assert "removed" in court["interpreter"].side.page.inner_text("#ended-reason")
+    court["clerk"].wait(f"() => document.querySelector('[data-court-row=\"{interpreter}\"]')"
+                        ".dataset.state === 'removed'")

@@ -167,6 +167,9 @@ test("court: the board draws every row with its actions; removing is marked dang
   const interpreter = el.list.querySelector("[data-court-row='7']");
   assert(interpreter.textContent.includes("interprets_for"), "whom they interpret for");
   equal(el.rooms.hidden, false);
+  const quality = {...board, participants: [row(5, "party", {quality: "poor"})]};
+  renderBoard({t, roles: {}, board: quality, selfId: 2, el});
+  assert(el.list.querySelector(".badge.quality-poor"), "the connection's quality, when known");
 });
 
 // --- tiles follow what the portal sends --------------------------------------------------

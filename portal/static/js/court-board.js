@@ -59,6 +59,11 @@ export function renderBoard({t, roles, board, selfId, el}) {
     where.className = "where";
     where.append(badge(t("place_" + p.place), "place place-" + p.place),
       badge(t("state_" + p.state), "state state-" + p.state));
+    // Connection quality, when the portal reports it (good, fair, poor).
+    const level = p.quality && typeof p.quality === "object" ? p.quality.level : p.quality;
+    if (["good", "fair", "poor"].includes(level)) {
+      where.append(badge(`${t("quality_label")}: ${t("quality_" + level)}`, "quality-" + level));
+    }
     if (p.mute_locked) { where.append(badge(t("mute_locked_badge"), "locked")); }
     if ((p.screened_from || []).length) {
       where.append(badge(t("screened_from", {names: p.screened_from
