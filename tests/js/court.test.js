@@ -2,6 +2,7 @@
 // what a place says (and its changes), counsel's choices, and the tiles following what the
 // portal sends (a neutral tile when the video is withheld). The server decides every right;
 // these check what the page shows of it.
+import {createCourt} from "/static/js/court.js";
 import {renderBoard} from "/static/js/court-board.js";
 import {renderCounsel, renderPlace, tickedMembers} from "/static/js/court-guest.js";
 import {controlsFor, counselChoices, feedOf, hearingActions, mayOpenRoom, placeView, rowActions,
@@ -272,4 +273,139 @@ test("court: a feed's kind: picture and sound, sound only, or nothing", () => {
   equal(feedOf({audio: {}, video: null}), "audio");
   equal(feedOf({audio: null, video: {}}), "video");
   equal(feedOf(undefined), null);
+});
+
+// --- the room's court part, wired to a fake socket ----------------------------------------
+
+/** The elements court.js reads (as templates/call/_room.html has them in a hearing). */
+function courtPage() {
+  const root = document.createElement("div");
+  root.id = "room";
+  const add = (tag, id, parent = root, extra = {}) => {
+    const el = Object.assign(document.createElement(tag), {id}, extra);
+    parent.append(el);
+    return el;
+  };
+  add("input", "declaration-ack", root, {type: "checkbox"});
+  const toggle = add("button", "court-toggle", root, {hidden: true});
+  toggle.append(Object.assign(document.createElement("span"), {className: "ctl-label"}));
+  const panel = add("aside", "court-panel");
+  add("button", "court-close", panel);
+  for (const part of ["board", "bench", "counsel"]) {
+    const section = add("section", "", panel, {hidden: true});
+    section.dataset.courtPart = part;
+  }
+  for (const id of ["court-stage", "court-observers", "court-rooms", "court-actions"]) {
+    add("p", id, panel);
+  }
+  for (const id of ["court-board", "counsel-list"]) { add("ul", id, panel); }
+  for (const id of ["counsel-open", "counsel-leave"]) { add("button", id, panel); }
+  for (const id of ["counsel-nobody", "counsel-in-session"]) { add("p", id, panel); }
+  add("ol", "bench-log", panel);
+  const form = add("form", "bench-form", panel);
+  add("input", "bench-input", form);
+  const place = add("div", "court-place", root, {hidden: true});
+  for (const id of ["court-place-text", "court-private", "court-opened", "court-place-observers"]) {
+    add("p", id, place);
+  }
+  add("button", "court-leave", place);
+  add("p", "court-live");
+  for (const id of ["court-confirm", "court-screen"]) { add("dialog", id); }
+  for (const id of ["court-confirm-text", "court-screen-title"]) { add("p", id); }
+  add("ul", "court-screen-list");
+  for (const id of ["court-confirm-yes", "court-confirm-no", "court-screen-done"]) {
+    add("button", id);
+  }
+  document.body.append(root);
+  return root;
+}
+
+function wiredCourt(role, id) {
+  const root = courtPage();
+  const handlers = {};
+  const sent = [];
+  const calls = {muted: 0, lock: 0, join: 0};
+  const court = createCourt({t, roles: {}, room: root, emit: (e, p) => sent.push([e, p]),
+    peers: () => [], refreshJoin: () => { calls.join += 1; },
+    muted: () => { calls.muted += 1; }, lockChanged: () => { calls.lock += 1; }});
+  court.attach({on: (event, fn) => { handlers[event] = fn; }});
+  handlers.welcome({appointment: {kind: "hearing"}, self: {id, role}});
+  return {root, court, handlers, sent, calls,
+    done: () => { root.remove(); delete document.body.dataset.place; }};
+}
+
+test("court: the panel, its parts and the declaration, by role", () => {
+  for (const [role, toggle, parts] of [["clerk", false, ["board", "bench"]],
+    ["counsel", false, ["counsel"]], ["party", true, []], ["observer", true, []]]) {
+    const {root, court, calls, done} = wiredCourt(role, 9);
+    try {
+      equal(root.querySelector("#court-toggle").hidden, toggle, role);
+      equal([...root.querySelectorAll("[data-court-part]")].filter((s) => !s.hidden)
+        .map((s) => s.dataset.courtPart), parts, role);
+      equal([court.mayJoin(), court.joinExtras()], [false, {}], "the declaration first");
+      const box = root.querySelector("#declaration-ack");
+      box.checked = true;
+      box.dispatchEvent(new Event("change"));
+      equal([court.mayJoin(), court.joinExtras(), calls.join], [true, {declaration: true}, 1]);
+      court.declarationRefused();
+      equal(court.mayJoin(), false);
+    } finally {
+      done();
+    }
+  }
+});
+
+test("court: a guest's place follows hearing:state; a lock follows hearing:muted", () => {
+  const {root, court, handlers, calls, done} = wiredCourt("party", 5);
+  try {
+    const state = (place, room = null, extra = {}) => ({stage: "opening", place, room,
+      mute_locked: false, represents: [], observers: 0, ...extra});
+    handlers["hearing:state"](state("waiting"));
+    equal([document.body.dataset.place, court.hook.place], ["waiting", "waiting"]);
+    equal(root.querySelector("#court-live").textContent, "place_waiting_start");
+    handlers["hearing:state"](state("consultation", {id: 1, kind: "counsel", private: true,
+      recorded: false, opened_by: {id: 4, name: "Cole"}}));
+    equal(document.body.dataset.place, "consultation");
+    equal(root.querySelector("#court-private").hidden, false);
+    equal(root.querySelector("#court-live").textContent, "invited place_private",
+      "who took us aside is said aloud");
+    handlers["hearing:muted"]({locked: true});
+    equal([court.muteLocked, calls.muted, calls.lock], [true, 1, 1]);
+    handlers["hearing:state"](state("hearing", null, {stage: "in_session", mute_locked: true}));
+    equal([court.muteLocked, calls.lock], [true, 1], "no change, no redraw");
+    handlers["hearing:state"](state("hearing", null, {stage: "in_session"}));
+    equal([court.muteLocked, calls.lock], [false, 2]);
+    equal(root.querySelector("#court-private").hidden, true);
+  } finally {
+    done();
+  }
+});
+
+test("court: a host's buttons send the procedure's events; start and remove ask first", () => {
+  const {root, handlers, sent, done} = wiredCourt("clerk", 2);
+  const dialog = root.querySelector("#court-confirm");
+  dialog.showModal = () => { dialog.open = true; };
+  dialog.close = () => { dialog.open = false; };
+  try {
+    handlers["hearing:state"]({...BOARD, participants: BOARD.participants});
+    const click = (selector) => root.querySelector(selector).click();
+    click("[data-court-action=start]");
+    equal(sent, [], "nothing before the confirmation");
+    click("#court-confirm-yes");
+    equal(sent, [["hearing:start", {}]]);
+    handlers["hearing:state"]({...BOARD, stage: "in_session"});
+    click("[data-court-action=call][data-participant='6']");
+    click("[data-court-action=mute_lock][data-participant='5']");
+    click("[data-court-action=remove][data-participant='5']");
+    click("#court-confirm-no");
+    click("[data-court-action=remove][data-participant='8']");
+    click("#court-confirm-yes");
+    equal(sent.slice(1), [["hearing:call", {participant: 6}],
+      ["hearing:mute", {participant: 5, lock: true}], ["hearing:remove", {participant: 8}]]);
+    handlers["bench:message"]({id: 1, from: {id: 1, name: "Judge"}, text: "Ready",
+      sent_at: "2026-12-01T07:00:00Z"});
+    assert(root.querySelector("#bench-log").textContent.includes("Ready"));
+  } finally {
+    done();
+  }
 });
