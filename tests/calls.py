@@ -42,7 +42,8 @@ def guest_socket(app: Flask, token: str, label: str = "guest",
 
 
 def join_call(sock: SocketClient, resume: bool = False) -> dict[str, Any]:
-    sock.emit("call:join", {"resume": resume})
+    # A hearing's declaration (no recording, no photos): ignored in a consult.
+    sock.emit("call:join", {"resume": resume, "declaration": True})
     sock.no_errors()
     joined = sock.only("call:joined")
     assert isinstance(joined, dict)

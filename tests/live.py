@@ -450,7 +450,7 @@ def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = No
     if host is None:
         host = live.host_client(consult)
         host.wait_for("welcome")
-        host.emit("call:join", {"resume": False})
+        host.emit("call:join", {"resume": False, "declaration": True})
         host.wait_for("call:joined")
     host_id = host.id
     guest = live.guest_client(consult.guests[guest_index], label=f"guest{guest_index}")
@@ -460,7 +460,7 @@ def into_call(live: LivePortal, consult: Consult, host: SignalClient | None = No
     host.wait_for("lobby:list", lambda p: guest_id in [w["id"] for w in p["waiting"]])
     host.emit("lobby:admit", {"participant_id": guest_id})
     assert guest.wait_for("lobby:state")["state"] == "admitted"
-    guest.emit("call:join", {"resume": False})
+    guest.emit("call:join", {"resume": False, "declaration": True})
     joined = guest.wait_for("call:joined")
     assert host_id in [p["id"] for p in joined["peers"]]
     host.wait_for("call:peer-joined", lambda p: p["peer"]["id"] == guest_id)

@@ -57,9 +57,9 @@ SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() 
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
                     | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12)
 #: The protocol's own field names (docs/signaling.md), so that payloads reach the schemas.
-FIELDS = ["participant_id", "resume", "notice", "to", "description", "candidate", "type", "sdp",
-          "sdpMid", "sdpMLineIndex", "usernameFragment", "audio", "video", "text", "version",
-          "id", "decision", "pc", "substream", "participant", "lock", "all", "protected",
+FIELDS = ["participant_id", "resume", "notice", "declaration", "to", "description", "candidate",
+          "type", "sdp", "sdpMid", "sdpMLineIndex", "usernameFragment", "audio", "video", "text",
+          "version", "id", "decision", "pc", "substream", "participant", "lock", "all", "protected",
           "hidden_from", "on", "kind", "members", "body", "level", "rtt_ms", "loss", "kbps"]
 SHAPED = st.recursive(
     st.dictionaries(st.sampled_from(FIELDS), SCALARS, max_size=5),
@@ -81,7 +81,8 @@ def sound(ids: list[int]) -> dict[str, st.SearchStrategy[Any]]:
     return {
         "lobby:admit": target, "lobby:deny": target,
         "call:join": st.fixed_dictionaries({"resume": st.booleans()},
-                                           optional={"notice": st.none() | TEXT}),
+                                           optional={"notice": st.none() | TEXT,
+                                                     "declaration": st.booleans()}),
         "signal": st.fixed_dictionaries({"to": some_id, "description": description})
         | st.fixed_dictionaries({"to": some_id, "candidate": st.none() | candidate}),
         "media:state": st.fixed_dictionaries({"audio": st.booleans(), "video": st.booleans()}),

@@ -280,7 +280,7 @@ def test_a_hearing_notice_is_acknowledged_before_joining(
     assert notice["kind"] == "notice" and "court" in notice["what"]
     host.emit("call:join", {"resume": False})
     assert host.error("call:join")["code"] == "notice_required"
-    host.emit("call:join", {"resume": False, "notice": version(host)})
+    host.emit("call:join", {"resume": False, "notice": version(host), "declaration": True})
     host.no_errors()
     host.only("call:joined")
     guest = guest_socket(app, c.token())
@@ -300,7 +300,7 @@ def test_a_hearing_notice_is_acknowledged_before_joining(
 
 
 def join_call_with_notice(sock: SocketClient) -> None:
-    sock.emit("call:join", {"resume": False, "notice": version(sock)})
+    sock.emit("call:join", {"resume": False, "notice": version(sock), "declaration": True})
     sock.no_errors()
     sock.only("call:joined")
 

@@ -350,10 +350,19 @@ def board(appointment: Appointment, quality: dict[int, dict[str, Any]] | None = 
 
 
 def own_state(p: Participant) -> dict[str, Any]:
-    """`hearing:state` for a guest (and the panel): the stage and their own place."""
+    """`hearing:state` for a guest (and the panel): the stage and their own place; who opened
+    their private room; for counsel the parties they represent (whom they may take into one);
+    how many observers follow (a count only)."""
     room = (db.session.get(ConsultationRoom, p.consultation_room_id)
             if p.place is Place.CONSULTATION and p.consultation_room_id else None)
-    return {"stage": p.appointment.hearing_stage.value, "place": p.place.value,
+    opener = db.session.get(Participant, room.opened_by_id) if room is not None else None
+    appointment = p.appointment
+    return {"stage": appointment.hearing_stage.value, "place": p.place.value,
             "room": {"id": room.id, "kind": room.kind.value, "private": True,
-                     "recorded": False} if room is not None else None,
-            "mute_locked": p.mute_locked}
+                     "recorded": False,
+                     "opened_by": {"id": opener.id, "name": opener.display_name}
+                     if opener is not None else None} if room is not None else None,
+            "mute_locked": p.mute_locked,
+            "represents": [{"id": q.id, "name": q.display_name} for q in p.represents],
+            "observers": sum(1 for q in appointment.participants
+                             if q.role is ParticipantRole.OBSERVER and presence.in_call(q))}

@@ -195,7 +195,7 @@ def lobby_deny(sid: str, identity: Identity, data: dict[str, Any]) -> None:
 @event("call:join", schemas.Join())
 def call_join(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     me = me_of(identity)
-    joined = call.join(me, sid, data.get("notice"), asker(identity))
+    joined = call.join(me, sid, data.get("notice"), asker(identity), data["declaration"])
     _drop_replaced(joined.replaced)
     room = rooms.call_room(me.appointment_id)
     guard.enter(sid, room)

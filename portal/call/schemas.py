@@ -44,6 +44,8 @@ class Join(Strict):
     resume = StrictBool(load_default=False)
     #: Policy notice: the version of the notice the participant acknowledged.
     notice = fields.String(load_default=None, validate=validate.Length(max=40))
+    #: A hearing: the participant confirmed they will not record or photograph it.
+    declaration = StrictBool(load_default=False)
 
 
 class Description(Strict):

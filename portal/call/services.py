@@ -21,6 +21,7 @@ from portal.hearing.procedure import Action
 from portal.models import (
     STAFF_ROLES,
     ChatMessage,
+    Kind,
     LobbyState,
     Participant,
     RecordingPolicy,
@@ -131,11 +132,13 @@ class Joined:
     chat: list[ChatMessage]
 
 
-def join(me: Participant, sid: str, notice: str | None, asker: consent.Asker) -> Joined:
+def join(me: Participant, sid: str, notice: str | None, asker: consent.Asker,
+         declaration: bool = False) -> Joined:
     """Into the call (the first one in makes the appointment live)."""
     if not presence.may_join(me):
         raise Forbidden(_("You have not been let into the call."))
     _acknowledge_notice(me, notice, asker)
+    _declare(me, declaration)
     old = _take_presence(me, sid)
     if me.joined_call_at is None:
         me.joined_call_at = utcnow()
@@ -145,6 +148,19 @@ def join(me: Participant, sid: str, notice: str | None, asker: consent.Asker) ->
     _recording_changed(consent.participant_joined(me, actor_of(me)))
     others = [p for p in presence.members(me.appointment) if p.id != me.id]
     return Joined(old, others, presence.chat_history(me.appointment))
+
+
+def _declare(me: Participant, declaration: bool) -> None:
+    """A hearing: nobody enters its call without the declaration (no recording, no photos),
+    kept once with its time and an audit event."""
+    if me.appointment.kind is not Kind.HEARING or me.declared_at is not None:
+        return
+    if not declaration:
+        raise Forbidden(_("Confirm that you will not record or photograph this hearing, "
+                          "then join again."), code="declaration_required")
+    me.declared_at = utcnow()
+    audit.record("declaration.confirmed", object_type="participant", object_id=me.id,
+                 actor=actor_of(me), details={"appointment_id": me.appointment_id})
 
 
 def _acknowledge_notice(me: Participant, version: str | None, asker: consent.Asker) -> None:

@@ -266,7 +266,8 @@ def device_check_passes(side: Side) -> None:
     side.wait("() => document.getElementById('check-ice').dataset.state !== 'pending'")
     # No STUN/TURN configured in the test portal: direct connections only, not an error.
     assert side.page.get_attribute("#check-ice", "data-state") == "ok"
-    assert side.page.evaluate("() => document.getElementById('preview').videoWidth") > 0
+    # The preview's first frame may come a moment after the checks are done.
+    side.wait("() => document.getElementById('preview').videoWidth > 0")
 
 
 def open_consult(sides: Sides) -> tuple[Consult, Side, Side]:

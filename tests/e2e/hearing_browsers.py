@@ -83,6 +83,36 @@ DIAGNOSE_JS = """async () => {
 }"""
 
 
+def declare(side: Side) -> None:
+    """A hearing's declaration on the device check ("I will not record or photograph this
+    hearing"): Join waits for its tick."""
+    side.stage("check")
+    side.page.wait_for_selector("#declaration-ack")
+    side.page.check("#declaration-ack")
+
+
+def open_court_panel(page: Any) -> bool:
+    """The court panel (a host's board, counsel's private room): opened by its control when a
+    narrow window keeps it closed. Returns whether it had to be opened."""
+    closed = page.is_hidden("#court-panel")
+    if closed:
+        page.click("#court-toggle")
+    page.wait_for_selector("#court-panel", state="visible")
+    return closed
+
+
+def start_hearing(page: Any) -> None:
+    """A host starts the hearing: the button, then the confirmation (the panel is left as it
+    was)."""
+    opened = open_court_panel(page)
+    page.click("[data-court-action=start]")
+    page.wait_for_selector("#court-confirm[open]")
+    page.click("#court-confirm-yes")
+    page.wait_for_function("() => document.body.dataset.courtStage === 'in_session'")
+    if opened:
+        page.click("#court-close")
+
+
 @dataclass
 class Party:
     """One participant's tab in the hearing."""
@@ -171,6 +201,7 @@ class HearingRoom:
         """The host, on the call page, in the call."""
         party = self._open("host", self.consult.call_url, phone=False, camera=camera, host=True)
         party.side.page.goto(party.url)
+        declare(party.side)
         device_check_passes(party.side)
         party.side.page.click("#join")
         party.side.stage("call")
@@ -188,6 +219,7 @@ class HearingRoom:
     def enter(self, party: Party) -> None:
         page = party.side.page
         page.goto(party.url)
+        declare(party.side)
         device_check_passes(party.side)
         page.click("#join")
         party.side.stage("lobby")

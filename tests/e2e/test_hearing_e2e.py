@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from browser_call import Sides, lobby_rows
-from hearing_browsers import LARGE, SMALL, HearingRoom, Party
+from hearing_browsers import LARGE, SMALL, HearingRoom, Party, start_hearing
 from janus import JanusProcess
 from live import LivePortal, running
 from netns import outside_loopback
@@ -59,6 +59,7 @@ def hearing(request: pytest.FixtureRequest, chromium: Browser, playwright_instan
         room.open_host(camera=LARGE)
         for invite in consult.guests:
             room.admit(invite, invite.name, phone=invite.name == "Pia Phone", camera=SMALL)
+        start_hearing(room.host.side.page)  # until then, nobody receives anybody
         yield room
     finally:
         if request.session.testsfailed > failed_before:

@@ -79,7 +79,7 @@ def admitted(live: LivePortal, judge: SignalClient, invite: Any, label: str) -> 
 
 def join(client: SignalClient, *, resume: bool = False) -> None:
     """call:join, then the portal's `hearing:media {ready}`: publish now."""
-    client.emit("call:join", {"resume": resume})
+    client.emit("call:join", {"resume": resume, "declaration": True})
     client.wait_for("call:joined")
     assert client.wait_for("hearing:media", timeout=WAIT * 2) == {"state": "ready"}
 

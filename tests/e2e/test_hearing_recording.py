@@ -78,7 +78,7 @@ def notice_version(client: SignalClient) -> str:
 
 def join(client: SignalClient, version: str) -> None:
     """call:join having read the notice; then the portal says publish."""
-    client.emit("call:join", {"resume": False, "notice": version})
+    client.emit("call:join", {"resume": False, "notice": version, "declaration": True})
     client.wait_for("call:joined")
     assert client.wait_for("hearing:media", timeout=WAIT * 2) == {"state": "ready"}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from browser_call import Side, device_check_passes
-from hearing_browsers import LARGE, SMALL, HearingRoom, Party
+from hearing_browsers import LARGE, SMALL, HearingRoom, Party, start_hearing
 from janus import JanusProcess
 from live import LivePortal, running
 from recorder_process import RecorderProcess
@@ -70,6 +70,8 @@ def acknowledge_notice(side: Side) -> None:
 def enter(room: HearingRoom, party: Party, *, host: bool) -> None:
     page = party.side.page
     page.goto(party.url)
+    party.side.stage("check")
+    page.check("#declaration-ack")  # "I will not record or photograph this hearing"
     acknowledge_notice(party.side)
     device_check_passes(party.side)
     page.click("#join")
@@ -114,6 +116,7 @@ def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames
         party = room._open("Gil Guest", consult.guest.url, phone=False, camera=SMALL)
         party.participant_id = consult.guest.participant_id
         enter(room, party, host=False)
+        start_hearing(judge.side.page)  # in session: the hearing receives (and records) itself
         room.everyone_decodes_everyone()
         assert len(sent(judge)["video"]) == 3, f"the judge's camera is not simulcast: {sent(judge)}"
 

@@ -5,5 +5,6 @@ import "./stage.test.js";
 import "./peers.test.js";
 import "./idle.test.js";
 import "./hearing.test.js";
+import "./court.test.js";
 
 window.__results = await run();

@@ -10,7 +10,7 @@ import {PeerLink} from "./peers.js";
  * hearing (hearing.js, or null)}; returns the call, for socket.js and hooks.js.
  */
 export function createCall({room, t, isHost, media, stages, check, tiles, chat, quality, record,
-                            links, hearing = null}) {
+                            links, hearing = null, court = null}) {
   const $ = (id) => document.getElementById(id);
   const peerInfo = new Map(); // peer id -> Peer {id, name, role, audio, video}
   const state = {
@@ -54,7 +54,8 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   function refreshJoin() {
     if (stages.stage !== "check") { return; }
     $("join").disabled = !state.welcome || !state.socket || !state.socket.connected ||
-      (!!record && !record.mayJoin()) || (!!hearing && !hearing.mayJoin());
+      (!!record && !record.mayJoin()) || (!!hearing && !hearing.mayJoin()) ||
+      (!!court && !court.mayJoin());
   }
 
   function alertUser(message) {
@@ -94,7 +95,8 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
 
   function joinCall(resume) {
     state.joining = true;
-    emit("call:join", {resume, ...(record ? record.joinExtras() : {})});
+    emit("call:join", {resume, ...(record ? record.joinExtras() : {}),
+      ...(court ? court.joinExtras() : {})});
   }
 
   /** call:joined: in the call, with these peers (and the chat so far). */
@@ -132,7 +134,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   function peerJoined({peer, resume}) {
     if (!state.inCall || !peer) { return; }
     const tile = showPeer(peer);
-    if (viaServer()) { return; } // its media comes with the next hearing:offer
+    if (viaServer()) { return; } // its media (and tile) come with the next hearing:offer
     if (!resume || !links.has(peer.id)) {
       tile.querySelector("video").srcObject = null;
       openLink(peer.id);
@@ -141,6 +143,8 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
 
   function showPeer(peer) {
     peerInfo.set(peer.id, peer);
+    // A hearing: the tiles follow what the portal sends (hearing.js), not who is in the call.
+    if (viaServer() && !tiles.of(peer.id)) { return null; }
     const tile = tiles.ensure(peer);
     tiles.setMedia(tile, peer.audio, peer.video);
     tiles.setReconnecting(peer.id, false);
@@ -216,11 +220,14 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   }
 
   function sendMediaState() {
+    // An observer sends nothing, not even that it sends nothing (others never learn of it).
+    if (room.dataset.observer === "true") { return; }
     if (state.inCall) { emit("media:state", {audio: media.audioOn, video: media.videoOn}); }
   }
 
   return {
-    state, links, peerInfo, stages, media, isHost, t, record, hearing, check, chat, quality, tiles,
+    state, links, peerInfo, stages, media, isHost, t, record, hearing, court, check, chat, quality,
+    tiles,
     drawStage, refreshJoin, alertUser, netStatus, over, fail, enterLobby, joinCall, joined,
     peerJoined, peerMedia, signal, removePeer, closeAllLinks, sendMediaState, emit,
   };

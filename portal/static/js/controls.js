@@ -13,8 +13,17 @@ export function wireControls(call) {
 
   function updateControls() {
     const mute = $("mute"), camera = $("camera");
-    setControl(mute, media.audioOn, media.audioOn ? t("mute") : t("unmute"));
-    mute.disabled = !media.audioTrack;
+    // A host's locked mute: the button says why it does nothing.
+    const locked = !!call.court && call.court.muteLocked;
+    setControl(mute, media.audioOn, locked ? t("muted_by_court")
+      : media.audioOn ? t("mute") : t("unmute"));
+    mute.disabled = !media.audioTrack || locked;
+    mute.dataset.locked = locked ? "true" : "false";
+    if ($("mute-locked")) {
+      $("mute-locked").hidden = !locked;
+      if (locked) { mute.setAttribute("aria-describedby", "mute-locked"); }
+      else { mute.removeAttribute("aria-describedby"); }
+    }
     setControl(camera, media.videoOn, media.videoOn ? t("camera_stop") : t("camera_start"));
     camera.disabled = !media.videoTrack;
     const cams = media.devices("video").length;
@@ -37,7 +46,8 @@ export function wireControls(call) {
 
   $("join").addEventListener("click", async () => {
     if (!state.socket || !state.welcome || (record && !record.mayJoin()) ||
-        (call.hearing && !call.hearing.mayJoin())) { return; }
+        (call.hearing && !call.hearing.mayJoin()) ||
+        (call.court && !call.court.mayJoin())) { return; }
     $("join").disabled = true;
     await state.mediaReady;
     media.savePrefs();
@@ -55,6 +65,7 @@ export function wireControls(call) {
   }
 
   $("mute").addEventListener("click", () => {
+    if (call.court && call.court.muteLocked && !media.audioOn) { return; }
     media.setEnabled("audio", !media.audioOn);
     updateControls();
     call.sendMediaState();

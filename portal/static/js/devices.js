@@ -175,3 +175,19 @@ export async function probeIce(iceServers, timeoutMs = 6000) {
   }
   return result;
 }
+
+/** A short tone on the speaker (an observer's device check: no microphone, no camera). */
+export function playTestTone(ms = 600) {
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) { return false; }
+  const ctx = new Ctx();
+  const tone = ctx.createOscillator();
+  const gain = ctx.createGain();
+  tone.frequency.value = 660;
+  gain.gain.value = 0.2;
+  tone.connect(gain).connect(ctx.destination);
+  tone.start();
+  tone.stop(ctx.currentTime + ms / 1000);
+  tone.addEventListener("ended", () => ctx.close().catch(() => {}));
+  return true;
+}

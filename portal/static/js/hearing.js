@@ -5,6 +5,7 @@
 // tiles out around the active speaker (hearing-layout.js) and asks for each feed's layer by
 // its tile's size (hearing-layers.js). Joining, the controls, the chat and the recording
 // notice are the room's own (call.js, controls.js, record.js).
+import {feedOf} from "./court-state.js";
 import {LayerPicker} from "./hearing-layers.js";
 import {createLayout} from "./hearing-layout.js";
 import {Publisher} from "./hearing-publish.js";
@@ -103,25 +104,34 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
     subscriber.offer(message);
   }
 
-  /** After each offer (fresh: of a new session): tracks onto tiles; layers for new feeds. */
+  /**
+   * After each offer (fresh: of a new session): a tile for each participant we receive, and
+   * none for anyone else (the portal decides: the waiting room, private rooms, screening);
+   * a feed without video (withheld by screening, or no camera) is a neutral tile with the
+   * name. Layers for new feeds.
+   */
   function showTracks(received, fresh) {
     const before = videoFeeds;
     videoFeeds = new Set([...received].filter(([, tr]) => tr.video).map(([id]) => id));
     for (const [id, tracks] of received) {
       const wanted = [tracks.audio, tracks.video].filter(Boolean);
       const old = shown.get(id);
-      if (old && sameTracks(old.getTracks(), wanted)) { continue; }
-      const stream = new MediaStream(wanted);
-      shown.set(id, stream);
-      tiles.attach(peer(id) || {id, name: ""}, {streams: [stream], track: wanted[0]});
-      tiles.setReconnecting(id, false);
+      if (!old || !sameTracks(old.getTracks(), wanted)) {
+        const stream = new MediaStream(wanted);
+        shown.set(id, stream);
+        const who = peer(id) || {id, name: ""};
+        tiles.attach(who, {streams: [stream], track: wanted[0]});
+        tiles.setMedia(tiles.of(id), who.audio, who.video);
+        tiles.setReconnecting(id, false);
+      }
+      tiles.setFeed(id, feedOf(tracks));
     }
     for (const id of [...shown.keys()]) {
       if (received.has(id)) { continue; }
       shown.delete(id); // no longer ours to receive (left, or not allowed any more)
-      const tile = tiles.of(id);
-      if (tile) { tile.querySelector("video").srcObject = null; }
+      tiles.remove(id);
     }
+    if (api.onFeeds) { api.onFeeds([...received.keys()]); }
     layout.render();
     for (const id of before) { if (!videoFeeds.has(id)) { layers.forget(id); } }
     const sent = layers.wanted();
@@ -204,7 +214,9 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
     });
   }
 
-  return {
+  const api = {
+    /** Set by the room: (participant ids) after each offer, whose media we receive now. */
+    onFeeds: null,
     attach,
     get active() { return active; },
     /** Join stays off while there is no media server. */
@@ -258,4 +270,5 @@ export function createHearing({t, media, tiles, container, emit, iceServers, sel
       downlink(ms = 2000) { return downlink(subscriber && subscriber.pc, ms); },
     },
   };
+  return api;
 }

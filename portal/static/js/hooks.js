@@ -30,5 +30,7 @@ export function publishCallHooks(call) {
      * participant), stats() and downlink(ms) (hearing-stats.js)}.
      */
     get hearing() { return call.hearing ? call.hearing.hook : null; },
+    /** A hearing's procedure: {role, state (the last hearing:state), place, locked}. */
+    get court() { return call.court ? call.court.hook : null; },
   });
 }

@@ -5,7 +5,8 @@
 import {createCall} from "./call.js";
 import {createChat} from "./chat.js";
 import {wireControls} from "./controls.js";
-import {createDeviceCheck} from "./devices.js";
+import {createCourt} from "./court.js";
+import {createDeviceCheck, playTestTone} from "./devices.js";
 import {createHearing} from "./hearing.js";
 import {publishCallHooks} from "./hooks.js";
 import {wireWaiting} from "./lobby.js";
@@ -25,6 +26,8 @@ function start(room) {
   const text = readStrings("call-text");
   const t = translator(text);
   const isHost = room.dataset.role === "host";
+  // An observer's page never asks for camera or microphone: it only receives.
+  const isObserver = room.dataset.observer === "true";
   const media = new LocalMedia();
   let call = null;
   let controls = null;
@@ -58,6 +61,20 @@ function start(room) {
     alertUser: (message) => call.alertUser(message),
     refreshJoin: () => call.refreshJoin(),
   });
+  // A hearing's procedure (the page has its parts only in a hearing).
+  const court = $("court-panel") ? createCourt({
+    t, roles: text.roles || {}, room,
+    emit: (event, payload) => call.emit(event, payload),
+    peers: () => [...call.peerInfo.values()],
+    refreshJoin: () => call.refreshJoin(),
+    muted: () => {
+      media.setEnabled("audio", false);
+      if (controls) { controls.updateControls(); }
+      call.sendMediaState();
+    },
+    lockChanged: () => { if (controls) { controls.updateControls(); } },
+  }) : null;
+  hearing.onFeeds = (ids) => { if (court) { court.feedsChanged(ids); } };
   const chat = createChat({
     room, t,
     send: (message) => {
@@ -70,6 +87,7 @@ function start(room) {
   // The quality line samples the PeerLinks, or a hearing's receive-only connection.
   const sampled = {values: () => (hearing.active ? hearing.qualitySources() : links.values())};
   call = createCall({room, t, isHost, media, stages, check, tiles, chat, record, links, hearing,
+    court,
     quality: createQuality({el: $("quality"), t, links: sampled})});
   controls = wireControls(call);
   publishCallHooks(call);
@@ -79,9 +97,19 @@ function start(room) {
   stages.go("check");
   check.setCheck("check-signal", "pending", t("signal_connecting"));
   if (isHost) { wireWaiting($("lobby-list"), () => call.state.socket); }
-  call.state.mediaReady = check.start().catch((err) => {
-    console.warn("samtale: media", err);
-    check.refresh();
-  });
+  if (isObserver) {
+    // No getUserMedia at all: the check tests the speaker (a tone) and the network only.
+    call.state.mediaReady = Promise.resolve();
+    check.setCheck("check-media", "ok", t("observer_media"));
+    $("speaker-test").addEventListener("click", () => {
+      playTestTone();
+      check.setCheck("check-media", "ok", t("speaker_playing"));
+    });
+  } else {
+    call.state.mediaReady = check.start().catch((err) => {
+      console.warn("samtale: media", err);
+      check.refresh();
+    });
+  }
   connect(call, text);
 }

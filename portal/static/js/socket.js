@@ -23,6 +23,7 @@ export function connect(call, text) {
   state.socket = socket;
   if (record) { record.attach(socket); } // first: its `welcome` listener runs before ours
   if (call.hearing) { call.hearing.attach(socket); } // so does a hearing's (welcome.media)
+  if (call.court) { call.court.attach(socket); } // and the court procedure's (welcome.self)
 
   function welcome(message) {
     state.welcome = message;
@@ -99,6 +100,15 @@ export function connect(call, text) {
         // A signal racing a peer who just left, or our own rejoin: nothing to tell the user.
         if (event === "signal" || event === "media:state") { return; }
         if (event === "lobby:admit" || event === "lobby:deny") { return; }
+        break;
+      case "removed":
+        call.over(message);
+        return;
+      case "declaration_required":
+        // A hearing: the declaration must be confirmed (again) on the device check.
+        state.joining = false;
+        if (call.court) { call.court.declarationRefused(); }
+        if (!state.inCall) { stages.go("check"); }
         break;
       case "notice_required":
         // A hearing: the notice must be acknowledged (again) on the device check.

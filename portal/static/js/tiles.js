@@ -71,6 +71,15 @@ export function createTiles({container, alone, soundOn, t}) {
     tile.querySelector(".b-reconnecting").hidden = !on;
   }
 
+  /**
+   * How a hearing's feed is shown (hearing.js): "av", "video", or "audio" (the portal
+   * withholds the video: a neutral tile with the name, never a black or frozen picture).
+   */
+  function setFeed(id, feed) {
+    const tile = of(id);
+    if (tile) { tile.dataset.feed = feed || "av"; }
+  }
+
   function remove(id) {
     const tile = of(id);
     if (tile) {
@@ -113,5 +122,5 @@ export function createTiles({container, alone, soundOn, t}) {
     soundOn.hidden = true;
   });
 
-  return {of, ensure, setMedia, setReconnecting, remove, attach, updateAlone};
+  return {of, ensure, setMedia, setReconnecting, setFeed, remove, attach, updateAlone};
 }
