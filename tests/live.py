@@ -337,6 +337,17 @@ class LivePortal:
             return GuestInvite(guest.id, guest.display_name, guest.role.value, token,
                                f"{self.base_url}/j/{token}")
 
+    def in_session(self, appointment_id: int) -> None:
+        """A hearing already started, for tests of the media path (no one receives before)."""
+        from portal.models import HearingStage, Place
+        with self.app.app_context():
+            appointment = db.session.get(Appointment, appointment_id)
+            assert appointment is not None
+            appointment.hearing_stage = HearingStage.IN_SESSION
+            for p in appointment.participants:
+                p.place = Place.HEARING
+            db.session.commit()
+
     def get_appointment(self, appointment_id: int) -> Appointment:
         """A detached copy of the appointment as the server stored it."""
         with self.app.app_context():

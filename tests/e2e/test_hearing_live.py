@@ -61,9 +61,11 @@ def peers() -> Iterator[Callable[[SignalClient], HearingPeer]]:
 
 
 def book_hearing(live: LivePortal, guests: int) -> Consult:
-    return live.book_consult(live.create_host(), [f"Party {i}" for i in range(guests)],
-                             title="Live hearing", kind=Kind.HEARING,
-                             policy=RecordingPolicy.OFF)
+    hearing = live.book_consult(live.create_host(), [f"Party {i}" for i in range(guests)],
+                                title="Live hearing", kind=Kind.HEARING,
+                                policy=RecordingPolicy.OFF)
+    live.in_session(hearing.appointment_id)
+    return hearing
 
 
 def admitted(live: LivePortal, judge: SignalClient, invite: Any, label: str) -> SignalClient:
