@@ -89,6 +89,7 @@ def into_hearing(live: LivePortal, guests: int,
     hearing = live.book_consult(live.create_host(), [f"Party {i}" for i in range(guests)],
                                 title="Recorded hearing", kind=Kind.HEARING,
                                 policy=RecordingPolicy.NOTICE)
+    live.in_session(hearing.appointment_id)  # only a hearing in session is recorded
     judge = live.host_client(hearing, label="judge")
     made = [peers(judge)]
     join(judge, notice_version(judge))
