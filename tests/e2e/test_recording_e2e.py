@@ -305,11 +305,16 @@ def test_withdrawal_stops_the_recording_at_once(sides: Sides,
                                                 recording_portal: RecordingPortal) -> None:
     call = into_call(sides)
     recording_id = start_recording(call)
+    call.guest.page.evaluate("() => { window.recorderPc = window.samtale.recorder.pc; }")
     call.guest.page.click("#consent-withdraw")
-    # No frame more from the guest: the connection to the recorder is closed there and then.
-    assert call.guest.page.evaluate("() => window.samtale.recorder") is None
+    # No frame more from the guest: its senders to the recorder go silent there and then...
+    call.guest.wait("() => window.recorderPc.signalingState === 'closed' || "
+                    "window.recorderPc.getSenders().every((s) => s.track === null)", timeout=1000)
     for side in (call.host, call.guest):
         side.wait(INDICATOR_HIDDEN, timeout=5000)
+    # ...and the connection closes once the portal has the withdrawal (closing first would
+    # read as a lost connection).
+    call.guest.wait("() => window.samtale.recorder === null", timeout=5000)
     call.host.wait("() => /withdrew/.test(document.getElementById('rec-live').textContent)")
     seen = recording_portal.wait_status(recording_id, "complete")
     assert seen["reason"] == "withdrawn", seen

@@ -169,7 +169,7 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
     const id = current.id;
     if (!emit("record:consent", {id, decision, version: wording.version})) { return; }
     if (decision === "withdrawn") {
-      recorder.close(); // at once: not a single frame more once consent is gone
+      recorder.silence(); // at once: not a single frame more once consent is gone
       if (el.withdraw) { el.withdraw.hidden = true; }
       return;
     }

@@ -2,16 +2,30 @@
 // decides when; docs/signaling.md, "Recording").
 
 const GATHER_TIMEOUT_MS = 3000;
+// A withdrawn link stops sending at once but closes only once the portal has the withdrawal
+// (or after this): a close seen first would stop the recording as a lost connection.
+const WITHDRAW_CLOSE_MS = 5000;
 
 /** emit(event, payload): to the portal; failed(): tell the user sending failed. */
 export function createRecorderLink({media, emit, failed}) {
-  let link = null; // {id, pc, closed, senders}
+  let link = null; // {id, pc, closed, senders, silent}
 
   function close() {
     if (!link) { return; }
     link.closed = true;
     try { link.pc.close(); } catch (e) { /* already closed */ }
     link = null;
+  }
+
+  /** Consent withdrawn: not one frame more from now; the connection closes a moment later. */
+  function silence() {
+    const mine = link;
+    if (!mine) { return; }
+    mine.silent = true;
+    for (const sender of Object.values(mine.senders)) {
+      sender.replaceTrack(null).catch(() => { /* closed meanwhile */ });
+    }
+    setTimeout(() => { if (link === mine) { close(); } }, WITHDRAW_CLOSE_MS);
   }
 
   /** Offer our tracks for recording `id`; false when there is nothing to send. */
@@ -69,6 +83,7 @@ export function createRecorderLink({media, emit, failed}) {
 
   return {
     close,
+    silence,
     publish,
     answer,
     /** Which recording we publish to, or null. */
@@ -77,7 +92,7 @@ export function createRecorderLink({media, emit, failed}) {
     get hook() { return link ? {id: link.id, pc: link.pc} : null; },
     /** A local track was swapped: the recorder gets the new one too. */
     replaceTrack(kind, track) {
-      const sender = link && link.senders[kind];
+      const sender = link && !link.silent && link.senders[kind];
       if (sender) {
         sender.replaceTrack(track).catch((err) => console.warn("samtale: recorder replaceTrack", err));
       }
