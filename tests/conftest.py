@@ -239,7 +239,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 E2E = Path(__file__).resolve().parent / "e2e"
-SERIAL_MARKS = ("live", "browser", "webrtc", "slow")
+MEDIA_MARKS = ("webrtc",)
+SERVER_MARKS = ("live", "slow", "browser")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
@@ -249,9 +250,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.live)
-        # scripts/test runs two xdist workers (--dist loadgroup): what starts servers, browsers,
-        # Janus or media runs one test at a time on one of them, the rest on both. xdist 3.8
-        # names the group by setting `_nodeid`, which pytest 9 no longer reads: do it here.
-        if (getattr(config.option, "loadgroup", False) and "@" not in item.nodeid
-                and any(item.get_closest_marker(m) for m in SERIAL_MARKS)):
-            item._id = coerce_node_id(f"{item.nodeid}@serial")
+        # scripts/test runs two xdist workers (--dist loadgroup): media (WebRTC, timing-bound) runs
+        # one test at a time, and so does what starts servers without media, in a group of its
+        # own that may run beside it; the rest spreads over both. xdist 3.8 names the group by
+        # setting `_nodeid`, which pytest 9 no longer reads: do it here.
+        if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+            if any(item.get_closest_marker(m) for m in MEDIA_MARKS):
+                item._id = coerce_node_id(f"{item.nodeid}@media")
+            elif any(item.get_closest_marker(m) for m in SERVER_MARKS):
+                item._id = coerce_node_id(f"{item.nodeid}@servers")
