@@ -149,3 +149,42 @@ def test_a_quality_report_needs_the_sockets_place(setup: Any) -> None:
     party.no_errors()
     assert line(socks["clerk"].last("hearing:state"), party.id)["quality"] == GOOD
     assert boards(socks["panel"]) == []
+
+
+def test_who_is_stuck_on_the_device_check_is_on_the_board(setup: Any) -> None:
+    app, _clock, court, socks = setup
+    party = guest_socket(app, court.tokens["party"], label="party")
+    party.emit("device:check", {"media": "pending", "network": "pending"})
+    party.no_errors()
+    assert line(socks["clerk"].last("hearing:state"), party.id)["state"] == "device_check"
+    # No microphone, no camera: the clerk sees it before the start, and what failed.
+    party.emit("device:check", {"media": "fail", "network": "ok"})
+    seen = line(socks["judge"].last("hearing:state"), party.id)
+    assert seen["state"] == "device_check_failed"
+    assert seen["device_check"] == {"media": "fail", "network": "ok"}
+    assert boards(socks["panel"]) == []  # the panel is not a host
+    # The same outcome again tells nobody; waiting to be let in outranks the check.
+    socks["clerk"].take("hearing:state")
+    party.emit("device:check", {"media": "fail", "network": "ok"})
+    assert socks["clerk"].take("hearing:state") == []
+    party.emit("lobby:join", {})
+    assert line(socks["clerk"].last("hearing:state"), party.id)["state"] == "lobby"
+    party.emit("lobby:leave", {})
+    assert line(socks["clerk"].last("hearing:state"), party.id)["state"] == \
+        "device_check_failed"
+    # The page closed: the check is gone with it.
+    party.disconnect()
+    assert line(socks["clerk"].last("hearing:state"), party.id)["state"] == "not_joined"
+
+
+@pytest.mark.parametrize("payload", [
+    {}, {"media": "ok"}, {"media": "broken", "network": "ok"}, {"media": "ok", "network": 1},
+    {"media": "ok", "network": "ok", "extra": 1}, ["ok", "ok"],
+])
+def test_a_bad_device_check_report_is_refused(setup: Any, payload: Any) -> None:
+    app, _clock, court, socks = setup
+    party = guest_socket(app, court.tokens["party"], label="party")
+    socks["clerk"].take("hearing:state")
+    party.emit("device:check", payload)
+    assert party.error("device:check")["code"] == "bad_request"
+    assert socks["clerk"].take("hearing:state") == []

@@ -97,10 +97,12 @@ def test_before_the_start_nobody_receives_anyone_and_the_start_moves_the_right_p
     assert {p["id"]: p["place"] for p in board["participants"]}[court.ids["witness"]] == "waiting"
     assert socks["party"].last("hearing:state") == {
         "stage": "in_session", "place": "hearing", "room": None, "mute_locked": False,
-        "represents": [], "observers": 1}
+        "represents": [], "interprets_for": None, "observers": 1}
     assert socks["counsel"].last("hearing:state")["represents"] == [
         {"id": court.ids["party"], "name": "party"}]
     assert "participants" not in socks["panel"].last("hearing:state")
+    assert socks["interpreter"].last("hearing:state")["interprets_for"] == {
+        "id": court.ids["witness"], "name": "witness", "role": "witness"}
     started = audit_events(app, "hearing.started")
     assert len(started) == 1 and started[0].actor_id == str(court.staff["judge"].id)
     assert [e.action for e in audit_events(app) if e.action.startswith("consultation.")] == [

@@ -116,6 +116,9 @@ def sound(ids: list[int]) -> dict[str, st.SearchStrategy[Any]]:
         "quality": st.fixed_dictionaries({
             "level": st.sampled_from(["good", "fair", "poor"]), "rtt_ms": st.integers(-1, 70_000),
             "loss": st.floats(-1, 101), "kbps": st.integers(-1, 10**7)}),
+        "device:check": st.fixed_dictionaries({
+            "media": st.sampled_from(["pending", "ok", "warn", "fail", "broken"]),
+            "network": st.sampled_from(["pending", "ok", "warn", "fail", ""])}),
     }
 
 

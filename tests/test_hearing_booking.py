@@ -453,7 +453,10 @@ def test_a_judge_who_is_not_the_host_sees_and_opens_the_hearing(app, people, ben
     page = judge.get(f"/appointments/{hearing_id}")
     assert page.status_code == 200
     assert "Pat Party" in page.get_data(as_text=True)
-    assert judge.get(f"/appointments/{hearing_id}/call").status_code == 200
+    judges_call = judge.get(f"/appointments/{hearing_id}/call")
+    assert judges_call.status_code == 200
+    for host_only in ('id="record"', 'id="end-call"', 'id="lobby-list"'):
+        assert host_only in judges_call.get_data(as_text=True), host_only
     added = judge.post(f"/appointments/{hearing_id}/guests",
                        {"display_name": "Wes Witness", "role": "witness"})
     assert added.status_code == 200 and 'id="new-link"' in added.get_data(as_text=True)
@@ -462,6 +465,11 @@ def test_a_judge_who_is_not_the_host_sees_and_opens_the_hearing(app, people, ben
     assert "Case of the judge" in panel.get("/appointments/").get_data(as_text=True)
     seen = panel.get(f"/appointments/{hearing_id}").get_data(as_text=True)
     assert "Pat Party" in seen and "Add a participant" not in seen and "Stop link" not in seen
+    # The panel joins as staff (no waiting room) but is offered nothing a host does.
+    panels_call = panel.get(f"/appointments/{hearing_id}/call").get_data(as_text=True)
+    assert 'data-role="host"' in panels_call
+    for host_only in ('id="record"', 'id="end-call"', 'id="lobby-list"', "wait in the waiting"):
+        assert host_only not in panels_call, host_only
     before = snapshot(app)
     for path, data in ((f"/appointments/{hearing_id}/guests", {"display_name": "X",
                                                               "role": "party"}),

@@ -107,7 +107,9 @@ def show(appointment_id: int) -> ResponseReturnValue:
 def call(appointment_id: int) -> ResponseReturnValue:
     appointment = _seated(appointment_id)
     services.require_open_for_call(appointment)
-    return render_template("appointments/call.html", appointment=appointment)
+    # A panel member joins as staff but hosts nothing: no waiting room, Record or End.
+    return render_template("appointments/call.html", appointment=appointment,
+                           hosting=hearing.may_change(current_user, appointment))
 
 
 @bp.route("/<id:appointment_id>/edit", methods=["GET", "POST"])

@@ -313,8 +313,9 @@ def bench_message(me: Participant, sid: str, body: str) -> ChatMessage:
 
 # --- what each may know ----------------------------------------------------------------------
 
-def _state_of(p: Participant) -> str:
-    """A participant's line on the status board."""
+def _state_of(p: Participant, check: dict[str, str] | None) -> str:
+    """A participant's line on the status board; `check`: their device check's outcome while
+    their page is on it."""
     if p.lobby_state is LobbyState.DENIED:
         return "removed"
     if presence.in_call(p):
@@ -323,22 +324,27 @@ def _state_of(p: Participant) -> str:
         return "disconnected"
     if p.lobby_state is LobbyState.WAITING:
         return "lobby"
+    if check is not None:
+        return ("device_check_failed" if {"warn", "fail"} & set(check.values())
+                else "device_check")
     return "not_joined"
 
 
 def board(appointment: Appointment, quality: dict[int, dict[str, Any]] | None = None,
-          ) -> dict[str, Any]:
+          checks: dict[int, dict[str, str]] | None = None) -> dict[str, Any]:
     """`hearing:state` for a host: the stage, each participant's role, place and connection
-    (with the quality their browser last reported, while connected), and which private rooms
-    are in use (not what is said in them). Observers as a count."""
+    (with the quality their browser last reported, while connected, and their device check's
+    outcome while they are on it), and which private rooms are in use (not what is said in
+    them). Observers as a count."""
     rooms = {room.id: room for room in _open_rooms(appointment)}
     people = [p for p in appointment.participants if p.role is not ParticipantRole.OBSERVER]
-    quality = quality or {}
+    quality, checks = quality or {}, checks or {}
     return {
         "stage": appointment.hearing_stage.value,
         "participants": [{
             "id": p.id, "name": p.display_name, "role": p.role.value, "place": p.place.value,
-            "state": _state_of(p), "room": p.consultation_room_id,
+            "state": _state_of(p, checks.get(p.id)), "room": p.consultation_room_id,
+            "device_check": checks.get(p.id),
             "interprets_for": p.interprets_for_id, "mute_locked": p.mute_locked,
             "screened_from": [q.id for q in p.screened_from],
             "quality": quality.get(p.id) if p.presence_sid is not None else None}
@@ -351,7 +357,8 @@ def board(appointment: Appointment, quality: dict[int, dict[str, Any]] | None = 
 
 def own_state(p: Participant) -> dict[str, Any]:
     """`hearing:state` for a guest (and the panel): the stage and their own place; who opened
-    their private room; for counsel the parties they represent (whom they may take into one);
+    their private room; for counsel the parties they represent (whom they may take into one),
+    for an interpreter whom they interpret for (they move together);
     how many observers follow (a count only)."""
     room = (db.session.get(ConsultationRoom, p.consultation_room_id)
             if p.place is Place.CONSULTATION and p.consultation_room_id else None)
@@ -364,5 +371,7 @@ def own_state(p: Participant) -> dict[str, Any]:
                      if opener is not None else None} if room is not None else None,
             "mute_locked": p.mute_locked,
             "represents": [{"id": q.id, "name": q.display_name} for q in p.represents],
+            "interprets_for": {"id": q.id, "name": q.display_name, "role": q.role.value}
+            if (q := p.interprets_for) is not None else None,
             "observers": sum(1 for q in appointment.participants
                              if q.role is ParticipantRole.OBSERVER and presence.in_call(q))}

@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from portal import presence
 from portal.call import court, guard, rooms, schemas
 from portal.call.guard import Identity, Refused, event, send
-from portal.call.quality import qualities
+from portal.call.quality import device_checks, qualities
 from portal.extensions import db
 from portal.models import Appointment, Kind, Participant, RoomKind
 
@@ -40,8 +40,10 @@ def tell_state(appointment: Appointment) -> None:
 
 
 def hosts_board(appointment: Appointment) -> dict[str, Any]:
-    """The hosts' status board now, with each participant's last reported quality."""
-    return court.board(appointment, qualities().of(appointment.id))
+    """The hosts' status board now, with each participant's last reported quality and device
+    check."""
+    return court.board(appointment, qualities().of(appointment.id),
+                       device_checks().of(appointment.id))
 
 
 def tell_hosts(appointment: Appointment) -> None:
@@ -184,4 +186,13 @@ def quality(sid: str, identity: Identity, data: dict[str, Any]) -> None:
     if changed is None:
         raise Refused("rate_limited", _("Too many quality reports; one every two seconds."))
     if changed:
+        tell_hosts(me.appointment)
+
+
+@event("device:check", schemas.DeviceCheck())
+def device_check(sid: str, identity: Identity, data: dict[str, Any]) -> None:
+    """The device check's outcome, each time it changes while the page shows it: the board
+    says who is stuck there (no camera or microphone, no network path) before the start."""
+    me = _me(identity)
+    if device_checks().report(me.appointment_id, me.id, sid, data):
         tell_hosts(me.appointment)

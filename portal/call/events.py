@@ -18,7 +18,7 @@ from portal.call import services as call
 from portal.call.guard import Identity, event, send
 from portal.call.ice import ice_servers, stun_servers
 from portal.call.notify import send_lobby
-from portal.call.quality import qualities
+from portal.call.quality import device_checks, qualities
 from portal.extensions import db
 from portal.models import (
     Appointment,
@@ -131,6 +131,8 @@ def went_away(sid: str, identity: Identity) -> None:
     hearing.left(sid, identity)
     if outcome is not None:
         qualities().forget(me.appointment_id, me.id)
+    if device_checks().forget(me.appointment_id, me.id, sid) and outcome is None:
+        court_events.tell_hosts(me.appointment)  # the board: off the device check
     if outcome == "left_lobby":
         _lobby_changed(me.appointment_id)
     elif outcome == "away":

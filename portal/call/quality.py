@@ -1,5 +1,6 @@
-"""Each participant's connection quality as their browser last reported it (the `quality`
-event, docs/signaling.md), for the hosts' status board.
+"""What each participant's browser last reported for the hosts' status board
+(docs/signaling.md): its connection quality (the `quality` event) and its device check
+(`device:check`).
 
 Kept in the memory of the worker that holds the call's sockets, not in the database: it
 changes every few seconds and is worth nothing after the call, and every socket of one call
@@ -64,11 +65,54 @@ class Qualities:
             self._last.get(appointment_id, {}).pop(participant_id, None)
 
 
-def qualities(app: Flask | None = None) -> Qualities:
-    """The app's store (made at first use)."""
+class DeviceChecks:
+    """The device check's outcome of each participant still on it, by the socket that said
+    it: gone with that socket, or once they join the waiting room or the call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[int, dict[int, tuple[str, dict[str, str]]]] = {}
+
+    def report(self, appointment_id: int, participant_id: int, sid: str,
+               outcome: dict[str, str]) -> bool:
+        """Keep it; whether it differs from what that participant said before."""
+        with self._lock:
+            found = self._last.setdefault(appointment_id, {})
+            last = found.get(participant_id)
+            found[participant_id] = (sid, dict(outcome))
+            return last is None or last[1] != outcome
+
+    def forget(self, appointment_id: int, participant_id: int, sid: str | None = None) -> bool:
+        """Drop it (only if `sid` said it, when given); whether there was one."""
+        with self._lock:
+            found = self._last.get(appointment_id, {})
+            last = found.get(participant_id)
+            if last is None or (sid is not None and last[0] != sid):
+                return False
+            del found[participant_id]
+            return True
+
+    def of(self, appointment_id: int) -> dict[int, dict[str, str]]:
+        with self._lock:
+            return {pid: dict(o) for pid, (_sid, o) in self._last.get(appointment_id, {}).items()}
+
+
+def _store(app: Flask | None, name: str, make: type[Any]) -> Any:
+    """The app's store `name` (made at first use)."""
     extensions = (app or current_app).extensions
-    found = extensions.get("qualities")
+    found = extensions.get(name)
     if found is None:
-        found = extensions.setdefault("qualities", Qualities())
+        found = extensions.setdefault(name, make())
+    return found
+
+
+def qualities(app: Flask | None = None) -> Qualities:
+    found = _store(app, "qualities", Qualities)
     assert isinstance(found, Qualities)
+    return found
+
+
+def device_checks(app: Flask | None = None) -> DeviceChecks:
+    found = _store(app, "device_checks", DeviceChecks)
+    assert isinstance(found, DeviceChecks)
     return found

@@ -32,6 +32,9 @@ class StrictNumber(fields.Float):
         return float(super()._deserialize(value, attr, data, **kwargs))
 
 
+CHECK_STATES = ["pending", "ok", "warn", "fail"]
+
+
 class Empty(Strict):
     pass
 
@@ -167,6 +170,13 @@ class RoomOpen(Strict):
 
 class BenchMessage(Strict):
     body = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class DeviceCheck(Strict):
+    """The device check's outcome on the page before joining (devices.js)."""
+
+    media = fields.String(required=True, validate=validate.OneOf(CHECK_STATES))
+    network = fields.String(required=True, validate=validate.OneOf(CHECK_STATES))
 
 
 class Quality(Strict):

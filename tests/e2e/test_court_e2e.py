@@ -260,6 +260,9 @@ def test_before_the_start_nobody_receives_and_the_observer_sends_nothing(court: 
         court.receives(name, [])
     assert court.place("witness") == "waiting" and court.place("observer") == "observer"
     assert "court will call you" in court["witness"].side.page.inner_text("#court-place")
+    # The interpreter waits with the witness they interpret for.
+    said = court["interpreter"].side.page.inner_text("#court-place")
+    assert "Wanda Witness" in said and "call you both" in said, said
     # The observer: never asked for a camera or a microphone, sends nothing, writes nothing.
     page = court["observer"].side.page
     assert page.evaluate("() => window.__gum") == 0
@@ -398,6 +401,19 @@ def test_a_break_with_a_private_room_ends_with_the_recall(court: Court) -> None:
     judge.click("[data-court-action=recall]")
     for name in ("counsel", "party"):
         court.wait_place(name, "hearing")
+    # The clerk opens the bench room for the judge (the panel would go too): the judge's page
+    # says it is private and not recorded; the break goes on, nobody receives anybody.
+    clerk = court["clerk"].side.page
+    open_court_panel(clerk)
+    clerk.click("[data-court-action=bench]")
+    court.wait_place("judge", "consultation")
+    court["judge"].wait("() => !document.getElementById('court-private').hidden")
+    assert "Bench room" in judge.inner_text("#court-place")
+    for name in EVERYONE:
+        court.receives(name, [])
+    court["judge"].wait("() => !!document.querySelector('[data-court-action=recall]')")
+    judge.click("[data-court-action=recall]")
+    court.wait_place("judge", "hearing")
     judge.click("[data-court-action=resume]")
     court["party"].wait("() => document.body.dataset.courtStage === 'in_session'")
     court.receives("party", [n for n in [*IN_HEARING, "witness", "interpreter"]

@@ -5,8 +5,8 @@
 import {createCourt} from "/static/js/court.js";
 import {renderBoard} from "/static/js/court-board.js";
 import {renderCounsel, renderPlace, tickedMembers} from "/static/js/court-guest.js";
-import {controlsFor, counselChoices, feedOf, hearingActions, mayOpenRoom, placeView, rowActions,
-  screeningChoices} from "/static/js/court-state.js";
+import {benchMembers, controlsFor, counselChoices, feedOf, hearingActions, mayOpenRoom, placeView,
+  rowActions, screeningChoices} from "/static/js/court-state.js";
 import {createHearing} from "/static/js/hearing.js";
 import {createTiles} from "/static/js/tiles.js";
 import {translator} from "/static/js/text.js";
@@ -39,10 +39,11 @@ test("court: the board and bench messages are the hosts'; counsel a private room
 });
 
 test("court: the hearing's buttons follow its stage; recall only with rooms in use", () => {
-  equal(hearingActions(BOARD), ["start", "mute_all", "mute_all_lock"]);
-  equal(hearingActions({...BOARD, stage: "in_session"}), ["pause", "mute_all", "mute_all_lock"]);
-  equal(hearingActions({...BOARD, stage: "paused", rooms: [{id: 1, kind: "counsel"}]}),
-    ["resume", "mute_all", "mute_all_lock", "recall"]);
+  equal(hearingActions(BOARD, 2), ["start", "mute_all", "mute_all_lock", "bench"]);
+  equal(hearingActions({...BOARD, stage: "in_session"}, 2),
+    ["pause", "mute_all", "mute_all_lock"]);
+  equal(hearingActions({...BOARD, stage: "paused", rooms: [{id: 1, kind: "counsel"}]}, 2),
+    ["resume", "mute_all", "mute_all_lock", "bench", "recall"]);
 });
 
 test("court: a row offers call before dismiss, never on a host or ourselves", () => {
@@ -79,6 +80,13 @@ test("court: each place says where one is; a witness waits to be called", () => 
   equal(placeView(own("opening", "waiting"), "party").key, "place_waiting_start");
   equal(placeView(own("opening", "waiting"), "witness").key, "place_waiting_called");
   equal(placeView(own("in_session", "waiting"), "interpreter").key, "place_waiting_called");
+  // An interpreter waits with whom they interpret for: a party's goes in at the start.
+  const forParty = {...own("opening", "waiting"), interprets_for: {id: 5, name: "Pat",
+    role: "party"}};
+  equal(placeView(forParty, "interpreter"), {place: "waiting", key: "place_waiting_with_start",
+    vars: {name: "Pat"}, private: false, room: null});
+  const forWitness = {...forParty, interprets_for: {id: 6, name: "Wes", role: "witness"}};
+  equal(placeView(forWitness, "interpreter").key, "place_waiting_with_called");
   equal(placeView(own("in_session", "hearing"), "party").key, "place_hearing");
   equal(placeView(own("paused", "hearing"), "party").key, "place_hearing_paused");
   const room = {id: 3, kind: "counsel", private: true, recorded: false};
@@ -148,6 +156,17 @@ test("court: counsel may take aside their parties and other counsel, not in sess
     ["9"], "invite whoever is not with us yet");
 });
 
+test("court: the bench room takes the judge and the panel in the call, outside a session", () => {
+  equal(benchMembers(BOARD, 2), [1, 3], "the clerk opens it for the judge and the panel");
+  equal(benchMembers(BOARD, 1), [3], "the judge takes the panel");
+  equal(hearingActions(BOARD, 1).includes("bench"), true);
+  equal(hearingActions({...BOARD, stage: "in_session"}, 1).includes("bench"), false);
+  const away = {...BOARD, participants: BOARD.participants.map((p) => (p.id === 3
+    ? {...p, state: "not_joined"} : p))};
+  equal(benchMembers(away, 1), [], "nobody to take: no button");
+  equal(hearingActions(away, 1).includes("bench"), false);
+});
+
 test("court: the board draws every row with its actions; removing is marked dangerous", () => {
   const el = {stage: document.createElement("strong"), observers: document.createElement("span"),
     rooms: document.createElement("span"), actions: document.createElement("p"),
@@ -171,6 +190,13 @@ test("court: the board draws every row with its actions; removing is marked dang
   const quality = {...board, participants: [row(5, "party", {quality: "poor"})]};
   renderBoard({t, roles: {}, board: quality, selfId: 2, el});
   assert(el.list.querySelector(".badge.quality-poor"), "the connection's quality, when known");
+  const stuck = {...board, participants: [row(5, "party", {state: "device_check_failed",
+    device_check: {media: "fail", network: "ok"}})]};
+  const said = translator({state_device_check_failed: "Device check failed",
+    check_failed_what: "{state}: {what}", check_failed_media: "camera or microphone"});
+  renderBoard({t: said, roles: {}, board: stuck, selfId: 2, el});
+  const state = el.list.querySelector(".badge.state-device_check_failed");
+  equal(state.textContent, "Device check failed: camera or microphone", "says what failed");
 });
 
 // --- tiles follow what the portal sends --------------------------------------------------

@@ -27,6 +27,15 @@ function badge(text, cls) {
   return span;
 }
 
+/** The connection's badge; a failed device check says what failed. */
+function stateText(t, p) {
+  const state = t("state_" + p.state);
+  const check = p.device_check || {};
+  const what = ["media", "network"].filter((k) => check[k] === "warn" || check[k] === "fail");
+  if (p.state !== "device_check_failed" || !what.length) { return state; }
+  return t("check_failed_what", {state, what: what.map((k) => t("check_failed_" + k)).join(", ")});
+}
+
 /** Draw `board` into the panel's parts; roles: role -> label; selfId: our participant id. */
 export function renderBoard({t, roles, board, selfId, el}) {
   const names = new Map(board.participants.map((p) => [p.id, p.name]));
@@ -35,7 +44,7 @@ export function renderBoard({t, roles, board, selfId, el}) {
   el.observers.textContent = t("observers_n", {n: board.observers || 0});
   el.rooms.hidden = !board.rooms.length;
   el.rooms.textContent = t("rooms_in_use", {n: board.rooms.length});
-  el.actions.replaceChildren(...hearingActions(board).map((a) => button(t, a)));
+  el.actions.replaceChildren(...hearingActions(board, selfId).map((a) => button(t, a)));
 
   const rows = board.participants.map((p) => {
     const li = document.createElement("li");
@@ -58,7 +67,7 @@ export function renderBoard({t, roles, board, selfId, el}) {
     const where = document.createElement("p");
     where.className = "where";
     where.append(badge(t("place_" + p.place), "place place-" + p.place),
-      badge(t("state_" + p.state), "state state-" + p.state));
+      badge(stateText(t, p), "state state-" + p.state));
     // Connection quality, when the portal reports it (good, fair, poor).
     const level = p.quality && typeof p.quality === "object" ? p.quality.level : p.quality;
     if (["good", "fair", "poor"].includes(level)) {

@@ -13,7 +13,7 @@ export function renderPlace({t, own, role, selfId, el}) {
   el.box.hidden = isHost(role) && !view.private;
   el.box.dataset.place = view.place;
   el.box.dataset.private = view.private ? "true" : "false";
-  el.text.textContent = t(view.key);
+  el.text.textContent = t(view.key, view.vars);
   el.private.hidden = !view.private;
   const opener = view.room && view.room.opened_by;
   el.opened.hidden = !opener || opener.id === selfId;

@@ -9,6 +9,8 @@ export const HOSTS = new Set(["host", "judge", "clerk"]);
 export const STAFF = new Set(["host", "judge", "clerk", "panel"]);
 /** Wait in the waiting room until the court calls them. */
 export const CALLED_IN = new Set(["witness", "expert"]);
+/** Who sits in the bench room (procedure.BENCH). */
+export const BENCH = new Set(["judge", "panel"]);
 
 export const isHost = (role) => HOSTS.has(role);
 export const isObserver = (role) => role === "observer";
@@ -22,15 +24,24 @@ export function controlsFor(role) {
 }
 
 /** The hearing's own buttons on the board, by stage: start, pause, resume, mute_all, recall. */
-export function hearingActions(board) {
+export function hearingActions(board, selfId) {
   const stage = (board && board.stage) || "opening";
   const actions = [];
   if (stage === "opening") { actions.push("start"); }
   if (stage === "in_session") { actions.push("pause"); }
   if (stage === "paused") { actions.push("resume"); }
   actions.push("mute_all", "mute_all_lock");
+  if (stage !== "in_session" && benchMembers(board, selfId).length) { actions.push("bench"); }
   if (board && Array.isArray(board.rooms) && board.rooms.length) { actions.push("recall"); }
   return actions;
+}
+
+/** Whom the bench room takes (the judge and the panel in the call, not in a room already),
+ * besides ourselves: the portal checks each again. */
+export function benchMembers(board, selfId) {
+  const people = (board && Array.isArray(board.participants)) ? board.participants : [];
+  return people.filter((p) => p.id !== selfId && BENCH.has(p.role) && p.state === "in_call" &&
+    p.place !== "consultation").map((p) => p.id);
 }
 
 /**
@@ -90,6 +101,13 @@ export function placeView(own, role) {
   if (place === "hearing") {
     return {place, key: stage === "in_session" ? "place_hearing" : `place_hearing_${stage}`,
       private: false, room: null};
+  }
+  // An interpreter waits with whom they interpret for, and goes in with them.
+  const principal = role === "interpreter" ? (own && own.interprets_for) || null : null;
+  if (principal) {
+    const key = CALLED_IN.has(principal.role) || stage !== "opening"
+      ? "place_waiting_with_called" : "place_waiting_with_start";
+    return {place: "waiting", key, vars: {name: principal.name}, private: false, room: null};
   }
   const called = CALLED_IN.has(role) || role === "interpreter";
   return {place: "waiting",

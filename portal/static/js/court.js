@@ -4,7 +4,7 @@
 // what a button asks and draws each `hearing:state` (court-board.js, court-guest.js).
 import {renderBoard} from "./court-board.js";
 import {renderCounsel, renderPlace, tickedMembers} from "./court-guest.js";
-import {controlsFor, screeningChoices} from "./court-state.js";
+import {benchMembers, controlsFor, screeningChoices} from "./court-state.js";
 import {timeOfDay} from "./text.js";
 
 /**
@@ -124,6 +124,7 @@ export function createCourt({t, roles, room, emit, peers, refreshJoin, muted, lo
       case "pause": emit("hearing:pause", {}); return;
       case "resume": emit("hearing:resume", {}); return;
       case "recall": emit("room:recall", {}); return;
+      case "bench": emit("room:open", {kind: "bench", members: benchMembers(state, selfId)}); return;
       case "mute_all": emit("hearing:mute", {all: true, lock: false}); return;
       case "mute_all_lock": emit("hearing:mute", {all: true, lock: true}); return;
       case "call": emit("hearing:call", one); return;

@@ -1,17 +1,27 @@
 // The device check before joining: the preview, the camera and microphone pickers, and what
 // works (media, the portal, the network). LocalMedia (media.js) does the devices themselves.
 
+// What the device check tells the portal (`device:check`): the media and the network checks.
+const REPORTED = {"check-media": "media", "check-ice": "network"};
+
 /**
  * media: LocalMedia; t: translated strings; isChecking(): whether the check is on screen;
- * changed(): the media changed (the call's controls follow).
+ * changed(): the media changed (the call's controls follow); reported(outcome): the media or
+ * network check's outcome changed ({media, network}: pending | ok | warn | fail).
  */
-export function createDeviceCheck({media, t, isChecking, changed}) {
+export function createDeviceCheck({media, t, isChecking, changed, reported = () => {}}) {
   const $ = (id) => document.getElementById(id);
+  const outcome = {media: "pending", network: "pending"};
 
   function setCheck(id, status, message) {
     const el = $(id);
     el.dataset.state = status; // pending | ok | warn | fail
     el.textContent = message;
+    const key = REPORTED[id];
+    if (key && outcome[key] !== status) {
+      outcome[key] = status;
+      reported({...outcome});
+    }
   }
 
   /** Our own picture, wherever the page shows it. */
@@ -137,7 +147,9 @@ export function createDeviceCheck({media, t, isChecking, changed}) {
     await start();
   });
 
-  return {setCheck, showPreview, hidePreview, refresh, start, probeNetwork};
+  return {setCheck, showPreview, hidePreview, refresh, start, probeNetwork,
+    /** The outcome so far, e.g. for a socket that just connected. */
+    get outcome() { return {...outcome}; }};
 }
 
 /**

@@ -46,7 +46,15 @@ function start(room) {
     media, t,
     isChecking: () => stages.stage === "check",
     changed: () => { if (controls) { controls.updateControls(); } },
+    reported: (outcome) => reportCheck(outcome),
   });
+  // In a hearing the clerk's board shows who is stuck on the device check.
+  const reportCheck = (outcome) => {
+    if (court && call && call.state.welcome && call.state.socket.connected &&
+        stages.stage === "check") {
+      call.emit("device:check", outcome);
+    }
+  };
   const links = new Map();
   const tiles = createTiles({container: $("tiles"), alone: $("alone"), soundOn: $("sound-on"), t});
   const hearing = createHearing({
@@ -89,6 +97,7 @@ function start(room) {
   call = createCall({room, t, isHost, media, stages, check, tiles, chat, record, links, hearing,
     court,
     quality: createQuality({el: $("quality"), t, links: sampled})});
+  call.reportCheck = () => reportCheck(check.outcome);
   controls = wireControls(call);
   publishCallHooks(call);
 

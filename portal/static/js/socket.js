@@ -33,6 +33,7 @@ export function connect(call, text) {
     state.iceServers = message.ice_servers || [];
     call.netStatus("");
     check.setCheck("check-signal", "ok", t("signal_ok"));
+    if (call.reportCheck) { call.reportCheck(); } // (again: the server forgot the old socket's)
     if (!state.iceProbed) {
       state.iceProbed = true;
       check.probeNetwork(message.ice_servers || message.stun_servers || []);
