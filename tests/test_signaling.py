@@ -1070,3 +1070,34 @@ def test_a_message_for_one_socket_goes_only_to_the_worker_that_holds_it() -> Non
     assert [(c, m["room"], m["data"]) for c, m in received] == [
         (there.direct_channel(there.tag), remote, [{"n": 2}]),
         (channel, "call:7", [{"n": 3}])]
+
+
+def test_a_relayed_signal_leaves_no_garbage_cycles(app: Flask, consult: Consult,
+                                                   host_socket: Callable[..., SocketClient]
+                                                   ) -> None:
+    """Flask-SocketIO runs each event in a request context for /socket.io/. Without a route
+    there each context raised and kept a NotFound (a traceback cycle, ~70 objects a message):
+    under load the collector's pauses were the relay's p99 (docs/performance.md)."""
+    import gc
+
+    host, (pat,) = in_call(app, host_socket, consult)
+    host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})  # the roster is read once
+    pat.take("signal")
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(50):
+            host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+        gc.collect()
+        exceptions = [type(o).__name__ for o in gc.garbage if isinstance(o, BaseException)]
+        per_message = len(gc.garbage) / 50
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert len(pat.take("signal")) == 50
+    assert exceptions == []
+    assert per_message < 20, per_message  # (werkzeug's matcher leaves a closure cycle: 8)
+    # The WebSocket upgrade matches too (a plain rule would raise WebsocketMismatch).
+    for scheme in ("http", "ws"):
+        adapter = app.url_map.bind("localhost", url_scheme=scheme)
+        assert adapter.match("/socket.io/")[0].startswith("socket_io"), scheme

@@ -26,40 +26,38 @@ Members = dict[int, str]
 
 
 class Roster:
-    def __init__(self, load: Callable[[int], Members] | None = None,
-                 load_janus: Callable[[int], bool] | None = None) -> None:
+    def __init__(self, load: Callable[[int], tuple[Members, bool]] | None = None) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[int, Members] = {}
-        self._janus: dict[int, bool] = {}
+        #: appointment id -> (its members, whether it goes through Janus)
+        self._calls: dict[int, tuple[Members, bool]] = {}
         #: How often each call was forgotten: a read that began before a change is not kept.
         self._changes: dict[int, int] = {}
-        self._load = load or members_in_database
-        self._load_janus = load_janus or janus_in_database
+        self._load = load or call_in_database
 
     def members(self, appointment_id: int) -> Members:
-        return self._cached(self._calls, self._load, appointment_id)
+        return self._cached(appointment_id)[0]
 
     def janus(self, appointment_id: int) -> bool:
         """Whether the call goes through Janus (portal.hearing.policy.uses_janus)."""
-        return self._cached(self._janus, self._load_janus, appointment_id)
+        return self._cached(appointment_id)[1]
 
-    def _cached(self, cache: dict[int, Any], load: Callable[[int], Any],
-                appointment_id: int) -> Any:
+    def _cached(self, appointment_id: int) -> tuple[Members, bool]:
+        # Both at once: a call's first messages need both, and 250 calls starting together
+        # queued on one worker for their reads.
         with self._lock:
-            found = cache.get(appointment_id)
+            found = self._calls.get(appointment_id)
             if found is not None:
                 return found
             changes = self._changes.get(appointment_id, 0)
-        found = load(appointment_id)
+        found = self._load(appointment_id)
         with self._lock:
             if self._changes.get(appointment_id, 0) == changes:
-                cache[appointment_id] = found
+                self._calls[appointment_id] = found
         return found
 
     def forget(self, appointment_id: int) -> None:
         with self._lock:
             self._calls.pop(appointment_id, None)
-            self._janus.pop(appointment_id, None)
             self._changes[appointment_id] = self._changes.get(appointment_id, 0) + 1
 
     def target(self, appointment_id: int, me: int, sid: str, to: int) -> str | None:
@@ -71,23 +69,20 @@ class Roster:
         return found.get(to)
 
 
-def members_in_database(appointment_id: int) -> Members:
+def call_in_database(appointment_id: int) -> tuple[Members, bool]:
+    """Its members now, and whether it goes through Janus, in one read."""
+    people = select(func.count()).select_from(Participant).where(
+        Participant.appointment_id == appointment_id).scalar_subquery()
     with read_only() as connection:
         rows = connection.execute(
             select(Participant.id, Participant.presence_sid).where(
                 Participant.appointment_id == appointment_id,
                 Participant.joined_call_at.is_not(None),
                 Participant.presence_sid.is_not(None)))
-        return {pid: sid for pid, sid in rows if sid is not None}
-
-
-def janus_in_database(appointment_id: int) -> bool:
-    with read_only() as connection:
-        kind = connection.scalar(select(Appointment.kind).where(
-            Appointment.id == appointment_id))
-        people = connection.scalar(select(func.count()).select_from(Participant).where(
-            Participant.appointment_id == appointment_id))
-    return kind is not None and needs_janus(kind, people or 0)
+        members = {pid: sid for pid, sid in rows if sid is not None}
+        found = connection.execute(select(Appointment.kind, people).where(
+            Appointment.id == appointment_id)).first()
+    return members, found is not None and needs_janus(found[0], found[1] or 0)
 
 
 class _Changed:
