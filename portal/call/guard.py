@@ -116,6 +116,8 @@ class Sockets:
                     tell(int(notice["id"]))
                 except Exception:
                     log.exception("telling of a call's change failed")
+            if self._matching("appointment", int(notice["id"])):
+                self._warm(int(notice["id"]))
             return
         key = notice["id"] if notice["kind"] == "session" else int(notice["id"])
         matching = self._matching(notice["kind"], key)
@@ -135,6 +137,18 @@ class Sockets:
         else:  # another worker's notice, on the listening thread
             with self.app.app_context():
                 self._recheck(matching)
+
+    def _warm(self, appointment_id: int) -> None:
+        """Read a call's roster again now, while no message waits for it: a call's first
+        candidates come right after a join (calls that began together queued their reads)."""
+        try:
+            if has_app_context():
+                self.roster.members(appointment_id)
+            else:
+                with self.app.app_context():
+                    self.roster.members(appointment_id)
+        except Exception:  # the next message reads it, or the database decides
+            log.exception("reading the roster of call %s failed", appointment_id)
 
     def _start_sweeping(self) -> None:
         """Look at the hosts' sign-ins every IDLE_CHECK_SECONDS while any host socket is open."""
