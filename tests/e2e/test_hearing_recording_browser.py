@@ -8,6 +8,8 @@ connection to a recorder in a call through Janus."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -16,19 +18,30 @@ from typing import Any
 
 import pytest
 from browser_call import Side, device_check_passes
-from hearing_browsers import LARGE, SMALL, HearingRoom, Party, start_hearing
+from hearing_browsers import LARGE, SMALL, HearingRoom, Party, open_court_panel, start_hearing
 from janus import JanusProcess
 from live import LivePortal, running
 from recorder_process import RecorderProcess
 from recording_peers import STORED_SHARE, export, wait_status
 from sqlalchemy import select
+from support import audit_events
 
 from portal.extensions import db
-from portal.models import Kind, RecordingPolicy, RecordingStatus, RecordingTrack
+from portal.models import (
+    Kind,
+    ParticipantRole,
+    RecordingPolicy,
+    RecordingStatus,
+    RecordingTrack,
+    Representation,
+)
+from portal.recording import archive
+from portal.recording.forwarded import KEYFRAME_INTERVAL
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc, pytest.mark.slow]
 
 RECORD_S = 5.0
+CAMERA_FPS = SMALL[2]  # the fake cameras of hearing_browsers (LARGE too)
 
 # What the page's send-only connection to Janus has sent: video frames per simulcast layer
 # (rid), audio packets (one 20 ms Opus frame each).
@@ -102,15 +115,14 @@ def tracks(live: LivePortal, recording_id: str) -> list[int]:
 
 
 def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames(
-        request: pytest.FixtureRequest, chromium: Any, playwright_instance: Any,
+        chromium: Any, playwright_instance: Any,
         recorded_portal: LivePortal, tmp_path: Path) -> None:
     live = recorded_portal
     recorder = RecorderProcess(live, tmp_path / "recorder.log").ready()
     consult = live.book_consult(live.create_host(), ["Gil Guest"], title="Recorded hearing",
                                 kind=Kind.HEARING, policy=RecordingPolicy.NOTICE)
     room = HearingRoom(chromium, playwright_instance, live, consult)
-    failed_before = request.session.testsfailed
-    try:
+    with _reported(room, recorder):
         judge = room._open("host", consult.call_url, phone=False, camera=LARGE, host=True)
         enter(room, judge, host=True)
         party = room._open("Gil Guest", consult.guest.url, phone=False, camera=SMALL)
@@ -153,7 +165,10 @@ def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames
             assert {k: s["codec_name"] for k, s in mine.items()} == {"video": "vp8",
                                                                       "audio": "opus"}, streams
             video, audio = (int(mine[k]["nb_read_frames"]) for k in ("video", "audio"))
-            least_v = STORED_SHARE * (frames(at_stop[p.name]) - frames(forwarded[p.name]))
+            # A forward stores nothing before its first keyframe, which its PLI asks for
+            # (forwarded.KEYFRAME_INTERVAL): up to a second of the camera's frames.
+            least_v = STORED_SHARE * (frames(at_stop[p.name]) - frames(forwarded[p.name])
+                                      - CAMERA_FPS * KEYFRAME_INTERVAL)
             most_v = frames(after[p.name]) - frames(before[p.name])
             assert least_v <= video <= most_v, (p.name, video, forwarded, at_stop, after)
             least_a = STORED_SHARE * (at_stop[p.name]["audio"] - forwarded[p.name]["audio"])
@@ -163,13 +178,107 @@ def test_a_hearing_recorded_from_chromium_verifies_with_each_participants_frames
                              f"({mine['video'].get('width')}x{mine['video'].get('height')}), "
                              f"{audio} of audio\n")
         assert recorder.stop() == 0
+
+
+def test_a_recorded_hearing_with_a_break_in_a_private_room_says_so_in_its_manifest(
+        chromium: Any, playwright_instance: Any,
+        recorded_portal: LivePortal, tmp_path: Path) -> None:
+    """The court's course in real browsers with the record running: the judge starts the
+    hearing and records it; at a break counsel takes the party aside; the judge recalls them
+    and resumes. The record holds the hearing, not the break nor the private room: the signed
+    manifest says when and why each was absent, it verifies, and each step is audited."""
+    live = recorded_portal
+    recorder = RecorderProcess(live, tmp_path / "recorder.log").ready()
+    consult = live.book_consult(
+        live.create_host(), [("Pia Party", ParticipantRole.PARTY),
+                             ("Cole Counsel", ParticipantRole.COUNSEL)],
+        title="R v Record", kind=Kind.HEARING, policy=RecordingPolicy.NOTICE)
+    party_invite, counsel_invite = consult.guests
+    with live.app.app_context():  # counsel represents the party
+        db.session.add(Representation(counsel_id=counsel_invite.participant_id,
+                                      party_id=party_invite.participant_id))
+        db.session.commit()
+    room = HearingRoom(chromium, playwright_instance, live, consult)
+    with _reported(room, recorder):
+        judge = room._open("host", consult.call_url, phone=False, camera=SMALL, host=True)
+        enter(room, judge, host=True)
+        people = {"judge": judge}
+        for name, invite in (("party", party_invite), ("counsel", counsel_invite)):
+            people[name] = room._open(invite.name, invite.url, phone=False, camera=SMALL)
+            people[name].participant_id = invite.participant_id
+            enter(room, people[name], host=False)
+        page = judge.side.page
+        start_hearing(page)
+        room.everyone_decodes_everyone()
+        page.click("#record")
+        page.wait_for_selector("#record-confirm", state="visible")
+        page.click("#record-confirm-yes")
+        for p in room.parties:  # by order of the court: nobody is asked
+            p.wait("() => document.body.dataset.recording === 'recording'")
+        recording_id = str(page.evaluate("() => window.samtale.recording.id"))
+        _wait_tracks(live, recording_id, 3, recorder)
+        time.sleep(2)
+
+        open_court_panel(page)
+        page.click("[data-court-action=pause]")
+        people["party"].wait("() => document.body.dataset.courtStage === 'paused'")
+        counsel = people["counsel"].side.page
+        open_court_panel(counsel)
+        counsel.click("#counsel-open")
+        for name in ("counsel", "party"):
+            people[name].wait("() => document.body.dataset.place === 'consultation'")
+        time.sleep(2)
+        page.click("[data-court-action=recall]")
+        for name in ("counsel", "party"):
+            people[name].wait("() => document.body.dataset.place === 'hearing'")
+        page.click("[data-court-action=resume]")
+        people["party"].wait("() => document.body.dataset.courtStage === 'in_session'")
+        _wait_tracks(live, recording_id, 6, recorder)  # each forwarded again after the break
+        time.sleep(2)
+        page.click("#record")  # now "Stop recording"
+        wait_status(live, recording_id, RecordingStatus.COMPLETE, timeout=60)
+
+        verified = live.flask("recordings", "verify", recording_id)
+        assert verified.returncode == 0, f"{verified.stdout}\n{verified.stderr}"
+        with live.app.app_context():
+            signed = (archive.directory(recording_id) / "manifest.json").read_text()
+        absences = json.loads(signed)["manifest"]["absences"]
+        reasons = {name: {(a["media"], a["reason"]) for a in absences
+                          if a["participant"] == p.participant_id}
+                   for name, p in people.items()}
+        for name in people:  # the break is not in the record, and the record says so
+            assert {("audio", "not_in_session"), ("video", "not_in_session")} <= reasons[name]
+        for name in ("counsel", "party"):  # nor is the private room
+            assert {("audio", "consultation"), ("video", "consultation")} <= reasons[name]
+        assert not any(r == "consultation" for _m, r in reasons["judge"])
+        actions = [e.action for e in audit_events(live.app)]
+        for step in ("hearing.started", "hearing.paused", "consultation.opened",
+                     "consultation.recalled", "hearing.resumed"):
+            assert step in actions, (step, actions)
+        assert recorder.stop() == 0
+
+
+@contextlib.contextmanager
+def _reported(room: HearingRoom, recorder: RecorderProcess) -> Iterator[None]:
+    """On a failure the recorder's log and each page's report; always no page errors."""
+    try:
+        yield
+    except BaseException:
+        sys.stderr.write(f"\n----- recorder -----\n{recorder.output()[-6000:]}\n")
+        for p in room.parties:
+            sys.stderr.write(f"\n----- {p.name} -----\n{p.report()}\n")
+        raise
     finally:
-        if request.session.testsfailed > failed_before:
-            sys.stderr.write(f"\n----- recorder -----\n{recorder.output()[-6000:]}\n")
-            for p in room.parties:
-                sys.stderr.write(f"\n----- {p.name} -----\n{p.report()}\n")
         recorder.stop()
         try:
             assert not room.errors(), f"the pages reported errors: {room.errors()}"
         finally:
             room.close()
+
+
+def _wait_tracks(live: LivePortal, recording_id: str, count: int,
+                 recorder: RecorderProcess) -> None:
+    deadline = time.monotonic() + 60
+    while len(tracks(live, recording_id)) < count:
+        assert time.monotonic() < deadline, (tracks(live, recording_id), recorder.output())
+        time.sleep(0.1)
