@@ -1,8 +1,8 @@
 """End to end: a hearing's court procedure (issue 12) in real headless Chromium through a real
 Janus, against a live portal: a judge and a clerk signed in, counsel, a party on a "Pixel 7",
-a witness with an interpreter, and an observer by the observer link. The hearing is booked with
-these roles (counsel represents the party; the witness is screened from the party) and the
-tests share it, in order: nobody receives anybody before the start and the observer never
+a witness with an interpreter, and an observer by the observer link. The court office books the
+hearing through `/api/v1` with these roles (counsel represents the party; the witness is
+screened from the party) and the tests share it, in order: nobody receives anybody before the start and the observer never
 touches a camera; counsel takes the party aside and nobody else receives them; the judge's
 start (confirmed) brings them back and takes in everyone but the witness, the interpreter and
 the observer, who now receives the hearing; the witness is called with the interpreter, and
@@ -15,11 +15,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from browser_call import PHONE, Sides, device_check_passes
 from hearing_browsers import (
     CAMERA_JS,
@@ -34,10 +35,9 @@ from live import Host, LivePortal, running
 from netns import outside_loopback
 from playwright.sync_api import Browser, Playwright
 
-from portal.appointments import hearing as booking
-from portal.appointments.hearing import Seat
+from portal.accounts import services as accounts
 from portal.extensions import db
-from portal.models import Kind, Participant, ParticipantRole, RecordingPolicy, User
+from portal.models import Participant, ParticipantRole, User
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.webrtc]
 
@@ -128,28 +128,35 @@ def _staff(live: LivePortal, name: str) -> Host:
 
 def _book(live: LivePortal, judge: Host, clerk: Host) -> tuple[int, dict[str, int],
                                                                 dict[str, str], str]:
-    """The court office books the hearing; returns its id, participant ids and invite tokens
-    by name, and the observer link's token."""
+    """The court office books the hearing through the API, as a case system would; returns
+    its id, participant ids and invite tokens by name, and the observer link's token."""
     office = live.create_host(name="Court Office")
-    seats = [Seat(R.JUDGE, staff_email=judge.email, ref="judge"),
-             Seat(R.CLERK, staff_email=clerk.email, ref="clerk"),
-             Seat(R.PARTY, "Pia Party", ref="party"),
-             Seat(R.COUNSEL, "Cole Counsel", represents=["party"], ref="counsel"),
-             Seat(R.WITNESS, "Wanda Witness", screened_from=["party"], ref="witness"),
-             Seat(R.INTERPRETER, "Ivo Interpreter", interprets_for="witness", language="pl",
-                  ref="interpreter")]
     with live.app.app_context():
         user = db.session.get(User, office.id)
         assert user is not None
-        booked = booking.book_hearing(
-            user, seats, observer_link=True, kind=Kind.HEARING, title="R v Court",
-            starts_at=datetime.now(UTC).replace(second=0, microsecond=0),
-            duration_minutes=60, recording_policy=RecordingPolicy.OFF)
+        _row, token = accounts.issue_api_token(user, "Case system")
         db.session.commit()
-        ids = {one.ref: one.participant.id for one in booked.added if one.ref}
-        tokens = {one.ref: one.token for one in booked.added if one.ref and one.token}
-        assert booked.observer_token is not None
-        return booked.appointment.id, ids, tokens, booked.observer_token
+    body = {
+        "kind": "hearing", "title": "R v Court", "duration_minutes": 60,
+        "starts_at": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+        "recording_policy": "off", "observer_link": True, "participants": [
+            {"ref": "judge", "role": "judge", "staff_email": judge.email},
+            {"ref": "clerk", "role": "clerk", "staff_email": clerk.email},
+            {"ref": "party", "role": "party", "display_name": "Pia Party"},
+            {"ref": "counsel", "role": "counsel", "display_name": "Cole Counsel",
+             "represents": ["party"]},
+            {"ref": "witness", "role": "witness", "display_name": "Wanda Witness",
+             "screened_from": ["party"]},
+            {"ref": "interpreter", "role": "interpreter", "display_name": "Ivo Interpreter",
+             "interprets_for": "witness", "language": "pl"}]}
+    answer = requests.post(f"{live.base_url}/api/v1/appointments", json=body, timeout=30,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    booked = answer.json()
+    people = [p for p in booked["participants"] if p["ref"]]
+    ids = {p["ref"]: p["id"] for p in people}
+    tokens = {p["ref"]: p["invite_url"].rsplit("/", 1)[1] for p in people if p["invite_url"]}
+    return booked["id"], ids, tokens, booked["observer_url"].rsplit("/", 1)[1]
 
 
 @pytest.fixture(scope="module")
