@@ -2,12 +2,13 @@
 Janus, against a live portal: a judge and a clerk signed in, counsel, a party on a "Pixel 7",
 a witness with an interpreter, and an observer by the observer link. The court office books the
 hearing through `/api/v1` with these roles (counsel represents the party; the witness is
-screened from the party) and the tests share it, in order: nobody receives anybody before the start and the observer never
-touches a camera; counsel takes the party aside and nobody else receives them; the judge's
-start (confirmed) brings them back and takes in everyone but the witness, the interpreter and
-the observer, who now receives the hearing; the witness is called with the interpreter, and
-the party's getStats has the witness's audio but no video; a locked mute and the bench's
-messages; the witness is dismissed. Every page must report no errors; ICE stays on loopback.
+screened from the party) and the tests share it, in order: nobody receives anybody before the
+start and the observer never touches a camera; counsel takes the party aside and nobody else
+receives them; the judge's start (confirmed) brings them back and takes in everyone but the
+witness, the interpreter and the observer, who now receives the hearing; the witness is called
+with the interpreter, and the party's getStats has the witness's audio but no video; a locked
+mute and the bench's messages; a break, a private room and the bench room; the witness is
+dismissed. Every page must report no errors; ICE stays on loopback.
 """
 
 from __future__ import annotations
