@@ -240,6 +240,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 E2E = Path(__file__).resolve().parent / "e2e"
 MEDIA_MARKS = ("webrtc",)
+#: In the run's network namespace (marked webrtc) but sending no media: Janus's API, its
+#: configuration, the namespace itself. One at a time beside the media tests.
+NO_MEDIA = {"test_janus_config.py", "test_janus_live.py", "test_janus_pool.py",
+            "test_netns.py"}
 SERVER_MARKS = ("live", "slow", "browser")
 
 
@@ -255,7 +259,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # own that may run beside it; the rest spreads over both. xdist 3.8 names the group by
         # setting `_nodeid`, which pytest 9 no longer reads: do it here.
         if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
-            if any(item.get_closest_marker(m) for m in MEDIA_MARKS):
+            if (any(item.get_closest_marker(m) for m in MEDIA_MARKS)
+                    and item.path.name not in NO_MEDIA):
                 item._id = coerce_node_id(f"{item.nodeid}@media")
-            elif any(item.get_closest_marker(m) for m in SERVER_MARKS):
+            elif (any(item.get_closest_marker(m) for m in SERVER_MARKS)
+                    or item.path.name in NO_MEDIA):
                 item._id = coerce_node_id(f"{item.nodeid}@servers")
