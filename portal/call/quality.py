@@ -66,8 +66,8 @@ class Qualities:
 
 
 class DeviceChecks:
-    """The device check's outcome of each participant still on it, by the socket that said
-    it: gone with that socket, or once they join the waiting room or the call."""
+    """The device check's last outcome of each participant, by the socket that said it, and
+    gone with that socket (the board shows the waiting room or the call over it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -82,12 +82,12 @@ class DeviceChecks:
             found[participant_id] = (sid, dict(outcome))
             return last is None or last[1] != outcome
 
-    def forget(self, appointment_id: int, participant_id: int, sid: str | None = None) -> bool:
-        """Drop it (only if `sid` said it, when given); whether there was one."""
+    def forget(self, appointment_id: int, participant_id: int, sid: str) -> bool:
+        """Drop it if socket `sid` said it; whether there was one."""
         with self._lock:
             found = self._last.get(appointment_id, {})
             last = found.get(participant_id)
-            if last is None or (sid is not None and last[0] != sid):
+            if last is None or last[0] != sid:
                 return False
             del found[participant_id]
             return True
