@@ -167,6 +167,10 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # The call: how long a dropped participant may take to come back without the lobby.
         "RECONNECT_GRACE_SECONDS": _env_int("RECONNECT_GRACE_SECONDS", 60),
+        # Socket.IO's heartbeat: a socket whose pong is this late is closed. Lenient, because a
+        # worker that is busy reads pongs late, and each needless close costs a write.
+        "SOCKET_PING_INTERVAL_SECONDS": _env_int("SOCKET_PING_INTERVAL_SECONDS", 10),
+        "SOCKET_PING_TIMEOUT_SECONDS": _env_int("SOCKET_PING_TIMEOUT_SECONDS", 20),
         # ICE: comma-separated stun:/turn:/turns: URLs; TURN credentials by the TURN REST
         # scheme (coturn's use-auth-secret / static-auth-secret), valid TURN_TTL_SECONDS.
         "STUN_URLS": _env_list("STUN_URLS"),

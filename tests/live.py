@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import engineio.packet
 import pytest
 import requests
 import socketio
@@ -219,6 +220,22 @@ class SignalClient:
         """Fail if an `event` arrives (or already arrived unconsumed) within this time."""
         got = [p for name, p in self.pending(within) if name == event]
         assert not got, f"{self.label}: unexpected {event!r}: {got!r}"
+
+    def mute_pongs(self) -> threading.Event:
+        """Stop answering the server's pings, as a client whose answers arrive too late does;
+        the event is set when the first unanswered ping arrives."""
+        pinged = threading.Event()
+        eio = self.sio.eio
+        send = eio._send_packet
+
+        def send_but_pongs(pkt: Any) -> None:
+            if pkt.packet_type == engineio.packet.PONG:
+                pinged.set()
+                return
+            send(pkt)
+
+        eio._send_packet = send_but_pongs
+        return pinged
 
     def _disconnect_quietly(self) -> None:
         with contextlib.suppress(Exception):

@@ -61,8 +61,8 @@ def init_app(app: Flask) -> None:
         # the offer it belongs to.
         async_handlers=False,
         max_http_buffer_size=1024 * 1024,
-        ping_interval=10,
-        ping_timeout=10,
+        ping_interval=app.config["SOCKET_PING_INTERVAL_SECONDS"],
+        ping_timeout=app.config["SOCKET_PING_TIMEOUT_SECONDS"],
         logger=False,
         engineio_logger=False,
     )

@@ -376,7 +376,8 @@ def on_connect(welcome: Callable[[str, Identity], None]) -> Callable[..., None]:
 
 
 def on_disconnect(gone: Callable[[str, Identity], None]) -> Callable[..., None]:
-    """The disconnect handler: gone() in one transaction, for identified sockets only."""
+    """The disconnect handler: gone() in one transaction, for identified sockets only (in a
+    thread of its own when the close happened inside another handler)."""
 
     def disconnect(*_args: Any) -> None:
         sid: str = request.sid  # type: ignore[attr-defined]
@@ -384,6 +385,12 @@ def on_disconnect(gone: Callable[[str, Identity], None]) -> Callable[..., None]:
             return  # an event the client named "disconnect", not a real one
         identity = sockets().unbind(sid)
         if identity is None:
+            return
+        if db.session.registry.has():
+            # Nested in another handler: engine.io closes a socket whose pong is late inside
+            # whatever emits to it. That handler's session and thread are not ours to hold
+            # while this write waits for the database.
+            in_background(lambda: gone(sid, identity))
             return
         try:
             gone(sid, identity)

@@ -3,6 +3,7 @@ portal running as `python app.py` (tests/live.py). Waits are event-driven, 5 s a
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -308,3 +309,35 @@ def test_host_ends_the_call_over_the_wire(live_portal_module: LivePortal) -> Non
         problems.append(f"connect after the end: connect_error {packet!r}, expected err.data "
                         "{code: 'ended', message}")
     assert not problems, problems
+
+
+@pytest.mark.live_portal(grace_seconds=5, env={"PORTAL_SOCKET_PING_INTERVAL_SECONDS": "1",
+                                               "PORTAL_SOCKET_PING_TIMEOUT_SECONDS": "2"})
+def test_a_late_pong_closes_a_socket_without_stalling_whoever_sends_to_it(
+        live_portal: LivePortal) -> None:
+    """engine.io closes a socket whose pong is late inside the emit that finds it so. The
+    disconnect's database write must not run in that sender's thread: with the database's
+    write lock held elsewhere, the sender's next events are answered at once, and the
+    disconnect is recorded once the lock is free."""
+    live = live_portal
+    consult = live.book_consult(live.create_host(), ["Pat"])
+    host, guest, host_id, guest_id = into_call(live, consult)
+    pinged = guest.mute_pongs()
+    locker = sqlite3.connect(live.database_url.removeprefix("sqlite:///"), timeout=WAIT,
+                             isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        assert pinged.wait(WAIT), "the server sent no ping"
+        deadline = time.monotonic() + 3 * WAIT
+        while not guest.disconnected.is_set():
+            assert time.monotonic() < deadline, "the server never closed the silent socket"
+            host.emit("signal", {"to": guest_id, "candidate": None})
+            host.emit("signal", {"to": guest_id})  # no description or candidate: refused
+            err = host.wait_for("error", timeout=1.0)
+            assert (err["code"], err["event"]) == ("bad_request", "signal")
+            time.sleep(0.05)  # within the event rate limit
+        host.assert_none("call:peer-reconnecting", within=0.2)  # still waiting for the lock
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert host.wait_for("call:peer-reconnecting") == {"id": guest_id}
