@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -179,14 +182,55 @@ def per_locale(template: str) -> Markup:
     return rendered
 
 
+class Fragments:
+    """Rendered fragments keyed by everything they depend on, the newest `size` kept (LRU)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, Markup] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, render: Callable[[], Markup]) -> Markup:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+        made = render()  # outside the lock: two threads may both render a new key, harmlessly
+        with self._lock:
+            self._kept[key] = made
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return made
+
+
+def rows_html(template: str, rows: Sequence[Hashable], **context: Hashable) -> Markup:
+    """A list's rows, rendered once per content, language and zone in each worker: a host's
+    list read again between changes costs a lookup, not 50 rows of template. The key is
+    everything the fragment shows (the rows' own values, not their ids), so a change is
+    never served stale."""
+
+    def render() -> Markup:
+        return Markup(render_template(template, rows=rows, **context))  # noqa: S704 - escaped
+
+    if current_app.jinja_env.auto_reload:
+        return render()
+    key = (template, str(get_locale()), str(get_timezone()), tuple(rows),
+           tuple(sorted(context.items())))
+    fragments: Fragments = current_app.extensions["fragments"]
+    return fragments.get(key, render)
+
+
 def init_app(app: Flask) -> None:
     app.extensions["per_locale"] = {}
+    app.extensions["fragments"] = Fragments(app.config.get("FRAGMENTS_KEPT", 256))
     app.jinja_env.filters.update(when=when, zone_name=zone_name, role_label=role_label,
                                  status_label=status_label, kind_label=kind_label,
                                  policy_label=policy_label)
     app.jinja_env.globals.update(current_timezone=lambda: str(get_timezone()),
                                  current_locale=lambda: str(get_locale()),
                                  role_labels=role_labels, row_text=RowText, per_locale=per_locale,
+                                 rows_html=rows_html,
                                  recording_status_label=recording_status_label,
                                  recording_reason_label=recording_reason_label,
                                  idle_warn_seconds=warn_seconds)

@@ -212,3 +212,33 @@ def test_a_busy_database_answers_503_with_retry_after_never_500(app, busy_app, p
     # Nothing half-done: once the writer is gone, all of it works.
     assert Browser(busy_app.test_client()).get(f"/j/{token}").status_code == 200
     assert host.post(f"/appointments/{appointment}/cancel").status_code == 302
+
+
+def test_the_lists_rows_are_kept_rendered_but_never_served_stale(app, people, new_browser):
+    """The rows are rendered once per content, language and zone (templating.rows_html): a
+    change of title or status, another language or another host's list shows at once."""
+    from portal.appointments import services
+    from portal.models import Appointment
+
+    host = new_browser().login(people.host_a)
+    first = book(app, people.host_a.id, title="Blood test results")
+    assert "Blood test results" in host.get("/appointments/").get_data(as_text=True)
+    with statements(app) as seen:
+        page = host.get("/appointments/").get_data(as_text=True)
+    assert "Blood test results" in page and seen, "the list is still read every time"
+
+    with app.app_context():
+        appointment = db.session.get(Appointment, first)
+        assert appointment is not None
+        appointment.title = "Scan results"
+        services.cancel(appointment)
+        db.session.commit()
+    page = host.get("/appointments/").get_data(as_text=True)
+    assert "Blood test results" not in page and "Scan results" in page
+    assert 'class="status-cancelled"' in page
+
+    host.get("/lang/nb?next=/appointments/")
+    assert "avlyst" in host.get("/appointments/").get_data(as_text=True)
+
+    other = new_browser().login(people.host_b)
+    assert "Scan results" not in other.get("/appointments/").get_data(as_text=True)
