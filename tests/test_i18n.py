@@ -184,6 +184,21 @@ def test_norwegian_browsers_get_norwegian_pages(app, people, new_browser, accept
     assert "What to expect" not in page
 
 
+def test_templates_follow_a_language_forced_within_a_request(app):
+    """Templates keep each language's catalogue (portal.i18n.Catalogues) but ask for the
+    language at every message: a message in another language (force_locale, as a mail to a
+    guest would be) is in that language, and the page's own after it in the page's."""
+    from flask import render_template_string
+    from flask_babel import force_locale
+
+    template = '{{ _("What to expect") }}|{{ ngettext("%(num)d guest", "%(num)d guests", 2) }}'
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert render_template_string(template) == "What to expect|2 guests"
+        with force_locale("nb"):
+            assert render_template_string(template) == "Slik foregår det|2 gjester"
+        assert render_template_string(template) == "What to expect|2 guests"
+
+
 @pytest.mark.parametrize("accept", ENGLISH)
 def test_other_browsers_get_english_pages(app, people, new_browser, accept):
     headers = {"Accept-Language": accept} if accept else {}
