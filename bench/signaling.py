@@ -11,7 +11,9 @@ the host signs in, the guest waits in the lobby, is admitted, and both join, as 
 Each call gets an address of its own (X-Forwarded-For, PORTAL_PROXIES=1), as real clients
 have.
 
-Two phases, with python-socketio clients (threads) in --procs client processes:
+Two phases, with lean asyncio Socket.IO clients (bench/sioclient.py: a third of the CPU per
+message python-socketio's threaded client took, CPU the servers now get) in --procs client
+processes; each side's CPU per message is printed, the generator's too:
 - paced: each side of each call sends one ICE candidate a second to the other (2 msg/s per
   call) for --seconds; latency is one-way, stamped and read on one clock (CLOCK_MONOTONIC is
   system-wide); lost = sent and never received; dropped = sockets the server closed;
@@ -32,6 +34,7 @@ Run: .venv/bin/python bench/signaling.py [--sockets 300] [--workers 1|2] [--seco
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import multiprocessing as mp
 import os
@@ -46,14 +49,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.server import launch, stop  # noqa: E402 - after the path is set
+from bench import sioclient  # noqa: E402 - after the path is set
+from bench.server import launch, stop  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef"  # noqa: S105
 PASSWORD = "a long enough bench passphrase"  # noqa: S105
@@ -196,26 +199,26 @@ class Side:
     next_send: float = 0.0
     sio: Any = None
     inbox: list[tuple[str, Any]] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def wait_for(self, event: str, test: Any = None) -> Any:
+    async def wait_for(self, event: str, test: Any = None) -> Any:
         deadline = time.monotonic() + WAIT
-        with self.cond:
-            while True:
-                for i, (name, payload) in enumerate(self.inbox):
-                    if name == event and (test is None or test(payload)):
-                        del self.inbox[i]
-                        return payload
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {event} in {WAIT} s; got {self.inbox[-5:]}")
-                self.cond.wait(left)
+        while True:
+            for i, (name, payload) in enumerate(self.inbox):
+                if name == event and (test is None or test(payload)):
+                    del self.inbox[i]
+                    return payload
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {event} in {WAIT} s; got {self.inbox[-5:]}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), left)
 
 
 class Stats:
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.mode = "idle"  # idle, paced, unpaced
+        self.mode = "idle"  # idle, paced, unpaced, done
         self.latencies: list[float] = []
         self.sent = 0
         self.received = 0
@@ -229,129 +232,129 @@ def _candidate(seq: int, tag: str) -> dict[str, Any]:
             "sdpMid": tag, "sdpMLineIndex": 0, "usernameFragment": "bench"}
 
 
-def _client(side: Side, stats: Stats) -> None:
-    import socketio
+async def _client(side: Side, stats: Stats) -> None:
+    """Connect one side: `signal` is answered here (timed, or bounced back within the
+    portal's rate limit); every other event is queued for wait_for."""
+    loop = asyncio.get_running_loop()
 
-    sio = socketio.Client(reconnection=False)
-    side.sio = sio
+    def bounce(to: int) -> None:
+        if side.sio.connected:
+            side.sio.emit("signal", {"to": to, "candidate": _candidate(0, "unpaced")})
 
-    @sio.on("signal")
-    def on_signal(data: dict[str, Any]) -> None:
-        now = time.monotonic()
-        candidate = data["candidate"]
-        stamp = float(candidate["candidate"].rsplit(" ", 1)[1])
-        if candidate["sdpMid"] == "paced":
-            with stats.lock:
+    def on_event(event: str, payload: Any) -> None:
+        if event == "signal":
+            now = time.monotonic()
+            candidate = payload["candidate"]
+            if candidate["sdpMid"] == "paced":
                 stats.received += 1
+                stamp = float(candidate["candidate"].rsplit(" ", 1)[1])
                 stats.latencies.append((now - stamp) * 1000)
-        elif stats.mode == "unpaced":  # bounce it straight back
-            with stats.lock:
+            elif stats.mode == "unpaced":
                 stats.bounced += 1
-            # ...but within the portal's limit per participant (portal/call/identity.py).
-            wait = side.next_send - now
-            if wait > 0:
-                time.sleep(wait)
-            side.next_send = max(now, side.next_send) + 1 / UNPACED_CAP
-            sio.emit("signal", {"to": data["from"], "candidate": _candidate(0, "unpaced")})
-
-    @sio.on("*")
-    def on_any(event: str, *args: Any) -> None:
-        payload = args[0] if args else None
+                # ...but within the portal's limit per participant (portal/call/identity.py).
+                wait = side.next_send - now
+                side.next_send = max(now, side.next_send) + 1 / UNPACED_CAP
+                if wait > 0:
+                    loop.call_later(wait, bounce, payload["from"])
+                else:
+                    bounce(payload["from"])
+            return
         if event == "error":
-            with stats.lock:
-                code = payload.get("code") if isinstance(payload, dict) else payload
-                stats.errors[str(code)] += 1
-        with side.cond:
-            side.inbox.append((event, payload))
-            side.cond.notify_all()
+            code = payload.get("code") if isinstance(payload, dict) else payload
+            stats.errors[str(code)] += 1
+        side.inbox.append((event, payload))
+        side.arrived.set()
 
-    @sio.event
-    def disconnect(*_args: Any) -> None:
+    def on_close() -> None:
         if stats.mode != "done":
-            with stats.lock:
-                stats.dropped += 1
+            stats.dropped += 1
 
-    sio.connect(side.url, headers=side.headers, auth=side.auth, transports=["websocket"],
-                wait_timeout=WAIT)
+    side.sio = sioclient.Client(on_event, on_close)
+    await side.sio.connect(side.url, side.headers, side.auth, WAIT)
 
 
-def _setup_portal_call(host: Side, guest: Side, stats: Stats) -> None:
-    _client(host, stats)
-    host.me = host.wait_for("welcome")["self"]["id"]
+async def _setup_portal_call(host: Side, guest: Side, stats: Stats) -> None:
+    await _client(host, stats)
+    host.me = (await host.wait_for("welcome"))["self"]["id"]
     host.sio.emit("call:join", {"resume": False})
-    host.wait_for("call:joined")
-    _client(guest, stats)
-    guest.me = guest.wait_for("welcome")["self"]["id"]
+    await host.wait_for("call:joined")
+    await _client(guest, stats)
+    guest.me = (await guest.wait_for("welcome"))["self"]["id"]
     guest.sio.emit("lobby:join", {})
-    guest.wait_for("lobby:state")
-    host.wait_for("lobby:list", lambda p: guest.me in [w["id"] for w in p["waiting"]])
+    await guest.wait_for("lobby:state")
+    await host.wait_for("lobby:list", lambda p: guest.me in [w["id"] for w in p["waiting"]])
     host.sio.emit("lobby:admit", {"participant_id": guest.me})
-    guest.wait_for("lobby:state", lambda p: p["state"] == "admitted")
+    await guest.wait_for("lobby:state", lambda p: p["state"] == "admitted")
     guest.sio.emit("call:join", {"resume": False})
-    guest.wait_for("call:joined")
+    await guest.wait_for("call:joined")
     host.peer, guest.peer = guest.me, host.me
 
 
-def _setup_bare_call(host: Side, guest: Side, stats: Stats) -> None:
+async def _setup_bare_call(host: Side, guest: Side, stats: Stats) -> None:
     host.me, guest.me = host.auth["me"], guest.auth["me"]
     host.peer, guest.peer = guest.me, host.me
-    _client(host, stats)
-    _client(guest, stats)
+    await _client(host, stats)
+    await _client(guest, stats)
 
 
 def client_process(calls: list[dict[str, Any]], bare: bool, commands: Any, results: Any) -> None:
+    asyncio.run(_client_process(calls, bare, commands, results))
+
+
+async def _client_process(calls: list[dict[str, Any]], bare: bool, commands: Any,
+                          results: Any) -> None:
     stats = Stats()
-    pairs: list[tuple[Side, Side]] = []
-    for call in calls:
-        pairs.append((Side(call["host_url"], call["host_auth"], call["host_headers"]),
-                      Side(call["guest_url"], call["guest_auth"], call["guest_headers"])))
+    pairs = [(Side(call["host_url"], call["host_auth"], call["host_headers"]),
+              Side(call["guest_url"], call["guest_auth"], call["guest_headers"]))
+             for call in calls]
     setup = _setup_bare_call if bare else _setup_portal_call
+    gate = asyncio.Semaphore(8)  # calls set up at once, as a clinic's morning would
+
+    async def set_up(host: Side, guest: Side) -> None:
+        async with gate:
+            await setup(host, guest, stats)
+
     try:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda pair: setup(pair[0], pair[1], stats), pairs))
+        await asyncio.gather(*(set_up(host, guest) for host, guest in pairs))
     except Exception as exc:
         results.put({"error": f"setup failed: {exc!r}"})
         return
     results.put({"ready": len(pairs)})
     sides = [side for pair in pairs for side in pair]
     while True:
-        command, seconds = commands.get()
+        command, seconds = await asyncio.to_thread(commands.get)
         if command == "paced":
             stats.mode = "paced"
-            _paced(sides, stats, seconds)
-            time.sleep(3)  # let the last ones arrive
-            with stats.lock:
-                results.put({"sent": stats.sent, "received": stats.received,
-                             "latencies": stats.latencies, "errors": dict(stats.errors),
-                             "dropped": stats.dropped})
+            await _paced(sides, stats, seconds)
+            await asyncio.sleep(3)  # let the last ones arrive
+            results.put({"sent": stats.sent, "received": stats.received,
+                         "latencies": stats.latencies, "errors": dict(stats.errors),
+                         "dropped": stats.dropped})
         elif command == "unpaced":
-            with stats.lock:
-                stats.bounced = 0
+            stats.bounced = 0
             stats.mode = "unpaced"
             for host, _guest in pairs:
                 for _ in range(2):
                     host.sio.emit("signal", {"to": host.peer,
                                              "candidate": _candidate(0, "unpaced")})
-            time.sleep(1)  # warm up
-            with stats.lock:
-                start = stats.bounced
-            time.sleep(seconds)
-            with stats.lock:
-                count = stats.bounced - start
+            await asyncio.sleep(1)  # warm up
+            start = stats.bounced
+            await asyncio.sleep(seconds)
+            count = stats.bounced - start
             stats.mode = "idle"
-            time.sleep(1)
+            await asyncio.sleep(1)
             results.put({"relayed": count, "errors": dict(stats.errors),
                          "dropped": stats.dropped})
         else:
             stats.mode = "done"
             for side in sides:
-                with contextlib.suppress(Exception):  # tearing down
-                    side.sio.disconnect()
+                side.sio.close()
+            await asyncio.sleep(0.5)
             results.put({"stopped": True})
             return
 
 
-def _paced(sides: list[Side], stats: Stats, seconds: float) -> None:
+async def _paced(sides: list[Side], stats: Stats, seconds: float) -> None:
     """One message a second from every side, spread evenly over the second."""
     began = time.monotonic()
     schedule = sorted((began + random.random(), n) for n in range(len(sides)))  # noqa: S311
@@ -363,16 +366,14 @@ def _paced(sides: list[Side], stats: Stats, seconds: float) -> None:
             return
         wait = due - time.monotonic()
         if wait > 0:
-            time.sleep(wait)
+            await asyncio.sleep(wait)
         side = sides[n]
         seq += 1
-        try:
+        if side.sio.connected:
             side.sio.emit("signal", {"to": side.peer, "candidate": _candidate(seq, "paced")})
-            with stats.lock:
-                stats.sent += 1
-        except Exception:
-            with stats.lock:
-                stats.errors["emit failed"] += 1
+            stats.sent += 1
+        else:
+            stats.errors["emit failed"] += 1
         schedule[0] = (due + 1.0, n)
         schedule.sort()
 
@@ -385,11 +386,12 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def cpu_seconds(sessions: list[int]) -> tuple[float, float]:
+def cpu_seconds(sessions: list[int], clients: list[int]) -> tuple[float, float, float]:
     """CPU time (user + system) of every process in these sessions (a server started with
-    start_new_session: gunicorn's master and worker), and of the Redis server."""
+    start_new_session: gunicorn's master and worker), of the Redis server, and of the load
+    generator's client processes."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = redis = 0
+    total = redis = generator = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -397,11 +399,14 @@ def cpu_seconds(sessions: list[int]) -> tuple[float, float]:
             continue
         name = text[text.index("(") + 1:text.rindex(")")]
         fields = text[text.rindex(")") + 2:].split()
+        used = int(fields[11]) + int(fields[12])
         if int(fields[3]) in sessions:
-            total += int(fields[11]) + int(fields[12])
+            total += used
         elif name == "redis-server":
-            redis += int(fields[11]) + int(fields[12])
-    return total / tick, redis / tick
+            redis += used
+        elif int(stat.parent.name) in clients:
+            generator += used
+    return total / tick, redis / tick, generator / tick
 
 
 def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float,
@@ -430,11 +435,12 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
         for _, commands in workers:
             commands.put(("paced", seconds))
         paced = gather(seconds + 60)
-        cpu_before = cpu_seconds(servers or [])
+        clients = [process.pid for process, _ in workers if process.pid]
+        cpu_before = cpu_seconds(servers or [], clients)
         for _, commands in workers:
             commands.put(("unpaced", unpaced_seconds))
         unpaced = gather(unpaced_seconds + 60)
-        cpu_after = cpu_seconds(servers or [])
+        cpu_after = cpu_seconds(servers or [], clients)
         for _, commands in workers:
             commands.put(("stop", 0))
         gather(60)
@@ -458,9 +464,9 @@ def run_load(calls: list[dict[str, Any]], bare: bool, procs: int, seconds: float
             "dropped_paced": sum(f["dropped"] for f in paced),
             "errors": dict(errors),
             "unpaced": sum(f["relayed"] for f in unpaced) / unpaced_seconds,
-            # The servers' and Redis's CPU per relayed message in the unpaced phase.
+            # The servers', Redis's and the clients' CPU per relayed message (unpaced phase).
             **{f"{who}_ms_per_msg": 1000 * (cpu_after[k] - cpu_before[k]) / max(1, relayed)
-               for k, who in enumerate(("server", "redis"))}}
+               for k, who in enumerate(("server", "redis", "generator"))}}
 
 
 def show(label: str, found: dict[str, Any], sockets: int) -> None:
@@ -470,7 +476,8 @@ def show(label: str, found: dict[str, Any], sockets: int) -> None:
           f"{found['offered']:6.1f} msg/s  lost {found['lost']}  dropped "
           f"{found['dropped_paced']}  unpaced {found['unpaced']:7.0f} msg/s"
           f"  CPU per msg: servers {found['server_ms_per_msg']:.2f} ms, Redis "
-          f"{found['redis_ms_per_msg']:.2f} ms"
+          f"{found['redis_ms_per_msg']:.2f} ms, load generator "
+          f"{found['generator_ms_per_msg']:.2f} ms"
           f"  (setup {found['setup_s']:.0f} s){errors}", flush=True)
 
 
