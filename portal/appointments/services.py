@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from portal import presence, signals
 from portal.audit import services as audit
@@ -355,7 +355,10 @@ def check_invite(token: str, *, now: datetime | None = None) -> InviteCheck:
     if not token or len(token) > 128:
         return InviteCheck(InviteState.UNKNOWN)
     digest = hash_token(token)
-    guest = db.session.scalar(select(Participant).where(Participant.invite_token_hash == digest))
+    # With the appointment and its host: the guest page shows both (one query, not three).
+    guest = db.session.scalar(
+        select(Participant).where(Participant.invite_token_hash == digest)
+        .options(joinedload(Participant.appointment).joinedload(Appointment.host)))
     if guest is None:
         retired = db.session.get(RetiredInvite, digest)
         if retired is not None:
