@@ -60,6 +60,19 @@ OUTBOUND_JS = """async () => {
   });
   return out;
 }"""
+# At one moment, the video this page sends to the call (its first peer) and to the recorder:
+# size, target rate and frames sent so far.
+SENT_TO_BOTH_JS = """async () => {
+  const video = async (pc) => { let found = null; (await pc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      found = {pixels: (s.frameWidth || 0) * (s.frameHeight || 0),
+               size: `${s.frameWidth}x${s.frameHeight}`, target: s.targetBitrate || 0,
+               frames: s.framesSent || 0};
+    } }); return found; };
+  const call = [...window.samtale.peers.values()][0];
+  const r = window.samtale.recorder;
+  return {at: performance.now() / 1000, call: await video(call), rec: r ? await video(r.pc) : null};
+}"""
 # The recorder's video sender carries the page's current, live camera track (not `old`).
 SENDS_CURRENT_CAMERA = """(old) => {
   const track = window.samtale.media.videoTrack;
@@ -227,6 +240,22 @@ def stop_recording(call: Call, portal: RecordingPortal, recording_id: str) -> di
     return seen
 
 
+def as_sharp_as_the_call(name: str, began: dict[str, Any], ended: dict[str, Any]) -> float:
+    """What one browser sent to the recorder is as good as what it sent to the call over the
+    same seconds: frame rate and, at the last moment, picture size (one step of the encoder's
+    ladder apart, as the two adapt at different moments) and target rate (at least half: the
+    recorder's link follows the call's ramp a few seconds behind; its own estimate once held
+    it to a tenth). Returns the call's frame rate."""
+    seconds = ended["at"] - began["at"]
+    fps = {link: (ended[link]["frames"] - began[link]["frames"]) / seconds
+           for link in ("call", "rec")}
+    last = f"{name} over {seconds:.1f} s: {fps}; at the end {ended}"
+    assert fps["rec"] >= MIN_FRAME_SHARE * fps["call"], last
+    assert ended["rec"]["target"] >= 0.5 * ended["call"]["target"], last
+    assert ended["rec"]["pixels"] >= ended["call"]["pixels"] * (540 * 960) / (720 * 1280), last
+    return fps["call"]
+
+
 def probe(path: Path) -> list[dict[str, Any]]:
     done = subprocess.run(  # noqa: S603
         [FFPROBE, "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],
@@ -246,6 +275,7 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
         "() => window.samtale.media.videoTrack.getSettings().frameRate"))
     recording_id = start_recording(call)
     since = time.monotonic()
+    began = {side.name: side.page.evaluate(SENT_TO_BOTH_JS) for side in (call.host, call.guest)}
     # The guest, recorded, may withdraw; the host stops instead.
     assert call.guest.page.is_visible("#consent-withdraw")
     assert call.host.page.inner_text("#record").strip() == "Stop recording"
@@ -259,6 +289,8 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
     # peer connection is gone, so the frames sent until the server stopped are bounded by
     # the time it took at the camera's rate (audio: 50 packets a second).
     sent = {side.name: side.page.evaluate(OUTBOUND_JS) for side in (call.host, call.guest)}
+    ended = {side.name: side.page.evaluate(SENT_TO_BOTH_JS) for side in (call.host, call.guest)}
+    call_fps = {name: as_sharp_as_the_call(name, began[name], ended[name]) for name in ended}
     stop_asked = time.monotonic()
     seen = stop_recording(call, recording_portal, recording_id)
     slack_s = time.monotonic() - stop_asked
@@ -284,6 +316,11 @@ def test_both_consent_and_the_recording_exports_with_both_participants(
         assert frames > 0, label
         assert least <= frames <= most, f"{label}; expected {least:.0f}..{most:.0f} " \
                                         f"(sent before Stop: {sent}; stop took {slack_s:.1f} s)"
+        if kind == "video":  # stored at the rate the call ran at
+            stored_fps = frames / recorded_s
+            assert stored_fps >= MIN_FRAME_SHARE * min(call_fps.values()), (
+                f"{label}: {stored_fps:.1f} fps stored over {recorded_s:.1f} s, the call "
+                f"ran at {call_fps}")
 
     verified = recording_portal.flask("recordings", "verify", recording_id)
     assert verified.returncode == 0, f"verify failed:\n{verified.stdout}\n{verified.stderr}"

@@ -8,9 +8,11 @@ import {createRecorderLink} from "./recorder.js";
 /**
  * media: the LocalMedia; t(key, vars): translated strings; isHost; alertUser(message): the
  * call's alert line; inCall(): whether this page is in the call; refreshJoin(): re-check
- * whether Join may be pressed.
+ * whether Join may be pressed; callPcs(): the call's peer connections (the recorder's link
+ * follows their rate).
  */
-export function createRecording({media, t, isHost, alertUser, inCall, refreshJoin}) {
+export function createRecording({media, t, isHost, alertUser, inCall, refreshJoin,
+  callPcs = () => []}) {
   const $ = (id) => document.getElementById(id);
   const el = {
     notice: $("notice"), noticeText: $("notice-text"), noticeAck: $("notice-ack"),
@@ -31,7 +33,7 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
   let answered = null; // recording id this page answered and the server has not confirmed yet
   const news = createRecordStatus({t, live: el.live, status: el.status, expired: () => render()});
   const recorder = createRecorderLink({media, emit: (event, payload) => emit(event, payload),
-    failed: () => alertUser(t("rec_publish_failed"))});
+    failed: () => alertUser(t("rec_publish_failed")), callPcs});
   document.body.dataset.recording = "none";
 
   // ------------------------------------------------------------------ the state

@@ -1,18 +1,26 @@
 // Publishing this browser's media to the recorder, on a peer connection of its own (record.js
 // decides when; docs/signaling.md, "Recording").
 
+import {callVideo, encodingLike, withoutOwnEstimate} from "./record-rate.js";
+
 const GATHER_TIMEOUT_MS = 3000;
+// How often the link's ceiling follows the call's own rate (record-rate.js).
+const FOLLOW_MS = 1000;
 // A withdrawn link stops sending at once but closes only once the portal has the withdrawal
 // (or after this): a close seen first would stop the recording as a lost connection.
 const WITHDRAW_CLOSE_MS = 5000;
 
-/** emit(event, payload): to the portal; failed(): tell the user sending failed. */
-export function createRecorderLink({media, emit, failed}) {
-  let link = null; // {id, pc, closed, senders, silent}
+/**
+ * emit(event, payload): to the portal; failed(): tell the user sending failed; callPcs(): the
+ * call's peer connections, whose rate the recorder's link follows.
+ */
+export function createRecorderLink({media, emit, failed, callPcs = () => []}) {
+  let link = null; // {id, pc, closed, senders, silent, startKbps, encoding, follow}
 
   function close() {
     if (!link) { return; }
     link.closed = true;
+    clearInterval(link.follow);
     try { link.pc.close(); } catch (e) { /* already closed */ }
     link = null;
   }
@@ -43,6 +51,8 @@ export function createRecorderLink({media, emit, failed}) {
         mine.senders[track.kind] = pc.addTransceiver(track,
           {direction: "sendonly", streams: [media.stream]}).sender;
       }
+      const now = await callVideo(callPcs());
+      mine.startKbps = now ? now.rate / 1000 : 0;
       await pc.setLocalDescription(await pc.createOffer());
       await gathered(pc);
       if (mine.closed) { return true; }
@@ -53,6 +63,25 @@ export function createRecorderLink({media, emit, failed}) {
       if (!mine.closed) { close(); failed(); }
     }
     return true;
+  }
+
+  /** Send the recorder what the call gets: its rate and picture size (record-rate.js). */
+  async function follow(mine) {
+    const sender = mine.senders.video;
+    const now = await callVideo(callPcs());
+    const track = sender && sender.track;
+    if (mine.closed || mine.silent || !now || !track) { return; }
+    const want = encodingLike(now, track.getSettings().width || 0);
+    const had = mine.encoding;
+    if (had && Math.abs(want.maxBitrate - had.maxBitrate) < 0.1 * had.maxBitrate &&
+        want.scaleResolutionDownBy === had.scaleResolutionDownBy) { return; }
+    const params = sender.getParameters();
+    if (!params.encodings || !params.encodings.length) { return; }
+    Object.assign(params.encodings[0], want);
+    try {
+      await sender.setParameters(params);
+      mine.encoding = want;
+    } catch (e) { /* renegotiating or closed: the next round tries again */ }
   }
 
   function gathered(pc) {
@@ -74,7 +103,10 @@ export function createRecorderLink({media, emit, failed}) {
     const mine = link;
     if (!mine || mine.id !== id || typeof sdp !== "string") { return; }
     try {
-      await mine.pc.setRemoteDescription({type: "answer", sdp});
+      await mine.pc.setRemoteDescription(
+        {type: "answer", sdp: withoutOwnEstimate(sdp, mine.startKbps)});
+      if (mine.closed) { return; }
+      mine.follow = setInterval(() => follow(mine), FOLLOW_MS);
     } catch (err) {
       console.warn("samtale: the recorder's answer failed", err);
       if (link === mine) { close(); failed(); }

@@ -41,6 +41,7 @@ function start(room) {
     media, t, isHost, inCall,
     alertUser: (message) => call.alertUser(message),
     refreshJoin: () => call.refreshJoin(),
+    callPcs: () => [...links.values()].map((link) => link.pc),
   });
   const check = createDeviceCheck({
     media, t,
