@@ -6,5 +6,6 @@ import "./peers.test.js";
 import "./idle.test.js";
 import "./hearing.test.js";
 import "./court.test.js";
+import "./text.test.js";
 
 window.__results = await run();
