@@ -217,6 +217,22 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
         if lang == "en":
             guest.stage("ended")
             check(guest, "ended")
+            # The recording: its tracks side by side, by name, played together from the keyboard.
+            recordings = f"{live.base_url}/appointments/{consult.appointment_id}/recordings"
+            for _ in range(20):
+                host.page.goto(recordings)
+                if host.page.locator("li.recording[data-status=complete]").count():
+                    break
+                host.page.wait_for_timeout(250)
+            names = host.page.eval_on_selector_all(
+                "li.recording .track figcaption", "els => els.map((e) => e.textContent.trim())")
+            assert [n.split(" · ")[0] for n in names] == ["Dr. Ada Host", "Pat Keys"], names
+            check(host, "a recording")
+            tab_to(host.page, "button[data-play-together]")
+            host.page.keyboard.press("Enter")
+            host.wait("() => [...document.querySelectorAll('li.recording video')]"
+                      ".every((v) => !v.paused)")
+            assert host.page.get_attribute("button[data-play-together]", "aria-pressed") == "true"
         assert live.get_appointment(consult.appointment_id).status.value == "ended"
         assert not [e for side in sides.sides for e in side.errors], \
             [e for side in sides.sides for e in side.errors]
