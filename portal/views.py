@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, current_app, redirect, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -21,3 +21,9 @@ def index() -> ResponseReturnValue:
 def healthz() -> ResponseReturnValue:
     """For a load balancer: the process answers."""
     return {"status": "ok"}
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """Browsers ask for it on every page, whatever the page links."""
+    return current_app.send_static_file("favicon.ico")

@@ -91,10 +91,12 @@ ROUTES = (
           redirect_to="/appointments/{appt}"),
     Route("cancel", "POST", "/appointments/{appt}/cancel", own_page(302),
           redirect_to="/appointments/{appt}"),
-    Route("add-guest", "POST", "/appointments/{appt}/guests", own_page(200), data=GUEST_FORM),
+    Route("add-guest", "POST", "/appointments/{appt}/guests", own_page(302), data=GUEST_FORM,
+          redirect_to="/appointments/{appt}"),
     Route("revoke", "POST", "/appointments/{appt}/guests/{guest}/revoke", own_page(302),
           redirect_to="/appointments/{appt}"),
-    Route("reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue", own_page(200)),
+    Route("reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue", own_page(302),
+          redirect_to="/appointments/{appt}"),
     Route("users", "GET", "/admin/users", admin_page(200)),
     Route("create-user", "POST", "/admin/users", admin_page(200),
           data={"email": "new@example.org", "name": "New Host", "role": "host"}),
@@ -320,7 +322,7 @@ def test_administrators_see_no_consult_content_anywhere(app, people, new_browser
     assert owner.post(f"/appointments/{appointment_id}/edit",
                       {**EDIT, "title": title, "starts_at": world["later"]}).status_code == 302
     assert owner.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue"
-                      ).status_code == 200
+                      ).status_code == 302
     admin = browser_for(ADMIN, people, new_browser, world)
     for path in ("/appointments/", "/admin/users", "/admin/tokens", "/admin/audit",
                  "/admin/audit/verify", f"/appointments/{appointment_id}",
@@ -365,18 +367,20 @@ COURT_ROUTES = (
     Route("hearing-add-staff", "POST", "/appointments/{appt}/guests", court_page(302),
           data={"role": "clerk", "staff_email": "{clerk_email}"},
           redirect_to="/appointments/{appt}"),
-    Route("hearing-add-guest", "POST", "/appointments/{appt}/guests", court_page(200),
-          data={"display_name": "Wes", "role": "witness", "screened_from": "{guest}"}),
+    Route("hearing-add-guest", "POST", "/appointments/{appt}/guests", court_page(302),
+          data={"display_name": "Wes", "role": "witness", "screened_from": "{guest}"},
+          redirect_to="/appointments/{appt}"),
     Route("hearing-screening", "POST", "/appointments/{appt}/screening", court_page(302),
           data={"participant": "{guest}", "screened_from": "{party}"},
           redirect_to="/appointments/{appt}"),
-    Route("hearing-observer-on", "POST", "/appointments/{appt}/observer-link", court_page(200)),
+    Route("hearing-observer-on", "POST", "/appointments/{appt}/observer-link", court_page(302),
+          redirect_to="/appointments/{appt}"),
     Route("hearing-observer-off", "POST", "/appointments/{appt}/observer-link/off",
           court_page(302), redirect_to="/appointments/{appt}"),
     Route("hearing-edit", "POST", "/appointments/{appt}/edit", court_page(302),
           data={**EDIT, "kind": "hearing"}, redirect_to="/appointments/{appt}"),
     Route("hearing-reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue",
-          court_page(200)),
+          court_page(302), redirect_to="/appointments/{appt}"),
     # The observer link is public: a name, then the observer's own link.
     Route("observer-form", "GET", "/o/{observer}", dict.fromkeys(COURT_ROLES, 200)),
     Route("observer-join", "POST", "/o/{observer}", dict.fromkeys(COURT_ROLES, 303),

@@ -116,7 +116,8 @@ def test_a_new_link_gives_a_denied_guest_a_new_chance(app: Flask, people: Any,
     host.emit("lobby:deny", {"participant_id": guest_id})
     assert {"name": "lobby:state", "args": [{"state": "denied"}], "namespace": "/"} \
         in patient.get_received()
-    page = browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue")
+    page = browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue",
+                        follow_redirects=True)
     new_link = re.search(r"/j/([A-Za-z0-9_-]+)", page.get_data(as_text=True)).group(1)
     again = socketio.test_client(app, auth={"invite": new_link})
     welcome = next(m for m in again.get_received() if m["name"] == "welcome")["args"][0]

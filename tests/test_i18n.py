@@ -312,7 +312,7 @@ def oslo_booking(app, people, new_browser, frozen_clock) -> tuple[int, str]:
     edit = host.get(f"/appointments/{appointment_id}/edit").get_data(as_text=True)
     assert 'value="2030-01-15T10:00"' in edit  # shown back in the zone it was typed in
     added = host.post(f"/appointments/{appointment_id}/guests",
-                      {"display_name": "Pat", "role": "patient"})
+                      {"display_name": "Pat", "role": "patient"}, follow_redirects=True)
     return appointment_id, invite_path(added)
 
 

@@ -238,7 +238,7 @@ def test_reissue_over_http(app, people, browser, new_browser):
     appointment_id = book(app, people.host_a.id)
     browser.login(people.host_a)
     response = browser.post(f"/appointments/{appointment_id}/guests",
-                            {"display_name": "Pat", "role": "patient"})
+                            {"display_name": "Pat", "role": "patient"}, follow_redirects=True)
     assert response.status_code == 200
     old = invite_path(response)
     guest = new_browser()
@@ -246,7 +246,8 @@ def test_reissue_over_http(app, people, browser, new_browser):
     with app.app_context():
         guest_id = db.session.scalar(select(Participant.id).where(
             Participant.appointment_id == appointment_id, Participant.display_name == "Pat"))
-    response = browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue")
+    response = browser.post(f"/appointments/{appointment_id}/guests/{guest_id}/reissue",
+                            follow_redirects=True)
     assert response.status_code == 200
     new = invite_path(response)
     assert new != old
@@ -306,7 +307,7 @@ def test_token_is_stored_only_as_its_sha256(app, people, browser, new_browser, b
     appointment_id = book(app, people.host_a.id)
     browser.login(people.host_a)
     response = browser.post(f"/appointments/{appointment_id}/guests",
-                            {"display_name": "Pat", "role": "patient"})
+                            {"display_name": "Pat", "role": "patient"}, follow_redirects=True)
     token = invite_path(response).removeprefix("/j/")
     assert new_browser().get(f"/j/{token}").status_code == 200  # opened: audited too
     browser.post(f"/appointments/{appointment_id}/guests", {"display_name": "Kim",

@@ -16,7 +16,8 @@ def test_host_books_and_guest_opens_link(browser, new_browser, people):
         "duration_minutes": "30", "recording_policy": "consent"})
     assert response.status_code == 302
     page = response.headers["Location"]
-    response = browser.post(page + "/guests", {"display_name": "Pat", "role": "patient"})
+    response = browser.post(page + "/guests", {"display_name": "Pat", "role": "patient"},
+                            follow_redirects=True)
     assert response.status_code == 200
     link = re.search(r'value="http://127.0.0.1:5000(/j/[^"]+)"', response.get_data(as_text=True))
     assert link
@@ -69,3 +70,17 @@ def test_demo_books_a_hearing_of_six_with_a_link_for_each_party(runner, new_brow
     assert hearing.group(1) in second.output  # the same hearing, new links
     again = dict(re.findall(r"^  (Demo \w+): http://[^/]+(/j/\S+)$", second.output, re.M))
     assert set(again) == set(links) and not set(again.values()) & set(links.values())
+
+
+def test_every_page_has_an_icon(new_browser):
+    """Browsers ask for /favicon.ico whatever a page links; both answer with the icon."""
+    client = new_browser()
+    page = client.get("/login").get_data(as_text=True)
+    linked = re.search(r'<link rel="icon" href="([^"]+)"', page)
+    assert linked
+    for url in ("/favicon.ico", linked.group(1)):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.mimetype in ("image/vnd.microsoft.icon", "image/x-icon"), url
+        assert response.get_data()[:4] == b"\x00\x00\x01\x00", url  # an ICO header
+        response.close()

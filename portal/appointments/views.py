@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from portal.appointments import hearing, services
+from portal.appointments import hearing, once, services
 from portal.appointments.forms import (
     AppointmentForm,
     ConfirmForm,
@@ -47,11 +47,24 @@ def _own(appointment_id: int) -> Appointment:
     return appointment
 
 
+def _link_made(appointment: Appointment, url: str, participant: Participant | None = None
+               ) -> ResponseReturnValue:
+    """Keep a new link for the appointment page, shown there once (post/redirect/get)."""
+    once.keep(appointment.id, once.NewLink(participant.id if participant else None, url))
+    return redirect(url_for(".show", appointment_id=appointment.id))
+
+
 def _page(appointment: Appointment, *, participant_form: ParticipantForm | None = None,
-          screening_form: ScreeningForm | None = None,
-          new_link: tuple[Participant, str] | None = None,
-          new_observer_link: str | None = None) -> str:
-    """The appointment page; a link made by this request is shown in it, this once."""
+          screening_form: ScreeningForm | None = None) -> str:
+    """The appointment page; a link made by the POST before it is shown in it, this once."""
+    new_link: tuple[Participant, str] | None = None
+    new_observer_link: str | None = None
+    made = once.take(appointment.id)
+    if made is not None and made.participant is None:
+        new_observer_link = made.url
+    elif made is not None:
+        guest = next((p for p in appointment.participants if p.id == made.participant), None)
+        new_link = (guest, made.url) if guest is not None else None
     opens, closes = services.invite_window(appointment)
     return render_template(
         "appointments/show.html", appointment=appointment,
@@ -175,9 +188,7 @@ def add_guest(appointment_id: int) -> ResponseReturnValue:
         flash(_("%(name)s sits in this hearing; they open it from their own list of "
                 "appointments.", name=added.participant.display_name), "info")
         return redirect(url_for(".show", appointment_id=appointment.id))
-    # Shown once, in this response only: the token is not stored anywhere.
-    return _page(appointment,
-                 new_link=(added.participant, invite_url(added.token)))
+    return _link_made(appointment, invite_url(added.token), added.participant)
 
 
 @bp.post("/<id:appointment_id>/screening")
@@ -211,7 +222,7 @@ def observer_link_on(appointment_id: int) -> ResponseReturnValue:
     except DomainError as err:
         flash(err.message, "error")
         return redirect(url_for(".show", appointment_id=appointment.id))
-    return _page(appointment, new_observer_link=observer_url(token))
+    return _link_made(appointment, observer_url(token))
 
 
 @bp.post("/<id:appointment_id>/observer-link/off")
@@ -250,7 +261,7 @@ def reissue(appointment_id: int, participant_id: int) -> ResponseReturnValue:
     except DomainError as err:
         flash(err.message, "error")
         return redirect(url_for(".show", appointment_id=appointment.id))
-    return _page(appointment, new_link=(guest, invite_url(token)))
+    return _link_made(appointment, invite_url(token), guest)
 
 
 def _guest(appointment: Appointment, participant_id: int) -> Participant:

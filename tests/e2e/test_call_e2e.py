@@ -109,20 +109,15 @@ def test_chat_both_ways(sides: Sides) -> None:
 def test_host_ends_the_call_for_everyone(sides: Sides) -> None:
     call = enter_call(sides)
     remote_video_plays(call.guest)
-    # The host is asked first; saying no changes nothing.
-    call.host.page.once("dialog", lambda dialog: dialog.dismiss())
+    # The host is asked first, in the page's dialog; saying no changes nothing.
     call.host.page.click("#end-call")
+    call.host.page.click("#end-confirm-no")
     call.host.page.wait_for_timeout(300)
     assert call.guest.page.evaluate("() => window.samtale.stage") == "call"
-    messages: list[str] = []
-
-    def accept(dialog: Any) -> None:
-        messages.append(dialog.message)
-        dialog.accept()
-
-    call.host.page.once("dialog", accept)
+    assert call.host.page.evaluate("() => document.activeElement.id") == "end-call"
     call.host.page.click("#end-call")
-    assert messages and "everyone" in messages[0]
+    assert "everyone" in call.host.page.inner_text("#end-confirm")
+    call.host.page.click("#end-confirm-yes")
     call.guest.stage("ended")
     call.host.stage("ended")
     assert call.guest.page.is_visible("text=The call has ended")

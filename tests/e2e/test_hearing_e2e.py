@@ -220,6 +220,7 @@ def test_a_guest_leaves_and_the_host_ends_the_hearing(hearing: HearingRoom) -> N
     """The consult's Leave and End for everyone, in a hearing: last, it ends the module's call."""
     leaver = hearing.parties[4]
     leaver.side.page.click("#leave")
+    leaver.side.page.click("#leave-confirm-yes")
     leaver.side.stage("left")
     assert leaver.side.page.evaluate("() => window.samtale.hearing.publishPc") is None
     stayed = [p for p in hearing.parties if p is not leaver]
@@ -228,8 +229,8 @@ def test_a_guest_leaves_and_the_host_ends_the_hearing(hearing: HearingRoom) -> N
         party.wait(RECEIVES_JS, arg=others)
         party.wait("(id) => !document.querySelector(`[data-peer-tile=\"${id}\"]`)",
                    arg=leaver.participant_id)
-    hearing.host.side.page.once("dialog", lambda dialog: dialog.accept())
     hearing.host.side.page.click("#end-call")
+    hearing.host.side.page.click("#end-confirm-yes")
     for party in stayed:
         party.side.stage("ended")
         assert party.side.page.evaluate(

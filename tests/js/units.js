@@ -7,5 +7,6 @@ import "./idle.test.js";
 import "./hearing.test.js";
 import "./court.test.js";
 import "./record-rate.test.js";
+import "./text.test.js";
 
 window.__results = await run();

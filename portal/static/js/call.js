@@ -63,6 +63,14 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
     $("call-alert").hidden = !message;
   }
 
+  /** Say something to screen readers (#call-live, polite): knocks, admission, mute. */
+  function announce(message) {
+    const live = $("call-live");
+    // Cleared first: the same words twice are announced twice.
+    live.textContent = "";
+    setTimeout(() => { live.textContent = message || ""; }, 50);
+  }
+
   function netStatus(message) {
     $("net-status").textContent = message || "";
     $("net-status").hidden = !message;
@@ -102,6 +110,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   /** call:joined: in the call, with these peers (and the chat so far). */
   function joined({peers, chat: history}) {
     const resumed = state.inCall; // a network blip: keep the peer connections
+    if (!resumed) { announce(t("live_in_call")); }
     state.inCall = true;
     state.joining = false;
     stages.go("call");
@@ -228,7 +237,7 @@ export function createCall({room, t, isHost, media, stages, check, tiles, chat, 
   return {
     state, links, peerInfo, stages, media, isHost, t, record, hearing, court, check, chat, quality,
     tiles,
-    drawStage, refreshJoin, alertUser, netStatus, over, fail, enterLobby, joinCall, joined,
+    drawStage, refreshJoin, alertUser, netStatus, announce, over, fail, enterLobby, joinCall, joined,
     peerJoined, peerMedia, signal, removePeer, closeAllLinks, sendMediaState, emit,
   };
 }

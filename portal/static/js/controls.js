@@ -1,6 +1,7 @@
 // The room's buttons: Join on the device check, leaving the waiting room, and the call's
 // controls (mute, camera, switch camera, leave, end for everyone), and what follows a swapped
 // local track.
+import {askFirst} from "./confirm.js";
 
 export function wireControls(call) {
   const {state, media, isHost, t, record, check} = call;
@@ -68,11 +69,13 @@ export function wireControls(call) {
     if (call.court && call.court.muteLocked && !media.audioOn) { return; }
     media.setEnabled("audio", !media.audioOn);
     updateControls();
+    call.announce(media.audioOn ? t("live_mic_on") : t("live_mic_off"));
     call.sendMediaState();
   });
   $("camera").addEventListener("click", () => {
     media.setEnabled("video", !media.videoOn);
     updateControls();
+    call.announce(media.videoOn ? t("live_camera_on") : t("live_camera_off"));
     call.sendMediaState();
   });
   $("switch-camera").addEventListener("click", async () => {
@@ -82,14 +85,17 @@ export function wireControls(call) {
     check.showPreview();
     updateControls();
   });
-  $("leave").addEventListener("click", () => {
+  // Leaving puts a guest back in the waiting room; ending cannot be undone (the appointment
+  // is over and every link stops working): both are asked first.
+  $("leave").addEventListener("click", async () => {
+    if (!(await askFirst($("leave-confirm")))) { return; }
+    if (call.stages.stage !== "call") { return; }
     if (state.inCall) { call.emit("call:leave", {}); }
     call.stages.go("left");
   });
   if ($("end-call")) {
-    $("end-call").addEventListener("click", () => {
-      // Ending cannot be undone: the appointment is over and every link stops working.
-      if (!window.confirm(t("confirm_end"))) { return; }
+    $("end-call").addEventListener("click", async () => {
+      if (!(await askFirst($("end-confirm")))) { return; }
       state.ending = true;
       $("end-call").disabled = true;
       call.emit("call:end", {});

@@ -189,17 +189,33 @@ export async function probeIce(iceServers, timeoutMs = 6000) {
 }
 
 /** A short tone on the speaker (an observer's device check: no microphone, no camera). */
-export function playTestTone(ms = 600) {
+/**
+ * A short tone through the speaker. Resolves with the tone's peak level as it reached the
+ * output (0 when the browser made no sound: no audio output, or a context that cannot start);
+ * whether the person heard it only they can tell.
+ */
+export async function playTestTone(ms = 600) {
   const Ctx = window.AudioContext || window.webkitAudioContext;
-  if (!Ctx) { return false; }
+  if (!Ctx) { return 0; }
   const ctx = new Ctx();
-  const tone = ctx.createOscillator();
-  const gain = ctx.createGain();
-  tone.frequency.value = 660;
-  gain.gain.value = 0.2;
-  tone.connect(gain).connect(ctx.destination);
-  tone.start();
-  tone.stop(ctx.currentTime + ms / 1000);
-  tone.addEventListener("ended", () => ctx.close().catch(() => {}));
-  return true;
+  try {
+    await ctx.resume();
+    const tone = ctx.createOscillator();
+    const gain = ctx.createGain();
+    const probe = ctx.createAnalyser();
+    tone.frequency.value = 660;
+    gain.gain.value = 0.2;
+    tone.connect(gain).connect(ctx.destination);
+    gain.connect(probe);
+    tone.start();
+    tone.stop(ctx.currentTime + ms / 1000);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(ms / 2, 200)));
+    const samples = new Float32Array(probe.fftSize);
+    probe.getFloatTimeDomainData(samples);
+    const peak = samples.reduce((most, v) => Math.max(most, Math.abs(v)), 0);
+    await new Promise((resolve) => tone.addEventListener("ended", resolve, {once: true}));
+    return peak;
+  } finally {
+    ctx.close().catch(() => {});
+  }
 }

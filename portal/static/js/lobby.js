@@ -40,6 +40,25 @@ export function renderWaiting(listEl, emptyEl, waiting, text) {
   return rows.length;
 }
 
+/**
+ * Someone new knocked: say so (announce(text)) and, unless the host is typing or answering a
+ * dialog, put focus on the first newcomer's Admit button, so Enter lets them in. known: the
+ * Set of ids seen waiting so far (updated here).
+ */
+export function noticeKnocks(listEl, waiting, known, text, announce) {
+  const now = new Set((waiting || []).map((g) => g.id));
+  const newcomers = (waiting || []).filter((g) => !known.has(g.id));
+  known.clear();
+  for (const id of now) { known.add(id); }
+  if (!newcomers.length) { return; }
+  announce(newcomers.map((g) => format(text.knock, {name: g.name})).join(" "));
+  const active = document.activeElement;
+  const busy = active && (active.closest("dialog[open]") ||
+    ["INPUT", "TEXTAREA", "SELECT"].includes(active.tagName));
+  const admit = listEl.querySelector(`button[data-action="admit"][data-participant="${newcomers[0].id}"]`);
+  if (admit && !busy && !document.querySelector("dialog[open]")) { admit.focus(); }
+}
+
 /** Send lobby:admit / lobby:deny when one of the list's buttons is pressed. */
 export function wireWaiting(listEl, getSocket) {
   listEl.addEventListener("click", (event) => {

@@ -111,15 +111,25 @@ function start(room) {
     // No getUserMedia at all: the check tests the speaker (a tone) and the network only.
     call.state.mediaReady = Promise.resolve();
     check.setCheck("check-media", "ok", t("observer_media"));
-    $("speaker-test").addEventListener("click", () => {
-      playTestTone();
-      check.setCheck("check-media", "ok", t("speaker_playing"));
-    });
   } else {
     call.state.mediaReady = check.start().catch((err) => {
       console.warn("samtale: media", err);
       check.refresh();
     });
   }
+  wireSpeakerTest(check, t);
   connect(call, text);
+}
+
+// The speaker check: a tone, and the check line says whether the browser played it.
+function wireSpeakerTest(check, t) {
+  const button = document.getElementById("speaker-test");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    check.setCheck("check-speaker", "pending", t("speaker_playing"));
+    const peak = await playTestTone().catch(() => 0);
+    check.setCheck("check-speaker", peak > 0.01 ? "ok" : "fail",
+      peak > 0.01 ? t("speaker_played") : t("speaker_silent"));
+    button.disabled = false;
+  });
 }

@@ -1,12 +1,13 @@
 // The room's Socket.IO connection (docs/signaling.md): who we are, and each server event
 // handed to the call (call.js).
-import {renderWaiting} from "./lobby.js";
+import {noticeKnocks, renderWaiting} from "./lobby.js";
 
 /** Open the socket for the call; text: the page's strings (the lobby list needs them). */
 export function connect(call, text) {
   const {state, stages, isHost, t, record, check} = call;
   const $ = (id) => document.getElementById(id);
   const room = $("room");
+  const knocked = new Set(); // who was seen waiting: a knock is announced once
 
   if (typeof window.io !== "function") {
     check.setCheck("check-signal", "fail", t("signal_failed"));
@@ -178,6 +179,7 @@ export function connect(call, text) {
     if (!isHost) { return; }
     const n = renderWaiting($("lobby-list"), $("lobby-empty"), waiting, text);
     $("lobby-panel").classList.toggle("has-waiting", n > 0);
+    noticeKnocks($("lobby-list"), waiting, knocked, text, call.announce);
     room.dataset.waiting = String(n);
   });
   socket.on("call:joined", call.joined);

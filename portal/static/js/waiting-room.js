@@ -1,7 +1,7 @@
 // The appointment page's live waiting room (#waiting-room): its own host socket, the waiting
 // guests, Admit / Deny.
 import {publishHooks} from "./hooks.js";
-import {renderWaiting, wireWaiting} from "./lobby.js";
+import {noticeKnocks, renderWaiting, wireWaiting} from "./lobby.js";
 import {format, readStrings} from "./text.js";
 
 const panel = document.getElementById("waiting-room");
@@ -18,6 +18,9 @@ function start(panel) {
   const socket = window.io({auth: {appointment: Number(panel.dataset.appointment)},
     query: {call: panel.dataset.appointment}}); // routing only, as in socket.js
   wireWaiting(listEl, () => socket);
+  const knocked = new Set();
+  // The list itself is not a live region: a redraw would read every row again.
+  const announce = (message) => { document.getElementById("lobby-live").textContent = message; };
   publishHooks({socket});
 
   socket.on("connect", () => { connEl.textContent = text.connected; });
@@ -26,6 +29,7 @@ function start(panel) {
     const n = renderWaiting(listEl, emptyEl, (payload && payload.waiting) || [], text);
     panel.classList.toggle("has-waiting", n > 0);
     document.title = n > 0 ? `(${n}) ${baseTitle}` : baseTitle;
+    noticeKnocks(listEl, (payload && payload.waiting) || [], knocked, text, announce);
   });
   socket.on("call:ended", () => {
     socket.disconnect();
