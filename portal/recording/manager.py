@@ -27,7 +27,7 @@ from portal.database import after_commit
 from portal.extensions import db
 from portal.hearing import policy
 from portal.models import Participant, Recording, RecordingStatus, RecordingTrack, utcnow
-from portal.recording import archive, sealing, services
+from portal.recording import archive, losing, sealing, services
 from portal.recording.store import ChunkWriter
 
 if TYPE_CHECKING:  # aiortc is imported only when something is recorded
@@ -90,6 +90,7 @@ class RecordingManager:
             if self._engine is None:
                 engine = RecordingEngine(
                     ice_servers=self._ice_servers(), on_failed=self._publication_failed,
+                    on_loss=self._publication_losing,
                     allowed_networks=self.app.config["RECORDER_ALLOW_ADDRESSES"])
                 engine.start()
                 self._engine = engine
@@ -371,6 +372,22 @@ class RecordingManager:
     def _publication_failed(self, key: str, reason: str) -> None:
         """From the engine's thread: a publication's connection died; stop the recording."""
         _in_background(self._stop_in_app, key.split("/", 1)[0], reason)
+
+    def _publication_losing(self, key: str, total: dict[str, dict[str, int]]) -> None:
+        """From the engine's thread: a publication is losing media; the host is told."""
+        recording_id, track = key.split("/", 1)
+        _in_background(self._tell_loss, self.app, recording_id, track, total)
+
+    @staticmethod
+    def _tell_loss(app: Flask, recording_id: str, track: str,
+                   total: dict[str, dict[str, int]]) -> None:
+        with app.app_context():
+            try:
+                losing.tell(recording_id, track, total)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("telling recording %s's loss failed", recording_id)
 
     def _stop_in_app(self, recording_id: str, reason: str) -> None:
         with self.app.app_context():

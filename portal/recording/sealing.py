@@ -50,6 +50,8 @@ def _describe(recording: Recording, track: RecordingTrack,
         track.video_frames = int(result.frames.get("video", 0))
         track.audio_frames = int(result.frames.get("audio", 0))
         details["codecs"] = result.codecs
+        if result.loss is not None:
+            details["loss"] = result.loss
         if result.reason:
             details["transcode_reason"] = result.reason
         first = result.first_media_at
