@@ -30,7 +30,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
-from portal.recording import addresses, passthrough, udp
+from portal.recording import addresses, disk, passthrough, udp
 from portal.recording.loss import LossLedger
 from portal.recording.passthrough import TrackMuxer
 
@@ -578,6 +578,7 @@ class RecordingEngine:
                 await asyncio.gather(*pub.tasks, return_exceptions=True)
             stopped_at = time.time()
             stats = pub.muxer.close() if pub.muxer is not None else None
+            sink_error = await disk.closed(pub.sink)  # the disk threads finish the file
             pub.ledger.close()
         finally:
             self._pubs.pop(pub.key, None)
@@ -596,6 +597,6 @@ class RecordingEngine:
             stopped_at=stopped_at,
             duration=stats.duration if stats else 0.0,
             keyframe_requests=pub.plis,
-            error=pub.error or (stats.error if stats else None),
+            error=pub.error or (stats.error if stats else None) or sink_error,
             loss=pub.ledger.to_dict(),
         )

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, TypeVar
 import pylibsrtp
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
-from portal.recording import udp
+from portal.recording import disk, udp
 from portal.recording.endpoint import (
     LOSS_NOTICE_INTERVAL,
     EngineStoppedError,
@@ -473,6 +473,7 @@ class ForwardReceiver:
                     self._write(forward, stream.endpoint.kind, received)
             stopped_at = time.time()
             stats = forward.muxer.close() if forward.muxer is not None else None
+            sink_error = await disk.closed(forward.sink)  # the disk threads finish the file
             forward.ledger.close()
         finally:
             self._forwards.pop(forward.key, None)
@@ -494,7 +495,7 @@ class ForwardReceiver:
             stopped_at=stopped_at,
             duration=stats.duration if stats else 0.0,
             keyframe_requests=forward.plis,
-            error=forward.error or (stats.error if stats else None),
+            error=forward.error or (stats.error if stats else None) or sink_error,
             packets={kind: s.packets for kind, s in streams.items()},
             lost={kind: s.reorder.lost for kind, s in streams.items()},
             late={kind: s.reorder.late for kind, s in streams.items()},

@@ -54,6 +54,7 @@ from portal.models import (
     utcnow,
 )
 from portal.recording import archive, losing, sealing, services
+from portal.recording.disk import Disk
 from portal.recording.forwarded import ForwardReceiver, ForwardResult
 from portal.recording.janus_room import NO_SUCH_ROOM, RECORDABLE, Publication, RoomWatch
 from portal.recording.store import ChunkWriter
@@ -106,6 +107,7 @@ class HearingRecorder:
         self.receiver = ForwardReceiver(host=config["RECORDER_FORWARD_HOST"],
                                         on_failed=self._forward_failed,
                                         on_loss=self._forward_losing)
+        self.disk = Disk()  # sealing, writing and fsync, off the receiver's loop
         self._clients: dict[str, JanusClient] = {}
         self._held: dict[str, _Held] = {}  # the loop thread's, by recording id
         self._lock = threading.Lock()
@@ -179,6 +181,7 @@ class HearingRecorder:
         for thread in list(self._sealing.values()):
             thread.join(60)
         self.receiver.shutdown()
+        self.disk.shutdown()
         for client in self._clients.values():
             client.close()
 
@@ -423,12 +426,14 @@ class HearingRecorder:
         path = archive.directory(recording.id) / f"{name}.smr"
         data_key, recording_id = held.data_key, recording.id
 
-        def open_sink() -> BinaryIO:
+        def open_writer() -> ChunkWriter:  # on a disk thread
             private.folder(path.parent)
             # Sealed every half second: a crash loses about a second of media at most.
-            writer = ChunkWriter(path, recording_id=recording_id, track=name,
-                                 data_key=data_key, flush_interval=0.5)
-            return cast(BinaryIO, writer)
+            return ChunkWriter(path, recording_id=recording_id, track=name,
+                               data_key=data_key, flush_interval=0.5)
+
+        def open_sink() -> BinaryIO:  # on the receiver's loop: only queues
+            return cast(BinaryIO, self.disk.sink(open_writer))
 
         endpoints = self.receiver.open(key, kinds, open_sink).result(STOP_TIMEOUT)
         try:

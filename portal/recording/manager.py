@@ -28,6 +28,7 @@ from portal.extensions import db
 from portal.hearing import policy
 from portal.models import Participant, Recording, RecordingStatus, RecordingTrack, utcnow
 from portal.recording import archive, losing, sealing, services
+from portal.recording.disk import Disk, QueuedSink
 from portal.recording.store import ChunkWriter
 
 if TYPE_CHECKING:  # aiortc is imported only when something is recorded
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # aiortc is imported only when something is recorded
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+CHUNK_INTERVAL = 0.5  # s: the longest a track's media waits in memory before it is sealed
 FORWARDED_POLL = 0.5  # s between looks at a Janus call's recording, for its end
 #: A track whose negotiation failed: it has no file, and the participant's next offer reuses it.
 FAILED = "failed"
@@ -61,7 +63,8 @@ class RecordingManager:
         self.app = app
         self._lock = threading.Lock()
         self._engine: Recorder | None = None
-        self._writers: dict[str, ChunkWriter] = {}  # publication key -> writer
+        self._writers: dict[str, QueuedSink] = {}  # publication key -> its file
+        self._disk = Disk()  # sealing, writing and fsync, off the media loop
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
         self._retiring: dict[str, dict[str, Future[PublicationResult | None]]] = {}
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
@@ -131,6 +134,7 @@ class RecordingManager:
             engine.shutdown(timeout)
         for writer in list(self._writers.values()):
             writer.close()
+        self._disk.shutdown()
 
     def _heartbeat(self) -> None:
         interval = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
@@ -286,14 +290,17 @@ class RecordingManager:
         recording_id, track_name, participant_id = recording.id, track.name, me.id
         paused = recording.status is RecordingStatus.PAUSED
 
-        def open_sink() -> BinaryIO:
+        def open_writer() -> ChunkWriter:  # on a disk thread
             private.folder(path.parent)
             # Sealed every half second: a crash loses about a second of media at most.
-            writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
-                                 data_key=data_key, flush_interval=0.5)
+            return ChunkWriter(path, recording_id=recording_id, track=track_name,
+                               data_key=data_key, flush_interval=CHUNK_INTERVAL)
+
+        def open_sink() -> BinaryIO:  # on the media loop: only queues
+            sink = self._disk.sink(open_writer)
             with self._lock:
-                self._writers[key] = writer
-            return cast(BinaryIO, writer)  # file-like enough for PyAV (write/flush/close)
+                self._writers[key] = sink
+            return cast(BinaryIO, sink)  # file-like enough for PyAV (write/flush/close)
 
         def answered(done: Future[str]) -> None:
             try:

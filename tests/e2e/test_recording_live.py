@@ -47,6 +47,10 @@ def test_two_peers_recorded_and_exported(live_portal_module: LivePortal, peers: 
     assert abs(duration - recorded) <= 0.1 * recorded, (duration, recorded)
     files = sorted(p.name for p in (live.recordings_dir / recording_id).iterdir())
     assert "manifest.json" in files and len([f for f in files if f.endswith(".smr")]) == 2
+    # Each track says what it did not get (a busy machine may lose some: not asserted here).
+    signed = json.loads((live.recordings_dir / recording_id / "manifest.json").read_text())
+    assert signed["manifest"]["loss"]["accounted"] is True
+    assert all("window_seconds" in t["loss"] for t in signed["manifest"]["tracks"])
     # Nothing of the media is stored in the clear.
     webm_magic = bytes.fromhex("1a45dfa3")
     for f in (live.recordings_dir / recording_id).glob("*.smr"):
