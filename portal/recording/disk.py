@@ -20,12 +20,32 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from portal import private
 from portal.recording.store import ChunkWriter, FileSummary, StoreError
 
 WORKERS = 4  # disk threads per recorder process
 MAX_PENDING = 32 * 1024 * 1024  # bytes a sink may have queued (about 3 min of a 1.5 Mbit/s call)
+
+
+@dataclass(frozen=True)
+class TrackFile:
+    """Where and how a publication's encrypted track is written; called, it opens the file
+    (on a disk thread: creating and fsync'ing it blocks)."""
+
+    path: Path
+    recording_id: str
+    track: str
+    data_key: bytes = field(repr=False)
+    flush_interval: float = 0.5
+
+    def __call__(self) -> ChunkWriter:
+        private.folder(self.path.parent)
+        return ChunkWriter(self.path, recording_id=self.recording_id, track=self.track,
+                           data_key=self.data_key, flush_interval=self.flush_interval)
 
 
 class Disk:
