@@ -72,7 +72,7 @@ VIDEO_BITRATE = 1_600_000  # a real call's camera: at least 1.5 Mbit/s (issue 17
 LOOP_SECONDS = 10  # the pre-encoded media, replayed from its keyframe in a loop
 NOISE_ROWS = 24  # rows of noise in each picture (more than rate control can squeeze: ~1.6)
 WARMUP = 2.0
-DRAIN = 1.0  # s between the senders' stop and the recorder's
+DRAIN = 3.0  # s between the senders' stop and the recorder's: a busy recorder catches up
 CHUNK = 64 * 1024
 SENDERS = 2  # sender processes
 LOOPBACK = ["127.0.0.0/8", "::1"]
@@ -288,6 +288,7 @@ def record(senders: Senders, consults: int, workers: int, seconds: float,
     return {"consults": consults, "workers": workers, "cpu": cpu, "wall": wall,
             "video_sent": video_sent, "video_stored": video_stored,
             "lost_beyond_last": sum(max(0, gap - 1) for gap in short),
+            "short": short,
             "ledger": loss, "errors": [r.error for r in results if r.error]}
 
 
@@ -422,7 +423,8 @@ def run(args: argparse.Namespace) -> None:
                       f"workers: recorder {cores:.2f} cores ({cores / consults:.3f} per "
                       f"consult); video frames stored {found['video_stored']} of "
                       f"{found['video_sent']} sent, lost beyond the last frame "
-                      f"{found['lost_beyond_last']}; ledger {found['ledger'] or '{}'}; "
+                      f"{found['lost_beyond_last']} (per publication {found['short']}); "
+                      f"ledger {found['ledger'] or '{}'}; "
                       f"errors {found['errors'] or 'none'}; zero loss: "
                       f"{'yes' if zero_loss(found) else 'NO'}; load {load()}")
             baseline = None if args.no_baseline else mediarecorder(senders, args.seconds, out)

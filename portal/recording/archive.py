@@ -126,7 +126,7 @@ def loss_summary(recording: Recording) -> dict[str, Any] | None:
     counted = [track_details(t).get("loss") for t in recording.tracks if t.mode != "failed"]
     if not any(counted):
         return None
-    accounted = all(c is not None for c in counted)
+    accounted = all(c is not None and c.get("accounted", True) for c in counted)
     return {"accounted": accounted,
             "complete": accounted and all(c.get("complete") for c in counted if c)}
 

@@ -161,6 +161,8 @@ def describe(loss: dict[str, Any] | None) -> str:
     """One line for people: "complete", or what was lost and when (the windows' times)."""
     if loss is None:
         return "not accounted (recorded before loss accounting)"
+    if loss.get("accounted") is False:
+        return "not accounted (the recorder stopped before it could report)"
     if loss.get("complete"):
         return "complete: nothing lost"
     parts = []

@@ -45,11 +45,11 @@ class LossReport:
 def report(recording: Recording) -> LossReport:
     tracks = [t for t in recording.tracks if t.mode != "failed"]
     counted = [(t, archive.track_details(t).get("loss")) for t in tracks]
-    accounted = all(loss is not None for _t, loss in counted)
+    accounted = all(loss is not None and loss.get("accounted", True) for _t, loss in counted)
     result = LossReport(accounted, accounted and all(loss and loss.get("complete")
                                                      for _t, loss in counted))
     for track, loss in counted:
-        if loss and not loss.get("complete"):
+        if loss and not loss.get("complete") and loss.get("accounted", True):
             result.tracks.append(TrackLoss(track.participant.display_name,
                                            _what(loss.get("total", {})),
                                            _when(loss.get("windows", []))))

@@ -105,6 +105,8 @@ def recover_recording(recording: Recording) -> None:
                                           data_key=key).to_dict()
             except StoreError as exc:
                 details["error"] = str(exc)
+            # Its counts died with the recorder: say so rather than nothing.
+            details.setdefault("loss", {"accounted": False, "complete": False})
         track.stopped_at = track.stopped_at or utcnow()
         track.details = _json(details)
     recording.status = RecordingStatus.INCOMPLETE

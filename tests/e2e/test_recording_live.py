@@ -76,6 +76,8 @@ def test_a_crash_leaves_an_incomplete_but_playable_recording(
     verified = live.flask("recordings", "verify", recording_id)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "incomplete" in verified.stdout
+    # The loss counts died with the process: the manifest says they are missing.
+    assert "the recorder stopped before it could report" in verified.stdout
     _duration, streams = export(live, recording_id, tmp_path / "crashed.mkv")
     assert len(frames(streams, "video")) == 2 and len(frames(streams, "audio")) == 2
     for count in frames(streams, "video") + frames(streams, "audio"):
