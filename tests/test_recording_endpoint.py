@@ -625,6 +625,31 @@ def test_a_full_receive_buffer_is_counted_as_socket_drops(tmp_path: Path) -> Non
     assert told.is_set()
 
 
+def test_a_stop_first_reads_what_was_sent_before_it(tmp_path: Path) -> None:
+    """A recorder running behind: media waits in its socket when the stop comes. The stop
+    reads it first (what was sent before the stop belongs to the recording)."""
+    sink = MemorySink()
+
+    async def run(engine: RecordingEngine) -> tuple[dict[str, int], PublicationResult]:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        await asyncio.sleep(2)
+        loop = engine._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(time.sleep, 1.5)  # 45 pictures pile up in the socket
+        await asyncio.sleep(1.4)
+        sent = client.sent()
+        stopping = engine.stop("rec-1/p1")
+        result = await asyncio.wrap_future(stopping)
+        await client.pc.close()
+        return sent, result
+
+    with RecordingEngine(allowed_networks=LOOPBACK) as engine:
+        sent, result = asyncio.run(run(engine))
+    assert result.frames["video"] >= sent["video"] - 5, (result.frames, sent)
+    assert result.loss is not None
+    assert "unread_at_stop" not in result.loss["total"].get("socket", {})
+
+
 # --- the muxer on its own ---------------------------------------------------------------------
 
 

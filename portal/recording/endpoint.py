@@ -40,6 +40,9 @@ T = TypeVar("T")
 TICK_INTERVAL = 0.5  # s between sink ticks (the ChunkWriter seals a chunk after ~1 s)
 KEYFRAME_INTERVAL = 2.0  # s between keyframe requests (PLI) while video waits for a keyframe
 DRAIN_TIMEOUT = 2.0  # s to let the received frames of a closed connection reach the muxer
+#: s a stop waits for the media already in the sockets (sent before the stop) to be read: a
+#: busy recorder runs behind, and what it has not read when it closes is lost.
+CATCH_UP_TIMEOUT = 5.0
 LOSS_NOTICE_INTERVAL = 5.0  # s between two loss notices of one publication
 OnFailed = Callable[[str, str], None]
 #: on_loss(key, total): the publication is losing media (total: loss.LossLedger.total()).
@@ -562,9 +565,18 @@ class RecordingEngine:
             pub.finishing = asyncio.ensure_future(self._close(pub))
         return await asyncio.shield(pub.finishing)
 
+    async def _catch_up(self, pub: _Publication) -> None:
+        """Read what was sent before the stop; count what is still unread at the timeout."""
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT
+        while (left := udp.unread(pub.inodes)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if left and pub.connected and pub.error is None:
+            pub.ledger.add("socket", "unread_at_stop", left)
+
     async def _close(self, pub: _Publication) -> PublicationResult:
         try:
             if pub.inodes:  # before the sockets close and leave /proc/net/udp
+                await self._catch_up(pub)
                 self._count_drops(pub, udp.drops_by_inode())
             await pub.pc.close()
             if pub.pumps:

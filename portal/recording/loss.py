@@ -4,7 +4,8 @@ A recording is evidence, so what it misses must be known (issue 17): RTP sequenc
 never arrived (`lost`), ones that came after a later packet (`late`: reordered or repaired by a
 retransmission, not lost) or twice (`duplicate`), packets the muxer refused (`refused`), and
 datagrams the kernel dropped because the socket's receive buffer was full (`socket_drops`, from
-/proc/net/udp; see udp.py). Nothing here touches the network: the recorders feed it.
+/proc/net/udp; see udp.py), and the bytes a recorder running behind had still not read when it
+stopped (`unread_at_stop`). Nothing here touches the network: the recorders feed it.
 
 Counts are kept per medium ("audio", "video"; "socket" for the connection's drops, which
 audio and video share) and per window of `window` seconds since the track started. A missing
@@ -23,9 +24,10 @@ from typing import Any
 WINDOW = 5.0  # s per window in the manifest
 LATE_LIMIT = 1.0  # s a missing packet may still arrive before it counts as lost
 MAX_TRACKED_GAP = 2000  # a bigger jump is counted lost at once, not remembered one by one
-COUNTERS = ("lost", "late", "duplicate", "refused", "socket_drops")
+COUNTERS = ("lost", "late", "duplicate", "refused", "socket_drops", "unread_at_stop")
 #: What makes a track (and a recording) not complete: media that is not in the file.
-LOSSES = ("lost", "refused", "socket_drops")
+#: (`unread_at_stop` is bytes: what a recorder running behind had not read when it stopped.)
+LOSSES = ("lost", "refused", "socket_drops", "unread_at_stop")
 
 
 @dataclass

@@ -72,6 +72,9 @@ def _count(counter: str, n: int) -> str:
     if counter == "refused":
         return ngettext("%(num)d packet could not be stored",
                         "%(num)d packets could not be stored", n)
+    if counter == "unread_at_stop":
+        return ngettext("%(num)d byte not yet read when it stopped",
+                        "%(num)d bytes not yet read when it stopped", n)
     return ngettext("%(num)d packet dropped by the overloaded server",
                     "%(num)d packets dropped by the overloaded server", n)
 

@@ -46,20 +46,28 @@ def inode(sock: Any) -> int:
     return os.fstat(sock.fileno()).st_ino
 
 
-def drops_by_inode() -> dict[int, int]:
-    """The kernel's drop count of every UDP socket in this network namespace, by inode."""
-    found: dict[int, int] = {}
+def _table() -> list[list[str]]:
+    rows = []
     for path in PROC:
         try:
             lines = path.read_text().splitlines()[1:]
         except OSError:  # no /proc (or no IPv6): nothing to read, nothing counted
             continue
-        for line in lines:
-            # sl local rem st tx:rx tr:when retr uid timeout inode ref pointer drops
-            fields = line.split()
-            if len(fields) >= 13:
-                found[int(fields[9])] = int(fields[12])
-    return found
+        # sl local rem st tx_queue:rx_queue tr:when retr uid timeout inode ref pointer drops
+        rows += [fields for line in lines if len(fields := line.split()) >= 13]
+    return rows
+
+
+def drops_by_inode() -> dict[int, int]:
+    """The kernel's drop count of every UDP socket in this network namespace, by inode."""
+    return {int(fields[9]): int(fields[12]) for fields in _table()}
+
+
+def unread(inodes: Iterable[int]) -> int:
+    """Bytes waiting in these sockets' receive queues (not read yet by the recorder)."""
+    wanted = set(inodes)
+    return sum(int(fields[4].split(":")[1], 16) for fields in _table()
+               if int(fields[9]) in wanted)
 
 
 def drops(inodes: Iterable[int]) -> int:
