@@ -269,7 +269,8 @@ def record(senders: Senders, consults: int, workers: int, seconds: float,
             conn.send("stop")
         sent = [pair for conn in senders.conns for pair in conn.recv()["sent"]]
         time.sleep(DRAIN)
-        results = [pool.stop(key).result(120) for key in keys]
+        stopping = [pool.stop(key) for key in keys]  # all at once, as N hosts would
+        results = [future.result(120) for future in stopping]
         for conn in senders.conns:
             conn.send("close")
     finally:
