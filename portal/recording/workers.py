@@ -41,7 +41,7 @@ from portal.recording.endpoint import (
 )
 
 log = logging.getLogger(__name__)
-START_TIMEOUT = 30.0  # s for a worker to import aiortc and start its loop
+START_TIMEOUT = 120.0  # s for a worker to start its loop (2-3 s idle; a busy machine: 30+)
 _ERRORS: dict[str, type[RecordingError]] = {
     cls.__name__: cls for cls in (RecordingError, endpoint.UnknownPublicationError,
                                   endpoint.NegotiationError, EngineStoppedError)}
