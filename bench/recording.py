@@ -1,16 +1,28 @@
-"""Recording costs, measured in one run (about a minute on 2 cores):
+"""Recording at scale (issue 17): N consults recorded at once by the portal's own recorder, with
+every lost frame counted; aiortc's MediaRecorder as the baseline; and the encrypted writer.
 
-1. CPU per second of recorded media for one consult (two publications, each VP8 640x480 at
-   30 fps + Opus): the pass-through RecordingEngine (writing through ChunkWriter) against
-   aiortc's MediaRecorder (decode + re-encode, writing a plain WebM file).
-   The browsers are aiortc peers in a *separate process*, so the CPU measured here
-   (time.process_time of this process: every thread, user + system) is the recorder's alone:
-   SRTP, jitter buffers, decoding where any, muxing and writing. The client's CPU is printed
-   apart. Each window starts 2 s after the connections are up.
-2. Encrypted write throughput of ChunkWriter (AES-256-GCM, one fsync per 64 KiB chunk)
-   against raw AESGCM.encrypt of 64 KiB chunks.
+1. N consults at once (N = 1, 10, 20, 40 by default; --consults): each consult is two
+   publications (host and guest) of pre-encoded VP8 640x480 at 30 fps and at least 1.5 Mbit/s
+   plus Opus, as a real call sends them, replayed in real time by aiortc peers in separate
+   sender processes (so that encoding costs the recorder nothing and the senders little). The
+   recorder is what the portal runs: a WorkerPool of --workers recorder processes (one per core
+   by default), each writing through the disk threads into encrypted track files sealed every
+   0.5 s (the portal's chunk interval). Counted: the workers' CPU (/proc/<pid>/stat), what each
+   publication's loss ledger says (RTP gaps, socket drops, refused packets), and every video
+   frame: decoded by ffprobe -count_frames from the decrypted files against the frames sent.
+   The senders stop first and the recorder a second later, so nothing may be missing but the
+   last frame. "Zero loss" means exactly that, and "consults per core" is the largest N that
+   had zero loss divided by the workers, measured, not extrapolated.
+2. The baseline: aiortc's MediaRecorder (decode + re-encode) recording one consult of the same
+   media in this process, one MediaRecorder per track (so the video stream is opened by its
+   first frame, never after an audio packet started the file: PyAV 18's "Cannot change width
+   after codec is open"), its frames counted the same way. The CPU ratio is printed only when
+   both recorded every frame.
+3. Encrypted write throughput of ChunkWriter against raw AESGCM.encrypt.
 
-Run: .venv/bin/python bench/recording.py [--seconds 12]
+The machine the bench runs on is shared or not: `uptime`'s load is printed with the figures.
+
+Run: .venv/bin/python bench/recording.py [--consults 1 10] [--workers 2] [--seconds 15]
 """
 
 from __future__ import annotations
@@ -18,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import multiprocessing
 import os
 import signal
@@ -33,13 +44,13 @@ from typing import Any
 
 import av
 from aiortc import (
-    AudioStreamTrack,
+    MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 from aiortc.contrib.media import MediaRecorder
+from aiortc.mediastreams import MediaStreamError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,197 +59,306 @@ sys.path.insert(0, str(ROOT / "tests"))  # netns: the namespace the WebRTC tests
 
 import netns  # noqa: E402
 
-from portal.recording.endpoint import RecordingEngine, install_loopback_fallback  # noqa: E402
+from portal.recording import udp  # noqa: E402
+from portal.recording.disk import TrackFile  # noqa: E402
+from portal.recording.endpoint import install_loopback_fallback  # noqa: E402
+from portal.recording.loss import LOSSES  # noqa: E402
+from portal.recording.manager import CHUNK_INTERVAL  # noqa: E402
 from portal.recording.store import ChunkReader, ChunkWriter  # noqa: E402
+from portal.recording.workers import EngineSettings, WorkerPool  # noqa: E402
 
-PUBLICATIONS = 2
 WIDTH, HEIGHT, FPS = 640, 480, 30
+VIDEO_BITRATE = 1_600_000  # a real call's camera: at least 1.5 Mbit/s (issue 17)
+LOOP_SECONDS = 10  # the pre-encoded media, replayed from its keyframe in a loop
+NOISE_ROWS = 24  # rows of noise in each picture (more than rate control can squeeze: ~1.6)
 WARMUP = 2.0
+DRAIN = 3.0  # s between the senders' stop and the recorder's: a busy recorder catches up
 CHUNK = 64 * 1024
-#: The bench runs in a loopback-only namespace: the recorder may contact loopback there.
-LOOPBACK = ("127.0.0.0/8", "::1")
+SENDERS = 2  # sender processes
+LOOPBACK = ["127.0.0.0/8", "::1"]
+KEY = bytes(range(32))
 
 
-# --- the browsers (child process) -------------------------------------------------------------
+# --- the media, encoded once ------------------------------------------------------------------
 
 
-class ColourVideo(VideoStreamTrack):
-    def __init__(self, width: int, height: int) -> None:
-        super().__init__()
-        self.size = (width, height)
-        self.sent = 0
-
-    async def recv(self) -> av.VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame(*self.size, "yuv420p")
+def encode_media() -> tuple[list[bytes], list[bytes]]:
+    """LOOP_SECONDS of VP8 (one keyframe, first) and of Opus (20 ms packets)."""
+    video = av.CodecContext.create("libvpx", "w")
+    video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    video.bit_rate, video.framerate = VIDEO_BITRATE, Fraction(FPS)
+    video.time_base = Fraction(1, FPS)
+    video.gop_size = 2 * FPS  # a keyframe every 2 s: a replay cannot answer a PLI
+    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    pictures: list[bytes] = []
+    noise = os.urandom(WIDTH * HEIGHT)
+    ramp = bytes(range(256)) * (WIDTH // 128 + 2)
+    for n in range(LOOP_SECONDS * FPS):
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
         for i, plane in enumerate(frame.planes):
-            # A moving gradient, so that the encoder has real work to do.
-            row = bytes((x + self.sent * 3 + i * 60) % 256 for x in range(plane.line_size))
-            plane.update(row * (plane.buffer_size // plane.line_size))
-        frame.pts, frame.time_base = pts, time_base
-        self.sent += 1
-        return frame
+            # A moving gradient with a band of noise in the picture: detail the encoder must
+            # spend its bits on, which its rate control holds at VIDEO_BITRATE.
+            offset = (n * 3 + i * 60) % 256
+            data = ramp[offset:offset + plane.line_size] * (plane.buffer_size // plane.line_size)
+            if i == 0:
+                band = NOISE_ROWS * plane.line_size
+                start = (n * 7919) % (len(noise) - band)
+                data = noise[start:start + band] + data[band:]
+            plane.update(data)
+        frame.pts = n
+        pictures += [bytes(p) for p in video.encode(frame)]
+    pictures += [bytes(p) for p in video.encode(None)]
+    audio = av.CodecContext.create("libopus", "w")
+    audio.sample_rate, audio.layout, audio.format = 48000, "stereo", "s16"
+    audio.bit_rate = 32000
+    packets: list[bytes] = []
+    for n in range(LOOP_SECONDS * 50):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        frame.planes[0].update(bytes((n * 31 + i) % 200 for i in range(960 * 4)))
+        frame.pts, frame.sample_rate = n * 960, 48000
+        packets += [bytes(p) for p in audio.encode(frame)]
+    return pictures, packets
 
 
-class SineAudio(AudioStreamTrack):
-    def __init__(self) -> None:
+class Replay(MediaStreamTrack):
+    """Pre-encoded packets in real time: aiortc's sender packetizes av.Packets as they are."""
+
+    def __init__(self, kind: str, packets: list[bytes], rate: int, step: int) -> None:
         super().__init__()
+        self.kind = kind
+        self.packets, self.rate, self.step = packets, rate, step
         self.sent = 0
-        self._start = 0.0
-        self._tone = b"".join(int(8000 * math.sin(2 * math.pi * 440 * i / 48000)).to_bytes(
-            2, "little", signed=True) for i in range(960))
+        self.stopped = False
+        self._start: float | None = None
 
-    async def recv(self) -> av.AudioFrame:
-        if self.sent == 0:
-            self._start = time.time()
-        else:
-            await asyncio.sleep(self._start + self.sent * 0.020 - time.time())
-        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
-        frame.planes[0].update(self._tone)
-        frame.pts, frame.sample_rate, frame.time_base = self.sent * 960, 48000, Fraction(1, 48000)
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self.sent * self.step / self.rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        if self.stopped:
+            raise MediaStreamError
+        packet = av.Packet(self.packets[self.sent % len(self.packets)])
+        packet.pts, packet.time_base = self.sent * self.step, Fraction(1, self.rate)
         self.sent += 1
-        return frame
+        return packet
 
 
-async def _client_session(conn: Connection, publications: int, width: int, height: int) -> None:
-    pcs, videos = [], []
-    for _ in range(publications):
+# --- sender processes -------------------------------------------------------------------------
+
+
+async def _send(conn: Connection, count: int, pictures: list[bytes],
+                opus: list[bytes]) -> None:
+    pcs, tracks = [], []
+    for _ in range(count):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        video = ColourVideo(width, height)
+        video = Replay("video", pictures, 90000, 90000 // FPS)
+        audio = Replay("audio", opus, 48000, 960)
         pc.addTransceiver(video, direction="sendonly")
-        pc.addTransceiver(SineAudio(), direction="sendonly")
+        pc.addTransceiver(audio, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         pcs.append(pc)
-        videos.append(video)
+        tracks.append((video, audio))
     conn.send([pc.localDescription.sdp for pc in pcs])
     answers = await asyncio.to_thread(conn.recv)
     for pc, answer in zip(pcs, answers, strict=True):
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
-    while any(pc.connectionState != "connected" for pc in pcs):
+    deadline = time.monotonic() + 60
+    while any(pc.connectionState != "connected" for pc in pcs) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     conn.send("connected")
     cpu = time.process_time()
     await asyncio.to_thread(conn.recv)  # "stop"
-    cpu = time.process_time() - cpu
-    addresses = [a for pc in pcs for kind in netns.aiortc_addresses(pc) for a in kind]
+    for video, audio in tracks:
+        video.stopped = audio.stopped = True
+    sent = [(video.sent, audio.sent) for video, audio in tracks]
+    conn.send({"sent": sent, "cpu": time.process_time() - cpu})
+    await asyncio.to_thread(conn.recv)  # "close"
     for pc in pcs:
         await pc.close()
-    conn.send({"cpu": cpu, "frames_sent": [v.sent for v in videos],
-               "outside_loopback": netns.outside_loopback(addresses)})
 
 
-def client_main(conn: Connection) -> None:
-    """The child process: one session per ("start", publications, width, height)."""
-    install_loopback_fallback()  # in the namespace, 127.0.0.1 is all there is
+def sender_main(conn: Connection) -> None:
+    install_loopback_fallback()
+    pictures, opus = conn.recv()
     while (message := conn.recv()) != "exit":
-        asyncio.run(_client_session(conn, *message[1:]))
+        asyncio.run(_send(conn, message, pictures, opus))
 
 
-# --- the recorders (this process) -------------------------------------------------------------
+class Senders:
+    def __init__(self, processes: int, media: tuple[list[bytes], list[bytes]]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conns, self.procs = [], []
+        for _ in range(processes):
+            parent, child = context.Pipe()
+            proc = context.Process(target=sender_main, args=(child,), daemon=True)
+            proc.start()
+            parent.send(media)
+            self.conns.append(parent)
+            self.procs.append(proc)
 
-
-class NonSeekableFile:
-    """A plain file the muxer must write strictly sequentially (as it writes ChunkWriter)."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = path.open("wb")
-
-    def write(self, data: bytes) -> int:
-        return self._file.write(data)
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def flush(self) -> None:
-        pass
+    def split(self, publications: int) -> list[int]:
+        share = [publications // len(self.conns)] * len(self.conns)
+        for i in range(publications % len(self.conns)):
+            share[i] += 1
+        return share
 
     def close(self) -> None:
-        self._file.close()
+        for conn, proc in zip(self.conns, self.procs, strict=True):
+            conn.send("exit")
+            proc.join(10)
 
 
-async def _window(conn: Connection, seconds: float) -> dict[str, Any]:
-    await asyncio.to_thread(conn.recv)  # "connected"
-    await asyncio.sleep(WARMUP)
-    cpu, wall = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
-    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
-    return {"cpu": cpu, "wall": wall}
+# --- the portal's recorder, N consults --------------------------------------------------------
 
 
-async def passthrough_phase(conn: Connection, out: Path, seconds: float) -> dict[str, Any]:
-    key = os.urandom(32)
-    writers: list[ChunkWriter] = []
-
-    def opener(i: int) -> Any:
-        def open_sink() -> ChunkWriter:
-            writers.append(ChunkWriter(out / f"pt{i}.track", recording_id="bench",
-                                       track=f"p{i}", data_key=key))
-            return writers[-1]
-        return open_sink
-
-    with RecordingEngine(allowed_networks=LOOPBACK) as engine:
-        conn.send(("start", PUBLICATIONS, WIDTH, HEIGHT))
-        offers = await asyncio.to_thread(conn.recv)
-        answers = [await asyncio.wrap_future(engine.publish(f"bench/p{i}", sdp, opener(i)))
-                   for i, sdp in enumerate(offers)]
-        conn.send(answers)
-        window = await _window(conn, seconds)
-        results = [await asyncio.wrap_future(engine.stop(f"bench/p{i}"))
-                   for i in range(len(offers))]
-    conn.send("stop")
-    window["client"] = await asyncio.to_thread(conn.recv)
-    window["frames"] = []
-    for i, result in enumerate(results):
-        plain = out / f"pt{i}.webm"
-        with ChunkReader(out / f"pt{i}.track", recording_id="bench", data_key=key) as reader:
-            plain.write_bytes(b"".join(reader.iter_plaintext()))
-        window["frames"].append(count_frames(plain))
-        window.setdefault("mode", result.mode)
-        window["bytes"] = window.get("bytes", 0) + plain.stat().st_size
-        window["media_seconds"] = window.get("media_seconds", 0) + result.duration
-    return window
-
-
-async def mediarecorder_phase(conn: Connection, out: Path, seconds: float,
-                              publications: int = PUBLICATIONS, width: int = WIDTH,
-                              height: int = HEIGHT) -> dict[str, Any]:
-    conn.send(("start", publications, width, height))
-    offers = await asyncio.to_thread(conn.recv)
-    pcs, recorders, answers = [], [], []
-    for i, sdp in enumerate(offers):
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        recorder = MediaRecorder(str(out / f"mr{i}.webm"))
-        pc.on("track", recorder.addTrack)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-        await recorder.start()
-        await pc.setLocalDescription(await pc.createAnswer())
-        pcs.append(pc)
-        recorders.append(recorder)
-        answers.append(pc.localDescription.sdp)
-    conn.send(answers)
-    window = await _window(conn, seconds)
-    for recorder in recorders:
-        await recorder.stop()
-    for pc in pcs:
-        await pc.close()
-    conn.send("stop")
-    window["client"] = await asyncio.to_thread(conn.recv)
-    window["frames"] = [count_frames(out / f"mr{i}.webm") for i in range(len(offers))]
-    return window
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_frames(path: Path) -> dict[str, int]:
     """Decoded frames per kind (ffprobe -count_frames), not merely declared streams."""
     proc = subprocess.run(  # noqa: S603
         ["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(path)],  # noqa: S607
-        capture_output=True, text=True, check=False, timeout=60)
+        capture_output=True, text=True, check=False, timeout=300)
     if proc.returncode != 0:
         return {}
     return {s["codec_type"]: int(s.get("nb_read_frames", 0))
             for s in json.loads(proc.stdout)["streams"]}
+
+
+def stored_frames(path: Path) -> dict[str, int]:
+    plain = path.with_suffix(".webm")
+    with ChunkReader(path, recording_id="bench", data_key=KEY) as reader:
+        plain.write_bytes(b"".join(reader.iter_plaintext()))
+    frames = count_frames(plain)
+    plain.unlink()
+    return frames
+
+
+def record(senders: Senders, consults: int, workers: int, seconds: float,
+           out: Path) -> dict[str, Any]:
+    publications = 2 * consults
+    pool = WorkerPool(workers, EngineSettings(allowed_networks=LOOPBACK))
+    pool.start(wait=True)
+    keys: list[str] = []
+    try:
+        shares = senders.split(publications)
+        for conn, share in zip(senders.conns, shares, strict=True):
+            conn.send(share)
+        n = 0
+        for conn in senders.conns:
+            offers = conn.recv()
+            answers = []
+            for sdp in offers:
+                key = f"bench/p{n}"
+                track = TrackFile(out / f"p{n}.smr", "bench", f"p{n}", KEY, CHUNK_INTERVAL)
+                answers.append(pool.publish(key, sdp, track).result(60))
+                keys.append(key)
+                n += 1
+            conn.send(answers)
+        for conn in senders.conns:
+            assert conn.recv() == "connected"
+        time.sleep(WARMUP)
+        pids = [pid for pid in pool.pids() if pid is not None]
+        cpu, wall = sum(process_cpu(p) for p in pids), time.monotonic()
+        time.sleep(seconds)
+        cpu, wall = sum(process_cpu(p) for p in pids) - cpu, time.monotonic() - wall
+        for conn in senders.conns:
+            conn.send("stop")
+        sent = [pair for conn in senders.conns for pair in conn.recv()["sent"]]
+        time.sleep(DRAIN)
+        stopping = [pool.stop(key) for key in keys]  # all at once, as N hosts would
+        results = [future.result(120) for future in stopping]
+        for conn in senders.conns:
+            conn.send("close")
+    finally:
+        pool.shutdown()
+    loss: dict[str, int] = {}
+    for result in results:
+        for counters in (result.loss or {}).get("total", {}).values():
+            for counter, count in counters.items():
+                loss[counter] = loss.get(counter, 0) + count
+    stored = [stored_frames(out / f"p{i}.smr") for i in range(publications)]
+    for i in range(publications):
+        (out / f"p{i}.smr").unlink()
+    video_sent = sum(s[0] for s in sent)
+    video_stored = sum(f.get("video", 0) for f in stored)
+    short = [s[0] - f.get("video", 0) for s, f in zip(sent, stored, strict=True)]
+    return {"consults": consults, "workers": workers, "cpu": cpu, "wall": wall,
+            "video_sent": video_sent, "video_stored": video_stored,
+            "lost_beyond_last": sum(max(0, gap - 1) for gap in short),
+            "short": short,
+            "ledger": loss, "errors": [r.error for r in results if r.error]}
+
+
+def zero_loss(run: dict[str, Any]) -> bool:
+    return (run["lost_beyond_last"] == 0 and not run["errors"]
+            and not any(run["ledger"].get(c) for c in LOSSES))
+
+
+# --- the baseline: aiortc's MediaRecorder -----------------------------------------------------
+
+
+def mediarecorder(senders: Senders, seconds: float, out: Path) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        conn = senders.conns[0]
+        conn.send(2)
+        offers = conn.recv()
+        pcs, recorders, answers, tracks = [], [], [], []
+        for i, sdp in enumerate(offers):
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            mine: dict[str, MediaRecorder] = {}
+
+            def on_track(track: Any, mine: dict[str, MediaRecorder] = mine, i: int = i) -> None:
+                # One file per track: the video stream is opened by its own first frame.
+                recorder = MediaRecorder(str(out / f"mr{i}-{track.kind}.webm"))
+                recorder.addTrack(track)
+                if track.kind == "video":  # a real-time encoder at the call's bitrate, so
+                    # that it can keep up at all (its default is libvpx's slow "good")
+                    for context in recorder._MediaRecorder__tracks.values():  # type: ignore
+                        context.stream.codec_context.bit_rate = VIDEO_BITRATE
+                        context.stream.codec_context.options = {
+                            "deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+                mine[track.kind] = recorder
+                tracks.append(track)
+
+            pc.on("track", on_track)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            for recorder in mine.values():
+                await recorder.start()
+            await pc.setLocalDescription(await pc.createAnswer())
+            for sock in udp.peer_sockets(pc):  # the receive buffers the portal's recorder has
+                udp.size_receive_buffer(sock)
+            pcs.append(pc)
+            recorders += mine.values()
+            answers.append(pc.localDescription.sdp)
+        conn.send(answers)
+        assert await asyncio.to_thread(conn.recv) == "connected"
+        await asyncio.sleep(WARMUP)
+        cpu, wall = time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        conn.send("stop")
+        sent = (await asyncio.to_thread(conn.recv))["sent"]
+        await asyncio.sleep(DRAIN)
+        # MediaRecorder.stop() drops what it has not encoded yet: give it the time it needs
+        # (its CPU is measured in the window above, not here).
+        deadline = time.monotonic() + 60
+        while any(t._queue.qsize() for t in tracks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for recorder in recorders:
+            await recorder.stop()
+        for pc in pcs:
+            await pc.close()
+        conn.send("close")
+        stored = [count_frames(out / f"mr{i}-video.webm").get("video", 0) for i in range(2)]
+        short = [s[0] - f for s, f in zip(sent, stored, strict=True)]
+        return {"cpu": cpu, "wall": wall, "video_sent": sum(s[0] for s in sent),
+                "video_stored": sum(stored), "lost_beyond_last": sum(max(0, g - 1)
+                                                                     for g in short)}
+    return asyncio.run(run())
 
 
 # --- encryption -------------------------------------------------------------------------------
@@ -266,69 +386,75 @@ def encryption(out: Path, megabytes: int) -> dict[str, float]:
 # --- report -----------------------------------------------------------------------------------
 
 
-def per_media_second(window: dict[str, Any]) -> float:
-    return float(window["cpu"]) / (float(window["wall"]) * PUBLICATIONS)
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="measured window per phase")
+    parser.add_argument("--consults", type=int, nargs="+", default=[1, 10, 20, 40])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window per run")
     parser.add_argument("--megabytes", type=int, default=64, help="data for the write test")
+    parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
     why = netns.require_root()
     if why:
         sys.exit(why)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that the namespace is removed
-    # Media between the peers and the recorders stays on loopback, in a namespace of our own;
-    # the client process is started from inside it, and so is in it too.
     with netns.temporary("samtale-bench"):
         run(args)
 
 
 def run(args: argparse.Namespace) -> None:
-    context = multiprocessing.get_context("spawn")
-    parent, child = context.Pipe()
-    client = context.Process(target=client_main, args=(child,), daemon=True)
-    client.start()
+    pictures, opus = encode_media()
+    bitrate = sum(map(len, pictures)) * 8 / LOOP_SECONDS / 1e6
+    print(f"media: VP8 {WIDTH}x{HEIGHT} {FPS} fps at {bitrate:.2f} Mbit/s + Opus, pre-encoded; "
+          f"chunks sealed every {CHUNK_INTERVAL} s; {os.cpu_count()} CPUs; load {load()}")
+    senders = Senders(SENDERS, (pictures, opus))
+    runs = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-recording-") as tmp:
             out = Path(tmp)
-            print(f"one consult: {PUBLICATIONS} publications of VP8 {WIDTH}x{HEIGHT} {FPS} fps"
-                  f" + Opus, {args.seconds:.0f} s measured per recorder, {os.cpu_count()} CPUs")
-            passthrough = asyncio.run(passthrough_phase(parent, out, args.seconds))
-            baseline = asyncio.run(mediarecorder_phase(parent, out, args.seconds))
-            small = asyncio.run(mediarecorder_phase(parent, out, 3, publications=1,
-                                                    width=320, height=240))
+            for consults in args.consults:
+                found = record(senders, consults, args.workers, args.seconds, out)
+                runs.append(found)
+                cores = found["cpu"] / found["wall"]
+                print(f"{consults} consults ({2 * consults} publications), {args.workers} "
+                      f"workers: recorder {cores:.2f} cores ({cores / consults:.3f} per "
+                      f"consult); video frames stored {found['video_stored']} of "
+                      f"{found['video_sent']} sent, lost beyond the last frame "
+                      f"{found['lost_beyond_last']} (per publication {found['short']}); "
+                      f"ledger {found['ledger'] or '{}'}; "
+                      f"errors {found['errors'] or 'none'}; zero loss: "
+                      f"{'yes' if zero_loss(found) else 'NO'}; load {load()}")
+            baseline = None if args.no_baseline else mediarecorder(senders, args.seconds, out)
             crypto = encryption(out, args.megabytes)
     finally:
-        parent.send("exit")
-        client.join(10)
-    for window in (passthrough, baseline, small):
-        if window["client"]["outside_loopback"]:
-            sys.exit(f"ICE used addresses outside loopback: {window['client']['outside_loopback']}")
-    print("ICE: every candidate gathered and used was on loopback")
-    rows = [("pass-through (RecordingEngine + ChunkWriter)", passthrough),
-            ("aiortc MediaRecorder (decode + re-encode)", baseline)]
-    for name, window in rows:
-        print(f"{name}:")
-        print(f"  recorder CPU {window['cpu']:.2f} s over {window['wall']:.1f} s = "
-              f"{per_media_second(window):.4f} CPU s per media second per publication "
-              f"({window['cpu'] / window['wall']:.3f} cores for the consult)")
-        print(f"  frames written per publication: {window['frames']}; video frames the "
-              f"client sent: {window['client']['frames_sent']}")
-        print(f"  client process CPU (not counted): {window['client']['cpu']:.2f} s")
-    ratio = per_media_second(baseline) / per_media_second(passthrough)
-    print(f"MediaRecorder / pass-through CPU: {ratio:.1f}x")
-    for name, window in (("640x480", baseline), ("320x240", small)):
-        print(f"MediaRecorder video frames written at {name}: "
-              f"{[f.get('video', 0) for f in window['frames']]} of "
-              f"{window['client']['frames_sent']} sent (PyAV {av.__version__})")
-    rate = passthrough["bytes"] / passthrough["media_seconds"] * PUBLICATIONS / 1e6
-    print(f"media written by one consult: {rate:.3f} MB/s")
-    print(f"encryption, {crypto['mb']:.0f} MB in 64 KiB chunks:")
-    print(f"  raw AESGCM.encrypt: {crypto['raw_mb_s']:.0f} MB/s")
-    print(f"  ChunkWriter (encrypt + write + fsync per chunk): {crypto['writer_mb_s']:.0f} MB/s "
-          f"= {crypto['writer_mb_s'] / crypto['raw_mb_s']:.2f} of raw")
+        senders.close()
+    clean = [r["consults"] for r in runs if zero_loss(r)]
+    if clean:
+        print(f"measured: {max(clean)} consults recorded at once with zero loss on "
+              f"{args.workers} workers = {max(clean) / args.workers:.1f} consults per core "
+              f"(the most tried: {max(r['consults'] for r in runs)})")
+    else:
+        print("measured: no run recorded every frame")
+    if baseline is not None:
+        one = next((r for r in runs if r["consults"] == 1), None)
+        per = baseline["cpu"] / baseline["wall"]
+        print(f"MediaRecorder, one consult: {per:.2f} cores; video frames stored "
+              f"{baseline['video_stored']} of {baseline['video_sent']} sent, lost beyond the "
+              f"last frame {baseline['lost_beyond_last']}")
+        if one is None:
+            print("no ratio: run --consults 1 as well")
+        elif baseline["lost_beyond_last"] or not zero_loss(one):
+            print("no ratio: a recorder lost frames, so its CPU is not that of a whole recording")
+        else:
+            print(f"MediaRecorder / pass-through CPU for one consult: "
+                  f"{per / (one['cpu'] / one['wall']):.1f}x (both recorded every frame)")
+    print(f"encryption, {crypto['mb']:.0f} MB in 64 KiB chunks: raw AESGCM.encrypt "
+          f"{crypto['raw_mb_s']:.0f} MB/s; ChunkWriter (encrypt + write + fsync per chunk) "
+          f"{crypto['writer_mb_s']:.0f} MB/s")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,17 @@ def _env_int(name: str, default: int) -> int:
         raise RuntimeError(f"PORTAL_{name} must be a whole number, not {raw!r}") from exc
 
 
+def _env_optional_int(name: str) -> int | None:
+    """A whole number not below 0, or None when unset (the code picks the default)."""
+    raw = os.environ.get(f"PORTAL_{name}")
+    if raw is None or raw.strip() == "":
+        return None
+    value = _env_int(name, 0)
+    if value < 0:
+        raise RuntimeError(f"PORTAL_{name} must not be negative, not {raw!r}")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(f"PORTAL_{name}")
     if raw is None or raw == "":
@@ -193,6 +204,9 @@ def settings(instance_path: Path) -> dict[str, Any]:
         # Networks the recorder may send media checks to besides public addresses (a LAN's
         # clients: 10.20.0.0/16; the tests' loopback: 127.0.0.0/8,::1). Nothing else inward.
         "RECORDER_ALLOW_ADDRESSES": _env_list("RECORDER_ALLOW_ADDRESSES"),
+        # Consults' recorder processes (each its own loop and sockets; publications go to the
+        # least loaded). Empty: one per core. 0: record in the web process (embedded).
+        "RECORDER_WORKERS": _env_optional_int("RECORDER_WORKERS"),
         # A recorder stamps its recordings this often; three missed stamps mean it died.
         "RECORDING_HEARTBEAT_SECONDS": _env_int("RECORDING_HEARTBEAT_SECONDS", 5),
         # The hearings' recorder (`flask --app app recorder run`, next to Janus): the address

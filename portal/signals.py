@@ -30,6 +30,8 @@ signed_out = _signals.signal("signed-out")
 session_ended = _signals.signal("session-ended")
 #: appointment_id, state (JSON), publish (socket ids to start publishing), recording_id.
 recording_changed = _signals.signal("recording-changed")
+#: appointment_id, notice ({id, track, participant, name, total}): a recording loses media.
+recording_losing = _signals.signal("recording-losing")
 
 
 def announce(signal: NamedSignal, **values: Any) -> None:

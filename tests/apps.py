@@ -32,6 +32,9 @@ def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
         "RATELIMIT_STORAGE_URI": "memory://",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "RECORDER_ALLOW_ADDRESSES": list(LOOPBACK),
+        # In-process apps record on a thread (the embedded mode): no worker processes to start
+        # for every test. The live portal (tests/live.py) records in a worker process.
+        "RECORDER_WORKERS": 0,
         # No background look at the hosts' sign-ins: tests call Sockets.sweep() by hand.
         "IDLE_CHECK_SECONDS": 0,
         **CHEAP_ARGON2,

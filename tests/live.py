@@ -513,6 +513,8 @@ def _server_env(database_url: str, port: int, grace_seconds: int,
         "PORTAL_SOCKET_CONNECT_RATE_LIMIT": "1000 per minute",
         # WebRTC runs on loopback only (tests/netns.py): the recorder may answer there.
         "PORTAL_RECORDER_ALLOW_ADDRESSES": ",".join(LOOPBACK),
+        # Its media in one recorder worker process (test_recording_workers.py runs two).
+        "PORTAL_RECORDER_WORKERS": "1",
         "PORTAL_DEFAULT_TIMEZONE": "UTC",
         "PYTHONUNBUFFERED": "1",
         "PYTHONDONTWRITEBYTECODE": "1",

@@ -28,6 +28,7 @@ from portal.models import (
     utcnow,
 )
 from portal.recording import archive, playback
+from portal.recording.loss import LossLedger
 from portal.recording.sealing import consents_json
 from portal.recording.store import ChunkWriter
 
@@ -377,3 +378,61 @@ def test_rotation_from_the_environment_is_refused_and_rewrap_moves_keys(
     app.extensions.pop("recording_keyring", None)
     app.config["RECORDING_KEYS"] = f"k9:{new_key}"  # the old key dropped: still readable
     assert runner.invoke(args=["recordings", "verify", stored.recording_id]).exit_code == 0
+
+
+def _with_loss(app: Flask, stored: Stored, lost: int) -> None:
+    """Give each track the loss counts a recorder would have kept, and sign it again."""
+    with app.app_context():
+        recording = db.session.get(Recording, stored.recording_id)
+        assert recording is not None
+        for n, track in enumerate(recording.tracks):
+            book_ = LossLedger()
+            for number in [1, 2, *range(3 + (lost if n == 1 else 0), 40)]:
+                book_.rtp("video", 5, number)
+            book_.close()
+            details = json.loads(track.details)
+            details["loss"] = book_.to_dict()
+            track.details = json.dumps(details)
+        archive.seal(recording, consents_json(recording))
+        db.session.commit()
+
+
+def test_loss_is_signed_printed_and_shown(app: Flask, runner: Any, people: People,
+                                          browser: Browser, stored: Stored) -> None:
+    _with_loss(app, stored, lost=7)
+    signed = json.loads(Path(app.config["RECORDINGS_DIR"], stored.recording_id,
+                             "manifest.json").read_text())["manifest"]
+    assert signed["loss"] == {"accounted": True, "complete": False}
+    assert [t["loss"]["total"] for t in signed["tracks"]] == [{}, {"video": {"lost": 7}}]
+    result = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert result.exit_code == 0, result.output  # intact: what it holds is what was signed
+    assert "complete: nothing lost" in result.output
+    assert "LOSS: video: 7 lost between" in result.output
+    assert "MEDIA LOST" in result.output
+    browser.login(people.host_a)
+    page = browser.get(f"/appointments/{stored.appointment_id}/recordings").text
+    assert 'data-loss="lost"' in page and "media missing" in page
+    assert "Pat: video: 7 packets never arrived" in page
+    assert ">complete<" not in page
+
+
+def test_a_recording_that_lost_nothing_is_complete(app: Flask, runner: Any, people: People,
+                                                   browser: Browser, stored: Stored) -> None:
+    _with_loss(app, stored, lost=0)
+    result = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert result.exit_code == 0 and "no media lost" in result.output, result.output
+    browser.login(people.host_a)
+    page = browser.get(f"/appointments/{stored.appointment_id}/recordings").text
+    assert 'data-loss="none"' in page and ">complete<" in page
+
+
+def test_a_manifest_from_before_loss_accounting_still_verifies(
+        app: Flask, runner: Any, people: People, browser: Browser, stored: Stored) -> None:
+    signed = json.loads(Path(app.config["RECORDINGS_DIR"], stored.recording_id,
+                             "manifest.json").read_text())["manifest"]
+    assert "loss" not in signed  # as every manifest written before
+    result = runner.invoke(args=["recordings", "verify", stored.recording_id])
+    assert result.exit_code == 0 and "loss not accounted" in result.output, result.output
+    browser.login(people.host_a)
+    page = browser.get(f"/appointments/{stored.appointment_id}/recordings").text
+    assert 'data-loss="unknown"' in page and "not checked for missing media" in page

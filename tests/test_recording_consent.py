@@ -375,3 +375,25 @@ def test_failed_offers_leave_no_stale_publication_nor_pile_up_rows(
         assert row is not None
         verdict = archive.verify(row)
     assert verdict.ok, verdict.problems
+
+
+def test_a_recording_losing_media_tells_the_hosts_only(app: Flask, host_socket: Any,
+                                                       consult: Consult) -> None:
+    """The engine's loss callback (tested with real loss in test_recording_endpoint.py) is
+    turned into `record:loss` for the hosts' sockets, and an audit event."""
+    host, guest, rid = open_recording(app, host_socket, consult)
+    with app.app_context():
+        db.session.add(RecordingTrack(recording_id=rid, participant_id=guest.id,
+                                      name=f"p{guest.id}-1"))
+        db.session.commit()
+    total = {"video": {"lost": 12}, "socket": {"socket_drops": 40}}
+    app.extensions["recording"]._publication_losing(f"{rid}/p{guest.id}-1", total)
+    deadline = time.monotonic() + 10  # told from a background thread
+    while not (told := host.take("record:loss")):
+        assert time.monotonic() < deadline, "the host was not told"
+        time.sleep(0.02)
+    assert told == [{"id": rid, "track": f"p{guest.id}-1", "participant": guest.id,
+                     "name": "Pat", "total": total}]
+    assert guest.take("record:loss") == []
+    [event] = audit_events(app, "recording.loss")
+    assert event.object_id == rid

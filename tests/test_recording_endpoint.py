@@ -26,6 +26,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.rtp import RtpPacket, is_rtcp
 from live import LOOPBACK
 from netns import assert_aiortc_on_loopback
 from recording_peers import STORED_SHARE, ColourVideo, SineAudio
@@ -514,6 +515,139 @@ def test_a_host_with_only_loopback_offers_127_0_0_1(
     answer, result = asyncio.run(run())
     assert "127.0.0.1" in answer
     assert result.frames["audio"] > 0
+
+
+# --- loss: what the recording did not get ----------------------------------------------------
+
+
+class Lossy:
+    """Between the sender's RTP and its encryption: drops or delays chosen video packets,
+    retransmissions of them included (aiortc answers NACKs with RTX), so the loss is real."""
+
+    def __init__(self, client: Client, *, drop_from: int = 0, drop: int = 0,
+                 swap_at: int = 0) -> None:
+        sender = next(s for s in client.pc.getSenders() if s.kind == "video")
+        self.ssrc, self.rtx = sender._ssrc, sender._rtx_ssrc
+        self.transport = sender.transport
+        self.send = self.transport._send_rtp
+        self.drop_from, self.drop, self.swap_at = drop_from, drop, swap_at
+        self.seen = 0
+        self.dropped: set[int] = set()
+        self.held: bytes | None = None
+        self.transport._send_rtp = self._send_rtp
+
+    async def _send_rtp(self, data: bytes) -> None:
+        if is_rtcp(data):
+            await self.send(data)
+            return
+        packet = RtpPacket.parse(data)
+        if packet.ssrc == self.rtx and int.from_bytes(packet.payload[:2], "big") in self.dropped:
+            return  # its retransmission is lost too
+        if packet.ssrc == self.ssrc:
+            self.seen += 1
+            if self.drop_from <= self.seen < self.drop_from + self.drop:
+                self.dropped.add(packet.sequence_number)
+                return
+            if self.seen == self.swap_at:
+                self.held = data  # sent after the next one: late, not lost
+                return
+        await self.send(data)
+        if self.held is not None and packet.ssrc == self.ssrc:
+            held, self.held = self.held, None
+            await self.send(held)
+
+
+def test_rtp_lost_between_sender_and_recorder_is_counted(tmp_path: Path) -> None:
+    sink = MemorySink()
+    told: list[tuple[str, dict[str, dict[str, int]]]] = []
+
+    async def run(engine: RecordingEngine) -> tuple[Lossy, PublicationResult]:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        lossy = Lossy(client, drop_from=40, drop=6, swap_at=90)
+        await asyncio.sleep(4)
+        result = await stop(engine, "rec-1/p1")
+        await client.pc.close()
+        return lossy, result
+
+    with RecordingEngine(allowed_networks=LOOPBACK,
+                         on_loss=lambda key, total: told.append((key, total))) as engine:
+        lossy, result = asyncio.run(run(engine))
+    assert len(lossy.dropped) == 6 and lossy.seen > 90
+    assert result.loss is not None and result.loss["complete"] is False
+    video = result.loss["total"]["video"]
+    assert video["lost"] == 6  # exactly what never arrived; the swapped pair is only late
+    assert video.get("late", 0) >= 1
+    assert "lost" not in result.loss["total"].get("audio", {})
+    [window] = [w for w in result.loss["windows"] if w.get("video", {}).get("lost")]
+    assert window["video"]["lost"] == 6
+    assert told and told[0][0] == "rec-1/p1" and told[0][1]["video"]["lost"] == 6
+
+
+def test_a_recording_that_gets_everything_is_complete(tmp_path: Path) -> None:
+    sink = MemorySink()
+
+    async def run(engine: RecordingEngine) -> PublicationResult:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        await asyncio.sleep(2)
+        result = await stop(engine, "rec-1/p1")
+        await client.pc.close()
+        return result
+
+    with RecordingEngine(allowed_networks=LOOPBACK) as engine:
+        result = asyncio.run(run(engine))
+    assert result.loss is not None
+    assert result.loss["complete"] is True, result.loss
+    assert result.loss["windows"] == [] or all(
+        set(w) - {"from", "to"} <= {"audio", "video"} for w in result.loss["windows"])
+
+
+def test_a_full_receive_buffer_is_counted_as_socket_drops(tmp_path: Path) -> None:
+    """A recorder that falls behind: its loop stalls while the kernel's buffer is small."""
+    sink = MemorySink()
+    told = threading.Event()
+
+    async def run(engine: RecordingEngine) -> PublicationResult:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        await asyncio.sleep(1)
+        loop = engine._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(time.sleep, 1.5)  # what a busy loop does to its sockets
+        await asyncio.sleep(4)
+        result = await stop(engine, "rec-1/p1")
+        await client.pc.close()
+        return result
+
+    with RecordingEngine(allowed_networks=LOOPBACK, receive_buffer=1024,
+                         on_loss=lambda key, total: told.set()) as engine:
+        result = asyncio.run(run(engine))
+    assert result.loss is not None and result.loss["complete"] is False
+    assert result.loss["total"]["socket"]["socket_drops"] > 0, result.loss
+    assert told.is_set()
+
+
+def test_a_stop_first_reads_what_was_sent_before_it(tmp_path: Path) -> None:
+    """A recorder running behind: media waits in its socket when the stop comes. The stop
+    reads it first (what was sent before the stop belongs to the recording)."""
+    sink = MemorySink()
+
+    async def run(engine: RecordingEngine) -> tuple[dict[str, int], PublicationResult]:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        await asyncio.sleep(2)
+        loop = engine._loop
+        assert loop is not None
+        loop.call_soon_threadsafe(time.sleep, 1.5)  # 45 pictures pile up in the socket
+        await asyncio.sleep(1.4)
+        sent = client.sent()
+        stopping = engine.stop("rec-1/p1")
+        result = await asyncio.wrap_future(stopping)
+        await client.pc.close()
+        return sent, result
+
+    with RecordingEngine(allowed_networks=LOOPBACK) as engine:
+        sent, result = asyncio.run(run(engine))
+    assert result.frames["video"] >= sent["video"] - 5, (result.frames, sent)
+    assert result.loss is not None
+    assert "unread_at_stop" not in result.loss["total"].get("socket", {})
 
 
 # --- the muxer on its own ---------------------------------------------------------------------

@@ -375,6 +375,7 @@ def test_forwarded_vp8_and_opus_are_stored_as_sent(receiver: ForwardReceiver,
     assert stored.opened == 1 and result.error is None and result.rejected == 0
     assert result.codecs == {"audio": "opus", "video": "vp8"}
     assert result.lost == {"audio": 0, "video": 0} and result.late == {"audio": 0, "video": 0}
+    assert result.loss is not None and result.loss["complete"] is True, result.loss
     assert result.frames == {"video": sent.video, "audio": sent.audio}
     assert stored.frames() == {"video": ("vp8", sent.video), "audio": ("opus", sent.audio)}
     # The first PLI went out as soon as Janus's RTCP end was known, before any media.
@@ -387,6 +388,8 @@ def test_a_lost_packet_costs_the_pictures_until_the_keyframe_it_asks_for(
     stored = Stored(tmp_path / "p1-1.smr")
     sent, result = record(receiver, clock, stored, lose=10)
     assert sent.damaged == 10 and result.lost["video"] == 1
+    assert result.loss is not None and result.loss["complete"] is False
+    assert result.loss["total"] == {"video": {"lost": 1}}  # what the manifest will say
     after = [k for k in sent.keyframes if k > 10]
     assert after, f"no keyframe was asked for after the loss: {sent}"
     missing = after[0] - 10  # picture 10 up to the keyframe that answered the PLI
@@ -400,6 +403,8 @@ def test_reordered_duplicated_and_forged_packets(receiver: ForwardReceiver,
     stored = Stored(tmp_path / "p1-1.smr")
     sent, result = record(receiver, clock, stored, swap=7, duplicate=12, junk=1)
     assert result.lost["video"] == 0 and result.late["video"] == 0
+    assert result.loss is not None and result.loss["complete"] is True
+    assert result.loss["total"]["video"] == {"late": 1}  # the swapped pair: nothing lost
     # The duplicate fails SRTP's replay check; junk fails authentication.
     assert result.rejected == 1 + sent.video
     assert stored.frames() == {"video": ("vp8", sent.video), "audio": ("opus", sent.audio)}

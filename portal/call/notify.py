@@ -78,6 +78,11 @@ def _recording_changed(app: Flask, *, appointment_id: int, recording_id: str,
         socketio.emit("record:publish", {"id": recording_id}, to=sid)
 
 
+def _recording_losing(app: Flask, *, appointment_id: int, notice: dict[str, Any]) -> None:
+    """Only the hosts: they can act on it (stop, ask the guest to move closer to Wi-Fi)."""
+    socketio.emit("record:loss", notice, to=rooms.hosts_room(appointment_id))
+
+
 def connect(app: Flask) -> None:
     """Listen to this app's announcements."""
     for signal, receiver in (
@@ -87,5 +92,6 @@ def connect(app: Flask) -> None:
             (signals.account_changed, _account_changed),
             (signals.signed_out, _signed_out),
             (signals.session_ended, _session_ended),
-            (signals.recording_changed, _recording_changed)):
+            (signals.recording_changed, _recording_changed),
+            (signals.recording_losing, _recording_losing)):
         signal.connect(receiver, sender=app, weak=False)

@@ -20,6 +20,7 @@ from flask import current_app
 
 from portal import private
 from portal.models import Recording, RecordingStatus, RecordingTrack
+from portal.recording import loss
 from portal.recording import manifest as signed_manifest
 from portal.recording.keys import Keyring, KeyringError, load_signing_key
 from portal.recording.seekable import PlainStream
@@ -103,14 +104,31 @@ def build_manifest(recording: Recording, consents: list[dict[str, Any]],
         "tracks": [{"name": t.name, "participant": t.participant_id, "mode": t.mode,
                     "started_at": when(t.started_at), "stopped_at": when(t.stopped_at),
                     "frames": {"video": t.video_frames, "audio": t.audio_frames},
-                    **{k: v for k, v in track_details(t).items() if k in ("codecs", "file",
-                                                                          "offset_ms",
-                                                                          "media")}}
+                    **{k: v for k, v in track_details(t).items() if k in TRACK_KEYS}}
                    for t in recording.tracks],
     }
     if absences is not None:
         manifest["absences"] = absences
+    summary = loss_summary(recording)
+    if summary is not None:
+        manifest["loss"] = summary
     return manifest
+
+
+#: What a track's details give its manifest entry.
+TRACK_KEYS = ("codecs", "file", "offset_ms", "media", "loss")
+
+
+def loss_summary(recording: Recording) -> dict[str, Any] | None:
+    """{complete, accounted}: complete only if every track with media counted its loss and
+    lost nothing; accounted if every such track counted. None for a recording made before
+    loss was counted (no track has it), so that its manifest stays as it was."""
+    counted = [track_details(t).get("loss") for t in recording.tracks if t.mode != "failed"]
+    if not any(counted):
+        return None
+    accounted = all(c is not None and c.get("accounted", True) for c in counted)
+    return {"accounted": accounted,
+            "complete": accounted and all(c.get("complete") for c in counted if c)}
 
 
 def seal(recording: Recording, consents: list[dict[str, Any]],
@@ -128,6 +146,8 @@ class Verdict:
     ok: bool = True
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    loss: list[str] = field(default_factory=list)  # per track, from the signed manifest
+    complete: bool | None = None  # nothing lost (None: not accounted, an older recording)
 
     def fail(self, problem: str) -> None:
         self.ok = False
@@ -159,6 +179,7 @@ def verify(recording: Recording) -> Verdict:
         verdict.fail(str(exc))
         return verdict
     listed = {t["name"]: t for t in content.get("tracks", [])}
+    _loss(verdict, content)
     for track in recording.tracks:
         expected = listed.pop(track.name, None)
         if expected is None:
@@ -182,6 +203,15 @@ def verify(recording: Recording) -> Verdict:
     for name in listed:
         verdict.fail(f"track {name} of the manifest is missing")
     return verdict
+
+
+def _loss(verdict: Verdict, content: dict[str, Any]) -> None:
+    """What the signed manifest says was lost, per track (loss.describe)."""
+    summary = content.get("loss")
+    verdict.complete = bool(summary.get("complete")) if isinstance(summary, dict) else None
+    for track in content.get("tracks", []):
+        if "file" in track or "loss" in track:
+            verdict.loss.append(f"track {track['name']}: {loss.describe(track.get('loss'))}")
 
 
 def export(recording: Recording, out: Path) -> dict[str, int]:

@@ -99,9 +99,13 @@ def verify(recording_id: str) -> None:
         for problem in verdict.problems:
             click.echo(f"FAILED: {problem}", err=True)
         sys.exit(1)
+    for line in verdict.loss:
+        click.echo(f"loss: {line}")
     note = " (incomplete: the recorder stopped; every sealed chunk is intact)" \
         if recording.status is RecordingStatus.INCOMPLETE else ""
-    click.echo(f"OK: recording {recording.id} is intact{note}")
+    media = {True: "; no media lost", False: "; MEDIA LOST while recording (see loss above)",
+             None: "; loss not accounted (recorded before loss accounting)"}[verdict.complete]
+    click.echo(f"OK: recording {recording.id} is intact{note}{media}")
 
 
 @recordings_cli.command("export")

@@ -30,7 +30,8 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
-from portal.recording import addresses, passthrough
+from portal.recording import addresses, disk, passthrough, udp
+from portal.recording.loss import LossLedger
 from portal.recording.passthrough import TrackMuxer
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,13 @@ T = TypeVar("T")
 TICK_INTERVAL = 0.5  # s between sink ticks (the ChunkWriter seals a chunk after ~1 s)
 KEYFRAME_INTERVAL = 2.0  # s between keyframe requests (PLI) while video waits for a keyframe
 DRAIN_TIMEOUT = 2.0  # s to let the received frames of a closed connection reach the muxer
+#: s a stop waits for the media already in the sockets (sent before the stop) to be read: a
+#: busy recorder runs behind, and what it has not read when it closes is lost.
+CATCH_UP_TIMEOUT = 5.0
+LOSS_NOTICE_INTERVAL = 5.0  # s between two loss notices of one publication
 OnFailed = Callable[[str, str], None]
+#: on_loss(key, total): the publication is losing media (total: loss.LossLedger.total()).
+OnLoss = Callable[[str, dict[str, dict[str, int]]], None]
 
 
 class RecordingError(Exception):
@@ -74,6 +81,7 @@ class PublicationResult:
     duration: float  # seconds of media written (paused time is cut out)
     keyframe_requests: int  # PLIs sent
     error: str | None = None  # why the publication ended early ("failed", "sink_failed", ...)
+    loss: dict[str, Any] | None = None  # what it did not get, per window (loss.py)
 
 
 class Recorder(Protocol):
@@ -134,6 +142,7 @@ class _OfferMedia:
     kinds: set[str]  # audio/video the remote sends
     video_ssrcs: list[int]  # media (not RTX) SSRCs the offer announces for video
     rtx_ssrcs: set[int]
+    rtx_of: dict[int, int] = field(default_factory=dict)  # RTX SSRC -> its media SSRC
 
 
 def _offer_media(offer_sdp: str) -> _OfferMedia:
@@ -147,6 +156,7 @@ def _offer_media(offer_sdp: str) -> _OfferMedia:
             for group in m.ssrc_group:
                 if group.semantic == "FID" and len(group.items) == 2:
                     media.rtx_ssrcs.add(int(group.items[1]))
+                    media.rtx_of[int(group.items[1])] = int(group.items[0])
             media.video_ssrcs += [s.ssrc for s in m.ssrc if s.ssrc not in media.rtx_ssrcs]
     return media
 
@@ -169,6 +179,10 @@ class _Publication:
     last_pli: float = float("-inf")
     plis: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    ledger: LossLedger = field(default_factory=LossLedger)
+    inodes: list[int] = field(default_factory=list)  # its UDP sockets, for the kernel's drops
+    drops_seen: int = 0
+    loss_told_at: float = float("-inf")
 
     def wants_keyframe(self) -> bool:
         if "video" not in self.offer.kinds or self.paused or self.error or not self.connected:
@@ -194,6 +208,11 @@ class RecordingEngine:
 
     The engine contacts only the offer's candidates at public addresses and in
     `allowed_networks` (see addresses.py).
+
+    Each publication counts what it did not get (loss.py): RTP sequence gaps, late and repeated
+    packets, packets the muxer refused, and the kernel's drops on its sockets, whose receive
+    buffers are asked to be `receive_buffer` bytes. `on_loss(key, total)` is called on the loop
+    (it must not block) when a publication loses media, at most every LOSS_NOTICE_INTERVAL.
     """
 
     def __init__(
@@ -204,8 +223,12 @@ class RecordingEngine:
         on_failed: OnFailed | None = None,
         tick_interval: float = TICK_INTERVAL,
         keyframe_interval: float = KEYFRAME_INTERVAL,
+        on_loss: OnLoss | None = None,
+        receive_buffer: int = udp.RECEIVE_BUFFER,
     ) -> None:
         self._ice_servers = list(ice_servers or [])
+        self._on_loss = on_loss
+        self._receive_buffer = receive_buffer
         self._allowed = addresses.networks(allowed_networks)
         self._on_failed = on_failed
         self._tick_interval = tick_interval
@@ -372,6 +395,7 @@ class RecordingEngine:
             await pc.setLocalDescription(await pc.createAnswer())
             if pub.finishing is not None:
                 raise RecordingError(f"publication {key!r} was stopped while negotiating")
+            self._watch_sockets(pub)
             return str(pc.localDescription.sdp)
         except Exception as exc:
             if pub.finishing is None:  # else _close cleans up
@@ -390,7 +414,34 @@ class RecordingEngine:
         for transceiver in pub.pc.getTransceivers():
             if transceiver.receiver.track is track:
                 pub.receivers[track.kind] = transceiver.receiver
+                self._count_rtp(pub, track.kind, transceiver.receiver)
         pub.pumps.append(asyncio.ensure_future(self._pump(pub, track)))
+
+    def _watch_sockets(self, pub: _Publication) -> None:
+        """Size the connection's receive buffers; remember its sockets to read their drops."""
+        sockets = udp.peer_sockets(pub.pc)
+        for sock in sockets:
+            udp.size_receive_buffer(sock, self._receive_buffer)
+        pub.inodes = [udp.inode(sock) for sock in sockets]
+        pub.drops_seen = udp.drops(pub.inodes)
+
+    def _count_rtp(self, pub: _Publication, kind: str, receiver: RTCRtpReceiver) -> None:
+        """Count each RTP packet's sequence number before aiortc handles it (loss.py)."""
+        handle = receiver._handle_rtp_packet
+        rtx_of = pub.offer.rtx_of
+        ledger = pub.ledger
+
+        async def counted(packet: Any, arrival_time_ms: int) -> None:
+            if not pub.paused:
+                original = rtx_of.get(packet.ssrc)
+                if original is None:
+                    ledger.rtp(kind, packet.ssrc, packet.sequence_number)
+                elif len(packet.payload) >= 2:  # RTX (RFC 4588): the original's number first
+                    ledger.rtp(kind, original, int.from_bytes(packet.payload[:2], "big"))
+            await handle(packet, arrival_time_ms)
+
+        # The DTLS transport looks the method up on each packet: this instance gets ours.
+        receiver._handle_rtp_packet = counted  # type: ignore[method-assign]
 
     def _on_connection_state(self, pub: _Publication) -> None:
         state = pub.pc.connectionState
@@ -414,7 +465,9 @@ class RecordingEngine:
         try:
             if pub.muxer is None:
                 pub.sink = pub.open_sink()
-                pub.muxer = TrackMuxer(pub.sink, expected=pub.offer.kinds)
+                ledger = pub.ledger
+                pub.muxer = TrackMuxer(pub.sink, expected=pub.offer.kinds,
+                                       on_refused=lambda kind: ledger.add(kind, "refused"))
             pub.muxer.push(kind, item)
         except Exception as exc:  # the sink: no space, I/O error, a bug in open_sink
             log.exception("publication %s: cannot write", pub.key)
@@ -437,6 +490,8 @@ class RecordingEngine:
         if pub.paused == paused:
             return
         pub.paused = paused
+        if paused:  # what is not recorded is not lost: start the sequences afresh on resume
+            pub.ledger.restart()
         if pub.muxer is not None:
             (pub.muxer.pause if paused else pub.muxer.resume)()
         if not paused:
@@ -462,8 +517,31 @@ class RecordingEngine:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            for pub in list(self._pubs.values()):
+            pubs = list(self._pubs.values())
+            drops = udp.drops_by_inode() if pubs else {}
+            for pub in pubs:
+                if pub.finishing is None:
+                    self._count_drops(pub, drops)
+                    self._notice_loss(pub)
                 await self._tick(pub)
+
+    def _count_drops(self, pub: _Publication, drops: dict[int, int]) -> None:
+        """The kernel's drops on the publication's sockets since the last look."""
+        seen = sum(drops.get(inode, 0) for inode in pub.inodes)
+        if seen > pub.drops_seen and not pub.paused:
+            pub.ledger.add("socket", "socket_drops", seen - pub.drops_seen)
+        pub.drops_seen = max(seen, pub.drops_seen)
+
+    def _notice_loss(self, pub: _Publication) -> None:
+        pub.ledger.expire()
+        if pub.ledger.news() and self._on_loss is not None:
+            now = time.monotonic()
+            if now - pub.loss_told_at >= LOSS_NOTICE_INTERVAL:
+                pub.loss_told_at = now
+                try:
+                    self._on_loss(pub.key, pub.ledger.total())
+                except Exception:
+                    log.exception("on_loss callback for %s raised", pub.key)
 
     async def _tick(self, pub: _Publication) -> None:
         if pub.muxer is not None and pub.error is None and pub.finishing is None:
@@ -487,8 +565,19 @@ class RecordingEngine:
             pub.finishing = asyncio.ensure_future(self._close(pub))
         return await asyncio.shield(pub.finishing)
 
+    async def _catch_up(self, pub: _Publication) -> None:
+        """Read what was sent before the stop; count what is still unread at the timeout."""
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT
+        while (left := udp.unread(pub.inodes)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if left and pub.connected and pub.error is None:
+            pub.ledger.add("socket", "unread_at_stop", left)
+
     async def _close(self, pub: _Publication) -> PublicationResult:
         try:
+            if pub.inodes:  # before the sockets close and leave /proc/net/udp
+                await self._catch_up(pub)
+                self._count_drops(pub, udp.drops_by_inode())
             await pub.pc.close()
             if pub.pumps:
                 # The receivers' last frames are still on their way; a receiver that never
@@ -501,6 +590,8 @@ class RecordingEngine:
                 await asyncio.gather(*pub.tasks, return_exceptions=True)
             stopped_at = time.time()
             stats = pub.muxer.close() if pub.muxer is not None else None
+            sink_error = await disk.closed(pub.sink)  # the disk threads finish the file
+            pub.ledger.close()
         finally:
             self._pubs.pop(pub.key, None)
         first_media_at = None
@@ -518,5 +609,6 @@ class RecordingEngine:
             stopped_at=stopped_at,
             duration=stats.duration if stats else 0.0,
             keyframe_requests=pub.plis,
-            error=pub.error or (stats.error if stats else None),
+            error=pub.error or (stats.error if stats else None) or sink_error,
+            loss=pub.ledger.to_dict(),
         )

@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
-import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -34,12 +32,16 @@ from typing import Any, BinaryIO, TypeVar
 import pylibsrtp
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
+from portal.recording import disk, udp
 from portal.recording.endpoint import (
+    LOSS_NOTICE_INTERVAL,
     EngineStoppedError,
+    OnLoss,
     PublicationResult,
     RecordingError,
     UnknownPublicationError,
 )
+from portal.recording.loss import LossLedger
 from portal.recording.passthrough import TrackMuxer
 from portal.recording.rtpframes import REORDER_DELAY, Frames, Item, Reorder, frames_for
 
@@ -50,7 +52,7 @@ SRTP_SUITE = 80  # Janus's srtp_suite: AES_CM_128_HMAC_SHA1_80
 SRTP_KEY_BYTES = 30  # master key (16) and salt (14), as SDES carries them
 TICK_INTERVAL = 0.25  # s between ticks: gaps given up, chunks sealed, keyframes asked for
 KEYFRAME_INTERVAL = 1.0  # s between PLIs while video waits for a keyframe
-RECEIVE_BUFFER = 1 << 20  # bytes a stream's socket may hold (the system may allow less)
+RECEIVE_BUFFER = udp.RECEIVE_BUFFER  # bytes a stream's socket may hold
 OnFailed = Callable[[str, str], None]
 
 
@@ -117,6 +119,10 @@ class _Forward:
     last_pli: float = float("-inf")
     plis: int = 0
     rejected: int = 0
+    ledger: LossLedger = field(default_factory=LossLedger)  # what it did not get (loss.py)
+    inodes: list[int] = field(default_factory=list)  # its sockets, for the kernel's drops
+    drops_seen: int = 0
+    loss_told_at: float = float("-inf")
 
     def wants_keyframe(self) -> bool:
         video = self.streams.get("video")
@@ -135,6 +141,8 @@ class ForwardReceiver:
 
     `on_failed(key, reason)` is called on the loop thread (it must not block) when writing a
     publication's sink fails ("sink_failed"); the publication stays known until `stop`.
+    Loss is counted as in endpoint.py (RTP gaps before the reordering, muxer refusals, the
+    kernel's drops); `on_loss(key, total)` is called on the loop when a publication loses.
     """
 
     def __init__(
@@ -146,9 +154,13 @@ class ForwardReceiver:
         keyframe_interval: float = KEYFRAME_INTERVAL,
         reorder_delay: float = REORDER_DELAY,
         clock: Callable[[], float] = time.monotonic,
+        on_loss: OnLoss | None = None,
+        receive_buffer: int = RECEIVE_BUFFER,
     ) -> None:
         self.host = host
         self._on_failed = on_failed
+        self._on_loss = on_loss
+        self._receive_buffer = receive_buffer
         self._tick_interval = tick_interval
         self._keyframe_interval = keyframe_interval
         self._reorder_delay = reorder_delay
@@ -286,6 +298,9 @@ class ForwardReceiver:
         except Exception:
             _close_sockets(forward)
             raise
+        forward.inodes = [udp.inode(s.transport.get_extra_info("socket"))
+                          for s in forward.streams.values() if s.transport is not None]
+        forward.drops_seen = udp.drops(forward.inodes)
         self._forwards[key] = forward
         return {kind: s.endpoint for kind, s in forward.streams.items()}
 
@@ -293,9 +308,8 @@ class ForwardReceiver:
         """A UDP socket on the recorder's address, on a port the system chooses."""
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: _Datagrams(receive), local_addr=(self.host, 0))
-        sock = transport.get_extra_info("socket")
-        with contextlib.suppress(OSError):  # a keyframe's burst while the loop is busy
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        # Room for a keyframe's burst, and for many publications while the loop is busy.
+        udp.size_receive_buffer(transport.get_extra_info("socket"), self._receive_buffer)
         return transport
 
     async def _feedback(self, key: str, kind: str, address: tuple[str, int]) -> None:
@@ -323,6 +337,8 @@ class ForwardReceiver:
             return
         stream.packets += 1
         stream.ssrc = packet.ssrc
+        if not forward.paused:
+            forward.ledger.rtp(stream.endpoint.kind, packet.ssrc, packet.sequence_number)
         self._feed(forward, stream, stream.reorder.push(packet, self._clock()))
 
     def _feed(self, forward: _Forward, stream: _Stream, items: list[Item]) -> None:
@@ -339,8 +355,10 @@ class ForwardReceiver:
         try:
             if forward.muxer is None:
                 forward.sink = forward.open_sink()
+                ledger = forward.ledger
                 forward.muxer = TrackMuxer(forward.sink, expected=set(forward.streams),
-                                           clock=self._clock)
+                                           clock=self._clock,
+                                           on_refused=lambda k: ledger.add(k, "refused"))
             forward.muxer.push(kind, received)
         except Exception as exc:  # the sink: no space, I/O error
             log.exception("forwarded publication %s: cannot write", forward.key)
@@ -373,6 +391,8 @@ class ForwardReceiver:
         if forward.paused == paused:
             return
         forward.paused = paused
+        if paused:  # what is not recorded is not lost
+            forward.ledger.restart()
         if forward.muxer is not None:
             (forward.muxer.pause if paused else forward.muxer.resume)()
         if not paused:
@@ -381,8 +401,31 @@ class ForwardReceiver:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self._tick_interval)
-            for forward in list(self._forwards.values()):
+            forwards = list(self._forwards.values())
+            drops = udp.drops_by_inode() if forwards else {}
+            for forward in forwards:
+                if forward.stopping is None:
+                    self._count_drops(forward, drops)
+                    self._notice_loss(forward)
                 self._tick(forward)
+
+    @staticmethod
+    def _count_drops(forward: _Forward, drops: dict[int, int]) -> None:
+        seen = sum(drops.get(inode, 0) for inode in forward.inodes)
+        if seen > forward.drops_seen and not forward.paused:
+            forward.ledger.add("socket", "socket_drops", seen - forward.drops_seen)
+        forward.drops_seen = max(seen, forward.drops_seen)
+
+    def _notice_loss(self, forward: _Forward) -> None:
+        forward.ledger.expire()
+        if forward.ledger.news() and self._on_loss is not None:
+            now = time.monotonic()
+            if now - forward.loss_told_at >= LOSS_NOTICE_INTERVAL:
+                forward.loss_told_at = now
+                try:
+                    self._on_loss(forward.key, forward.ledger.total())
+                except Exception:
+                    log.exception("on_loss callback for %s raised", forward.key)
 
     def _tick(self, forward: _Forward) -> None:
         if forward.stopping is not None:
@@ -419,6 +462,8 @@ class ForwardReceiver:
 
     async def _finish(self, forward: _Forward) -> ForwardResult:
         try:
+            if forward.inodes:  # before the sockets close and leave /proc/net/udp
+                self._count_drops(forward, udp.drops_by_inode())
             _close_sockets(forward)
             for stream in forward.streams.values():  # what waited behind a gap, then the rest
                 for item in stream.reorder.flush():
@@ -428,6 +473,8 @@ class ForwardReceiver:
                     self._write(forward, stream.endpoint.kind, received)
             stopped_at = time.time()
             stats = forward.muxer.close() if forward.muxer is not None else None
+            sink_error = await disk.closed(forward.sink)  # the disk threads finish the file
+            forward.ledger.close()
         finally:
             self._forwards.pop(forward.key, None)
         first_media_at = None
@@ -448,11 +495,12 @@ class ForwardReceiver:
             stopped_at=stopped_at,
             duration=stats.duration if stats else 0.0,
             keyframe_requests=forward.plis,
-            error=forward.error or (stats.error if stats else None),
+            error=forward.error or (stats.error if stats else None) or sink_error,
             packets={kind: s.packets for kind, s in streams.items()},
             lost={kind: s.reorder.lost for kind, s in streams.items()},
             late={kind: s.reorder.late for kind, s in streams.items()},
             rejected=forward.rejected,
+            loss=forward.ledger.to_dict(),
         )
         log.info("forwarded publication %s: %s", forward.key, result)
         return result

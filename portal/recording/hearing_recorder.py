@@ -53,7 +53,8 @@ from portal.models import (
     Status,
     utcnow,
 )
-from portal.recording import archive, sealing, services
+from portal.recording import archive, losing, sealing, services
+from portal.recording.disk import Disk
 from portal.recording.forwarded import ForwardReceiver, ForwardResult
 from portal.recording.janus_room import NO_SUCH_ROOM, RECORDABLE, Publication, RoomWatch
 from portal.recording.store import ChunkWriter
@@ -104,7 +105,9 @@ class HearingRecorder:
             else float(config["RECORDER_POLL_MS"]) / 1000
         self.urls = list(config.get("RECORDER_JANUS_URLS") or janus_config.urls(app))
         self.receiver = ForwardReceiver(host=config["RECORDER_FORWARD_HOST"],
-                                        on_failed=self._forward_failed)
+                                        on_failed=self._forward_failed,
+                                        on_loss=self._forward_losing)
+        self.disk = Disk()  # sealing, writing and fsync, off the receiver's loop
         self._clients: dict[str, JanusClient] = {}
         self._held: dict[str, _Held] = {}  # the loop thread's, by recording id
         self._lock = threading.Lock()
@@ -178,6 +181,7 @@ class HearingRecorder:
         for thread in list(self._sealing.values()):
             thread.join(60)
         self.receiver.shutdown()
+        self.disk.shutdown()
         for client in self._clients.values():
             client.close()
 
@@ -422,12 +426,14 @@ class HearingRecorder:
         path = archive.directory(recording.id) / f"{name}.smr"
         data_key, recording_id = held.data_key, recording.id
 
-        def open_sink() -> BinaryIO:
+        def open_writer() -> ChunkWriter:  # on a disk thread
             private.folder(path.parent)
             # Sealed every half second: a crash loses about a second of media at most.
-            writer = ChunkWriter(path, recording_id=recording_id, track=name,
-                                 data_key=data_key, flush_interval=0.5)
-            return cast(BinaryIO, writer)
+            return ChunkWriter(path, recording_id=recording_id, track=name,
+                               data_key=data_key, flush_interval=0.5)
+
+        def open_sink() -> BinaryIO:  # on the receiver's loop: only queues
+            return cast(BinaryIO, self.disk.sink(open_writer))
 
         endpoints = self.receiver.open(key, kinds, open_sink).result(STOP_TIMEOUT)
         try:
@@ -475,6 +481,21 @@ class HearingRecorder:
         in_janus = held.watch is not None and not held.watch.gone
         for forwarding in list(held.forwards.values()):
             self._end(held, forwarding, in_janus=in_janus)
+
+    def _forward_losing(self, key: str, total: dict[str, dict[str, int]]) -> None:
+        """From the receiver's thread: a forwarded publication is losing media."""
+        recording_id, track = key.split("/", 1)
+
+        def tell() -> None:
+            with self.app.app_context():
+                try:
+                    losing.tell(recording_id, track, total)
+                    db.session.commit()
+                except Exception:
+                    db.session.rollback()
+                    log.exception("recorder: telling %s's loss failed", recording_id)
+
+        threading.Thread(target=tell, name="recorder-loss", daemon=True).start()
 
     def _forward_failed(self, key: str, reason: str) -> None:
         """From the receiver's thread: a file could not be written; the loop stops it."""

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from flask import Flask, current_app
 from sqlalchemy import select
 
-from portal import private, signals
+from portal import signals
 from portal.audit import services as audit
 from portal.database import after_commit
 from portal.extensions import db
 from portal.hearing import policy
 from portal.models import Participant, Recording, RecordingStatus, RecordingTrack, utcnow
-from portal.recording import archive, sealing, services
-from portal.recording.store import ChunkWriter
+from portal.recording import archive, losing, sealing, services
+from portal.recording.disk import Disk, QueuedSink, TrackFile
 
 if TYPE_CHECKING:  # aiortc is imported only when something is recorded
     from aiortc import RTCIceServer
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # aiortc is imported only when something is recorded
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT = 15.0
+CHUNK_INTERVAL = 0.5  # s: the longest a track's media waits in memory before it is sealed
 FORWARDED_POLL = 0.5  # s between looks at a Janus call's recording, for its end
 #: A track whose negotiation failed: it has no file, and the participant's next offer reuses it.
 FAILED = "failed"
@@ -61,7 +62,8 @@ class RecordingManager:
         self.app = app
         self._lock = threading.Lock()
         self._engine: Recorder | None = None
-        self._writers: dict[str, ChunkWriter] = {}  # publication key -> writer
+        self._writers: dict[str, QueuedSink] = {}  # publication key -> its file
+        self._disk = Disk()  # sealing, writing and fsync, off the media loop
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
         self._retiring: dict[str, dict[str, Future[PublicationResult | None]]] = {}
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
@@ -83,20 +85,42 @@ class RecordingManager:
         return engine
 
     def start(self) -> None:
-        """Start the engine and the heartbeat (which first recovers crashed recordings)."""
+        """Start the engine and the heartbeat (which first recovers crashed recordings).
+
+        The engine is RECORDER_WORKERS recorder processes (workers.py; the web process then
+        runs no media), or with 0 an engine on a thread of this process (the embedded mode).
+        """
         from portal.recording.endpoint import RecordingEngine
+        from portal.recording.workers import EngineSettings, WorkerPool
 
         with self._lock:
             if self._engine is None:
-                engine = RecordingEngine(
-                    ice_servers=self._ice_servers(), on_failed=self._publication_failed,
-                    allowed_networks=self.app.config["RECORDER_ALLOW_ADDRESSES"])
-                engine.start()
+                workers = self.workers
+                allowed = list(self.app.config["RECORDER_ALLOW_ADDRESSES"])
+                engine: Recorder
+                if workers:
+                    pool = WorkerPool(workers, EngineSettings(self._ice_servers(), allowed),
+                                      on_failed=self._publication_failed,
+                                      on_loss=self._publication_losing)
+                    pool.start()
+                    engine = pool
+                else:
+                    embedded = RecordingEngine(
+                        ice_servers=self._ice_servers(), on_failed=self._publication_failed,
+                        on_loss=self._publication_losing, allowed_networks=allowed)
+                    embedded.start()
+                    engine = embedded
                 self._engine = engine
             if self._heartbeat_started:
                 return
             self._heartbeat_started = True
         _in_background(self._heartbeat)
+
+    @property
+    def workers(self) -> int:
+        """Recorder processes to run (0: the engine runs in this process)."""
+        configured = self.app.config["RECORDER_WORKERS"]
+        return int(configured) if configured is not None else (os.cpu_count() or 1)
 
     def _ice_servers(self) -> list[RTCIceServer]:
         """STUN lets a recorder behind NAT learn its public address; no TURN for a server."""
@@ -130,6 +154,7 @@ class RecordingManager:
             engine.shutdown(timeout)
         for writer in list(self._writers.values()):
             writer.close()
+        self._disk.shutdown()
 
     def _heartbeat(self) -> None:
         interval = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
@@ -285,14 +310,14 @@ class RecordingManager:
         recording_id, track_name, participant_id = recording.id, track.name, me.id
         paused = recording.status is RecordingStatus.PAUSED
 
-        def open_sink() -> BinaryIO:
-            private.folder(path.parent)
-            # Sealed every half second: a crash loses about a second of media at most.
-            writer = ChunkWriter(path, recording_id=recording_id, track=track_name,
-                                 data_key=data_key, flush_interval=0.5)
+        # Sealed every half second: a crash loses about a second of media at most.
+        track_file = TrackFile(path, recording_id, track_name, data_key, CHUNK_INTERVAL)
+
+        def open_sink() -> BinaryIO:  # on the embedded engine's loop: only queues
+            sink = self._disk.sink(track_file)
             with self._lock:
-                self._writers[key] = writer
-            return cast(BinaryIO, writer)  # file-like enough for PyAV (write/flush/close)
+                self._writers[key] = sink
+            return cast(BinaryIO, sink)  # file-like enough for PyAV (write/flush/close)
 
         def answered(done: Future[str]) -> None:
             try:
@@ -310,7 +335,13 @@ class RecordingManager:
                 old, pubs[participant_id] = pubs.get(participant_id), key
             if old is not None:  # republishing: the old connection is over (finish waits)
                 self._retire(recording_id, old)
-            future = self.engine.publish(key, offer_sdp, open_sink)
+            from portal.recording.workers import WorkerPool
+
+            engine = self.engine
+            if isinstance(engine, WorkerPool):  # the worker opens the file
+                future = engine.publish(key, offer_sdp, track_file)
+            else:
+                future = engine.publish(key, offer_sdp, open_sink)
             if paused:
                 self.engine.pause(key)
             future.add_done_callback(answered)
@@ -371,6 +402,22 @@ class RecordingManager:
     def _publication_failed(self, key: str, reason: str) -> None:
         """From the engine's thread: a publication's connection died; stop the recording."""
         _in_background(self._stop_in_app, key.split("/", 1)[0], reason)
+
+    def _publication_losing(self, key: str, total: dict[str, dict[str, int]]) -> None:
+        """From the engine's thread: a publication is losing media; the host is told."""
+        recording_id, track = key.split("/", 1)
+        _in_background(self._tell_loss, self.app, recording_id, track, total)
+
+    @staticmethod
+    def _tell_loss(app: Flask, recording_id: str, track: str,
+                   total: dict[str, dict[str, int]]) -> None:
+        with app.app_context():
+            try:
+                losing.tell(recording_id, track, total)
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("telling recording %s's loss failed", recording_id)
 
     def _stop_in_app(self, recording_id: str, reason: str) -> None:
         with self.app.app_context():

@@ -211,6 +211,7 @@ class _Track:
     first_ms: int | None = None
     frames: int = 0
     dropped: int = 0
+    refused: int = 0  # of the dropped: packets the muxer or encoder refused (media lost)
     fixed: int = 0  # timestamps raised to keep them increasing
 
 
@@ -220,6 +221,7 @@ class MuxStats:
 
     frames: dict[str, int]
     dropped: dict[str, int]
+    refused: dict[str, int]  # of the dropped: refused by the muxer or encoder (media lost)
     repaired: dict[str, int]  # timestamps raised to keep them increasing
     codecs: dict[str, str]  # kind -> codec as stored ("vp8", "h264", "opus")
     source_codecs: dict[str, str]  # kind -> codec as received
@@ -268,6 +270,7 @@ class TrackMuxer:
         expected: set[str] | frozenset[str] = frozenset({"audio", "video"}),
         start_timeout: float = START_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         if not expected or not expected <= {"audio", "video"}:
             raise ValueError(f"expected must be a non-empty subset of audio, video: {expected}")
@@ -275,6 +278,7 @@ class TrackMuxer:
         self._expected = frozenset(expected)
         self._start_timeout = start_timeout
         self._clock = clock
+        self._on_refused = on_refused  # (kind): media the container lost, for loss.py
         self._tracks: dict[str, _Track] = {}
         self._pending: list[_Pending] = []
         self._container: Any = None
@@ -451,8 +455,8 @@ class TrackMuxer:
         return stream
 
     def _write(self, track: _Track, ms: int, item: Any) -> None:
-        if track.stream is None:  # the track came after the container started
-            track.dropped += 1
+        if track.stream is None:  # the track came after the container started: not stored
+            self._refuse(track)
             return
         if track.passthrough:
             self._mux(track, ms, item)
@@ -462,7 +466,7 @@ class TrackMuxer:
             packets = track.stream.encode(item)
         except (av.FFmpegError, ValueError) as exc:
             log.warning("%s: cannot encode %s frame: %s", track.kind, track.source, exc)
-            track.dropped += 1
+            self._refuse(track)
             return
         for packet in packets:
             self._mux_encoded(track, packet)
@@ -482,12 +486,18 @@ class TrackMuxer:
             self._container.mux(packet)
         except (av.FFmpegError, ValueError) as exc:
             log.warning("%s: dropped a packet the muxer refused: %s", track.kind, exc)
-            track.dropped += 1
+            self._refuse(track)
             return
         track.last_ms = ms
         if track.first_ms is None:
             track.first_ms = ms
         track.frames += 1
+
+    def _refuse(self, track: _Track) -> None:
+        track.dropped += 1
+        track.refused += 1
+        if self._on_refused is not None:
+            self._on_refused(track.kind)
 
     def close(self) -> MuxStats:
         """Write what is buffered, finish the container, close the sink. Idempotent."""
@@ -526,6 +536,7 @@ class TrackMuxer:
         return MuxStats(
             frames={t.kind: t.frames for t in self._tracks.values()},
             dropped={t.kind: t.dropped for t in self._tracks.values()},
+            refused={t.kind: t.refused for t in self._tracks.values()},
             repaired={t.kind: t.fixed for t in self._tracks.values()},
             codecs={t.kind: self._stored_codec(t) for t in self._tracks.values() if t.source},
             source_codecs={t.kind: t.source for t in self._tracks.values() if t.source},

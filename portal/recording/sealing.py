@@ -50,6 +50,8 @@ def _describe(recording: Recording, track: RecordingTrack,
         track.video_frames = int(result.frames.get("video", 0))
         track.audio_frames = int(result.frames.get("audio", 0))
         details["codecs"] = result.codecs
+        if result.loss is not None:
+            details["loss"] = result.loss
         if result.reason:
             details["transcode_reason"] = result.reason
         first = result.first_media_at
@@ -103,6 +105,8 @@ def recover_recording(recording: Recording) -> None:
                                           data_key=key).to_dict()
             except StoreError as exc:
                 details["error"] = str(exc)
+            # Its counts died with the recorder: say so rather than nothing.
+            details.setdefault("loss", {"accounted": False, "complete": False})
         track.stopped_at = track.stopped_at or utcnow()
         track.details = _json(details)
     recording.status = RecordingStatus.INCOMPLETE

@@ -25,7 +25,7 @@ from portal.database import writing
 from portal.extensions import db
 from portal.models import Recording, RecordingTrack
 from portal.models.recording import STORED
-from portal.recording import archive, playback
+from portal.recording import archive, loss_report, playback
 from portal.recording.keys import KeyringError
 from portal.recording.store import StoreError
 
@@ -48,7 +48,8 @@ def index(appointment_id: int) -> ResponseReturnValue:
     recordings = db.session.scalars(select(Recording).where(
         Recording.appointment_id == appointment.id).order_by(Recording.requested_at.desc())).all()
     return render_template("recordings/index.html", appointment=appointment,
-                           recordings=recordings, confirm=ConfirmForm(), stored=STORED)
+                           recordings=recordings, confirm=ConfirmForm(), stored=STORED,
+                           losses={r.id: loss_report.report(r) for r in recordings})
 
 
 @bp.get("/recordings/<recording_id>/tracks/<id:track_id>")

@@ -219,6 +219,12 @@ export function createRecording({media, t, isHost, alertUser, inCall, refreshJoi
     });
     sock.on("lobby:state", (msg) => { if (msg && msg.ice_servers) { iceServers = msg.ice_servers; } });
     sock.on("record:state", onState);
+    // Only hosts get it: this recording is losing media (whose, and the counts so far).
+    sock.on("record:loss", (notice) => {
+      if (!notice || typeof notice !== "object" || notice.id !== current.id) { return; }
+      document.body.dataset.recordingLoss = notice.track || "true";
+      alertUser(t("rec_losing", {name: notice.name || "?"}));
+    });
     sock.on("record:publish", ({id} = {}) => { publish(id); });
     sock.on("record:answer", recorder.answer);
   }
