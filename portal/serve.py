@@ -110,6 +110,9 @@ class Worker(ThreadWorker):
         if app is not None:
             # First marks what a crash left as incomplete, then records.
             app.extensions["recording"].start()
+            from portal.notifications import background
+
+            background.start(app)  # guests' e-mail, when SMTP is configured
         # What the app loaded lives as long as the worker: out of the collector's full passes,
         # which otherwise walk it all every few seconds under load (pauses of 100-300 ms).
         gc.collect()
@@ -120,6 +123,9 @@ class Worker(ThreadWorker):
         try:
             if app is not None:
                 seal_recordings(app)
+                from portal.notifications import background
+
+                background.stop(app)
         except Exception:  # still exit: gunicorn's master would kill us later anyway
             log.exception("sealing the recordings at shutdown failed")
         ThreadWorker.handle_exit(self, signal.SIGTERM, None)  # ends the loop; wakes it
