@@ -129,6 +129,7 @@ def test_the_invitation_from_the_page_arrives_with_a_calendar_entry_and_a_workin
     assert sent.status is MessageStatus.SENT and sent.attempts == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_a_reschedule_updates_the_same_entry_and_a_cancel_withdraws_it(
         mail_app, people, inbox, new_browser):
     appointment_id = book(mail_app, people.host_a.id, starts_in=timedelta(minutes=20))
@@ -179,6 +180,7 @@ def works(app: Flask, token: str, guest_id: int, at: datetime) -> InviteState:
         return found.state
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_reminders_come_at_their_time_with_a_working_link_and_never_after_a_cancel(
         mail_app, people, inbox, new_browser):
     clock = hand_clock(mail_app)
@@ -235,6 +237,7 @@ def test_reminders_off_for_one_appointment(mail_app, people, inbox, new_browser)
         "Invitation to a video appointment"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 def test_smtp_down_fails_with_the_reason_then_is_retried_and_sent(app, people, new_browser):
     port = free_port()
     box = Mailbox(port)
@@ -467,3 +470,20 @@ def test_a_sender_killed_mid_batch_sends_every_message_exactly_once(
     assert len(ids) == 6 and set(ids.values()) == {1}, ids
     assert sorted(m.envelope_to[0] for m in inbox.received) == [
         f"g{n}@example.org" for n in range(6)]
+
+
+def test_a_message_that_cannot_be_written_fails_and_the_others_go(mail_app, people, inbox):
+    appointment_id = book(mail_app, people.host_a.id, starts_in=timedelta(minutes=20))
+    broken, _token = add_guest(mail_app, appointment_id)
+    add_guest(mail_app, appointment_id, email="kim@example.org", name="Kim")
+    with mail_app.app_context():  # a zone this machine no longer knows (tzdata changed)
+        guest = services.get_guest(db.session.get(Appointment, appointment_id), broken)
+        guest.timezone = "Mars/Olympus_Mons"
+        db.session.commit()
+    assert Sender(mail_app).run_once() == 2
+    [mail] = inbox.wait_for(1)
+    assert mail.envelope_to == ["kim@example.org"]
+    failed = next(m for m in messages(mail_app) if m.participant_id == broken)
+    assert failed.status is MessageStatus.FAILED and "ZoneInfoNotFoundError" in (
+        failed.last_error or "")
+    assert failed.next_try_at is not None

@@ -97,7 +97,13 @@ class Sender:
         message = db.session.get(OutboxMessage, message_id)
         assert message is not None
         attempt = message.attempt_id
-        written = compose(message, now)
+        try:
+            written = compose(message, now)
+        except Exception as err:  # a message that cannot be written must not stop the others
+            log.exception("message %s could not be written", message_id)
+            db.session.rollback()
+            _failed(message_id, attempt, err)
+            return
         if isinstance(written, Skip):
             _finish(message_id, attempt, status=MessageStatus.SKIPPED, error=written.reason)
             return
