@@ -237,6 +237,8 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "SMTP_PASSWORD": _env("SMTP_PASSWORD", ""),
         "SMTP_FROM": _env("SMTP_FROM", "Samtale <no-reply@localhost>"),
         "SMTP_TIMEOUT_SECONDS": _env_int("SMTP_TIMEOUT_SECONDS", 30),
+        # A CA bundle to check the server's certificate against instead of the system's.
+        "SMTP_CA_FILE": _env("SMTP_CA_FILE", ""),
         # Reminders, in minutes before the start (empty: none); each appointment may turn
         # them off.
         "REMINDER_MINUTES": _reminder_minutes(),

@@ -7,14 +7,22 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ipaddress
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from icalendar import Calendar
 
 
@@ -90,14 +98,15 @@ class Handler:
 class Mailbox:
     """The server and what it received."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, **server: Any) -> None:
         self.port = port
         self.handler = Handler()
+        self.server = server  # aiosmtpd's options: tls_context, authenticator, ...
         self._controller: Controller | None = None
 
     def start(self) -> Mailbox:
         self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                      ready_timeout=10)
+                                      ready_timeout=10, **self.server)
         self._controller.start()
         return self
 
@@ -145,3 +154,57 @@ class Mailbox:
 
     def release(self) -> None:
         self.handler.gate.set()
+
+
+def tls_for_loopback(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA of its own (its certificate written to folder/ca.pem, for the client to trust) and
+    a server context whose certificate that CA signed for 127.0.0.1."""
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Samtale test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(
+              digital_signature=True, content_commitment=False, key_encipherment=False,
+              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+              encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+                         critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_path = folder / "ca.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return ca_path, context
+
+
+def password_check(login: str, password: str) -> Any:
+    """An aiosmtpd authenticator that accepts this one account."""
+
+    def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+              data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.login == login.encode() \
+            and data.password == password.encode()
+        return AuthResult(success=ok, handled=False)
+
+    return check

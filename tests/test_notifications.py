@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from live import free_port
-from smtp_inbox import Mailbox, Received
+from smtp_inbox import Mailbox, Received, password_check, tls_for_loopback
 from sqlalchemy import select
 from support import audit_events, book, get_appointment, hand_clock
 
@@ -487,3 +487,40 @@ def test_a_message_that_cannot_be_written_fails_and_the_others_go(mail_app, peop
     assert failed.status is MessageStatus.FAILED and "ZoneInfoNotFoundError" in (
         failed.last_error or "")
     assert failed.next_try_at is not None
+
+
+def test_starttls_with_a_login_and_the_certificate_checked(app, people, tmp_path):
+    ca, server_tls = tls_for_loopback(tmp_path)
+    box = Mailbox(free_port(), tls_context=server_tls, require_starttls=True,
+                  auth_required=True, authenticator=password_check("portal", "s3cret")).start()
+    try:
+        app.config.update(box.config(), SMTP_SECURITY="starttls", SMTP_USER="portal",
+                          SMTP_PASSWORD="s3cret", SMTP_CA_FILE=str(ca))
+        appointment_id = book(app, people.host_a.id, starts_in=timedelta(minutes=20))
+        add_guest(app, appointment_id)
+        Sender(app).run_once()
+        [mail] = box.wait_for(1)
+        assert mail.envelope_to == ["pat@example.org"]
+
+        app.config["SMTP_CA_FILE"] = ""  # the system's CAs do not know this server
+        add_guest(app, appointment_id, email="kim@example.org", name="Kim")
+        Sender(app).run_once()
+        failed = messages(app)[-1]
+        assert failed.status is MessageStatus.FAILED
+        assert "CERTIFICATE_VERIFY_FAILED" in (failed.last_error or ""), failed.last_error
+        assert len(box.received) == 1
+    finally:
+        box.stop()
+
+
+def test_tls_from_the_start(app, people, tmp_path):
+    ca, server_tls = tls_for_loopback(tmp_path)
+    box = Mailbox(free_port(), ssl_context=server_tls).start()
+    try:
+        app.config.update(box.config(), SMTP_SECURITY="tls", SMTP_CA_FILE=str(ca))
+        appointment_id = book(app, people.host_a.id, starts_in=timedelta(minutes=20))
+        add_guest(app, appointment_id)
+        Sender(app).run_once()
+        assert box.wait_for(1)[0].envelope_to == ["pat@example.org"]
+    finally:
+        box.stop()
