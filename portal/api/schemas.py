@@ -114,8 +114,8 @@ def _participant_fields(reference: Callable[..., fields.Field]) -> dict[str, fie
                            "(audio they do). Not the bench, nor an interpreter's principal."}),
         "message_language": fields.String(load_default=None, allow_none=True,
                                           validate=validate.OneOf(("en", "nb")), metadata={
-            "description": "The language of the guest's e-mail (default: the default "
-                           "language)."}),
+            "description": "The language of the guest's e-mail (default: the request's "
+                           "Accept-Language, else en)."}),
         "timezone": fields.String(load_default=None, allow_none=True,
                                   validate=validate.Length(min=1, max=64), metadata={
             "description": "The IANA time zone the guest's e-mail states times in, e.g. "
