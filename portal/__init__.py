@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from portal.inputs import IdConverter, refuse_unacceptable_input
     from portal.join import opened as opened_links
     from portal.join.views import bp as join_bp
+    from portal.notifications import views as notifications
     from portal.recording import manager as recording_manager
     from portal.recording.views import bp as recordings_bp
     from portal.views import bp as home_bp
@@ -77,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                       recordings_bp):
         app.register_blueprint(blueprint)
     init_api(app)
+    notifications.init_app(app)
     opened_links.init_app(app)
     recording_manager.init_app(app)
     init_call(app)

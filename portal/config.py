@@ -56,6 +56,15 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in _env(name, "").split(",") if item.strip()]
 
 
+def _reminder_minutes() -> list[int]:
+    if "PORTAL_REMINDER_MINUTES" not in os.environ:
+        return [24 * 60, 15]
+    try:
+        return sorted({int(m) for m in _env_list("REMINDER_MINUTES")}, reverse=True)
+    except ValueError as exc:
+        raise RuntimeError("PORTAL_REMINDER_MINUTES must be whole minutes, e.g. 1440,15") from exc
+
+
 def load_secret_key(instance_path: Path, name: str = "secret_key") -> str:
     """A key: PORTAL_<NAME> (the session-signing key by default), else a file made once in
     instance/ (0600)."""
@@ -232,6 +241,32 @@ def settings(instance_path: Path) -> dict[str, Any]:
         "JANUS_KEEPALIVE_SECONDS": _env_int("JANUS_KEEPALIVE_SECONDS", 25),
         # A lost instance is tried again after this, doubling up to 30 s.
         "JANUS_RETRY_SECONDS": _env_int("JANUS_RETRY_SECONDS", 2),
+        # Guests' e-mail (docs/operations.md, "E-mail"): the SMTP server (no host: nothing is
+        # sent, and the host copies each link as before), how to secure it (starttls, tls,
+        # none), its account, and the From address.
+        "SMTP_HOST": _env("SMTP_HOST", ""),
+        "SMTP_PORT": _env_int("SMTP_PORT", 587),
+        "SMTP_SECURITY": _env_choice("SMTP_SECURITY", "starttls", ("starttls", "tls", "none")),
+        "SMTP_USER": _env("SMTP_USER", ""),
+        "SMTP_PASSWORD": _env("SMTP_PASSWORD", ""),
+        "SMTP_FROM": _env("SMTP_FROM", "Samtale <no-reply@localhost>"),
+        "SMTP_TIMEOUT_SECONDS": _env_int("SMTP_TIMEOUT_SECONDS", 30),
+        # A CA bundle to check the server's certificate against instead of the system's.
+        "SMTP_CA_FILE": _env("SMTP_CA_FILE", ""),
+        # Reminders, in minutes before the start (empty: none); each appointment may turn
+        # them off.
+        "REMINDER_MINUTES": _reminder_minutes(),
+        # The sender (`flask --app app notifications run`, or a thread of the web process
+        # when NOTIFY_IN_WEB is on): how often it looks for due messages, how long a claim
+        # holds, the first wait before trying a failed message again (doubling, at most an
+        # hour), and the tries before it gives up until the host resends.
+        "NOTIFY_IN_WEB": _env_bool("NOTIFY_IN_WEB", True),
+        "NOTIFY_POLL_SECONDS": _env_int("NOTIFY_POLL_SECONDS", 5),
+        "NOTIFY_LEASE_SECONDS": _env_int("NOTIFY_LEASE_SECONDS", 120),
+        "NOTIFY_RETRY_SECONDS": _env_int("NOTIFY_RETRY_SECONDS", 60),
+        "NOTIFY_MAX_ATTEMPTS": _env_int("NOTIFY_MAX_ATTEMPTS", 8),
+        # Seals the invite tokens kept for later messages; default: instance/link_key (0600).
+        "LINK_KEY": os.environ.get("PORTAL_LINK_KEY") or None,
         # flask-smorest: the OpenAPI document lives at /api/v1/openapi.json.
         "API_TITLE": "Samtale API",
         "API_VERSION": "v1",

@@ -26,6 +26,7 @@ from gunicorn.http import wsgi as gunicorn_wsgi
 from gunicorn.workers.gthread import ThreadWorker
 
 from portal import logs
+from portal.notifications import background as notifications
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Worker(ThreadWorker):
         if app is not None:
             # First marks what a crash left as incomplete, then records.
             app.extensions["recording"].start()
+            notifications.start(app)  # guests' e-mail, when SMTP is configured
         # What the app loaded lives as long as the worker: out of the collector's full passes,
         # which otherwise walk it all every few seconds under load (pauses of 100-300 ms).
         gc.collect()
@@ -120,6 +122,7 @@ class Worker(ThreadWorker):
         try:
             if app is not None:
                 seal_recordings(app)
+                notifications.stop(app)
         except Exception:  # still exit: gunicorn's master would kill us later anyway
             log.exception("sealing the recordings at shutdown failed")
         ThreadWorker.handle_exit(self, signal.SIGTERM, None)  # ends the loop; wakes it

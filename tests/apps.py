@@ -28,6 +28,7 @@ def make_app(database_url: str, files: Path, **extra: Any) -> Flask:
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
         "MFA_KEY": "test-mfa-key",
+        "LINK_KEY": "test-link-key",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "RATELIMIT_STORAGE_URI": "memory://",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

@@ -18,7 +18,17 @@ from support import book, hand_clock, invite, local_input, now, snapshot
 
 from portal.accounts import services as accounts
 from portal.extensions import db
-from portal.models import Appointment, Recording, RecordingStatus, RecordingTrack, User, utcnow
+from portal.models import (
+    Appointment,
+    MessageKind,
+    MessageStatus,
+    OutboxMessage,
+    Recording,
+    RecordingStatus,
+    RecordingTrack,
+    User,
+    utcnow,
+)
 
 ANON, GUEST, OWNER, OTHER, ADMIN = "anonymous", "guest", "host_a", "host_b", "admin"
 ROLES = (ANON, GUEST, OWNER, OTHER, ADMIN)
@@ -97,6 +107,10 @@ ROUTES = (
           redirect_to="/appointments/{appt}"),
     Route("reissue", "POST", "/appointments/{appt}/guests/{guest}/reissue", own_page(302),
           redirect_to="/appointments/{appt}"),
+    # Guests' e-mail: reminders on or off; resend (no mail server here: 409 for the owner).
+    Route("reminders", "POST", "/appointments/{appt}/reminders", own_page(302),
+          redirect_to="/appointments/{appt}"),
+    Route("resend", "POST", "/appointments/{appt}/messages/{message}/resend", own_page(409)),
     Route("users", "GET", "/admin/users", admin_page(200)),
     Route("create-user", "POST", "/admin/users", admin_page(200),
           data={"email": "new@example.org", "name": "New Host", "role": "host"}),
@@ -141,10 +155,14 @@ def world(app, people, new_browser) -> dict[str, Any]:
         db.session.flush()
         track = RecordingTrack(recording_id=recording.id, participant_id=guest_id, name="p1-1")
         db.session.add(track)
+        message = OutboxMessage(participant_id=guest_id, appointment_id=appointment_id,
+                                kind=MessageKind.INVITATION, status=MessageStatus.FAILED,
+                                last_error="ConnectionRefusedError")
+        db.session.add(message)
         db.session.commit()
-        token_id, track_id = api_token.id, track.id
+        token_id, track_id, message_id = api_token.id, track.id, message.id
     return {"appt": appointment_id, "guest": guest_id, "invite": token, "token": token_id,
-            "recording": "ab" * 16, "track": track_id,
+            "recording": "ab" * 16, "track": track_id, "message": message_id,
             "user": people.host_b.id, "owner": people.host_a.id,
             "later": local_input(now() + timedelta(hours=2))}
 

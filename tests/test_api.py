@@ -130,7 +130,8 @@ def test_openapi_document_is_valid_and_matches_the_routes(app: Flask) -> None:
     documented = {path: {m for m in ops if m != "parameters"}
                   for path, ops in document["paths"].items()}
     assert routes == documented
-    assert len(routes) == 8  # 6, and a participant's screening and the observer link
+    assert len(routes) == 11  # 6, a participant's screening, the observer link, and e-mail:
+    # the messages, a resend, reminders on or off
 
 
 def test_openapi_document_declares_bearer_auth_enums_and_errors(app: Flask) -> None:

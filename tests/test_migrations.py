@@ -20,7 +20,7 @@ from portal.models.audit import GENESIS_DIGEST
 TABLES = {"users", "api_tokens", "appointments", "participants", "chat_messages", "audit_events",
           "audit_head", "recordings", "recording_tracks", "consents", "recovery_codes",
           "login_throttles", "sessions", "playbacks", "retired_invites", "representations",
-          "screenings", "consultation_rooms"}
+          "screenings", "consultation_rooms", "outbox_messages", "link_secrets"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -112,6 +112,14 @@ def _participant_fields(reference: Callable[..., fields.Field]) -> dict[str, fie
         "screened_from": fields.List(reference(), load_default=list, metadata={
             "description": "Screening: these participants never receive this one's video "
                            "(audio they do). Not the bench, nor an interpreter's principal."}),
+        "message_language": fields.String(load_default=None, allow_none=True,
+                                          validate=validate.OneOf(("en", "nb")), metadata={
+            "description": "The language of the guest's e-mail (default: the request's "
+                           "Accept-Language, else en)."}),
+        "timezone": fields.String(load_default=None, allow_none=True,
+                                  validate=validate.Length(min=1, max=64), metadata={
+            "description": "The IANA time zone the guest's e-mail states times in, e.g. "
+                           "Europe/Oslo (default: the host's)."}),
     }
 
 
@@ -215,6 +223,8 @@ class AppointmentSchema(Schema):
     invite_window = fields.Nested(InviteWindowSchema, required=True)
     observer_link_enabled = fields.Boolean(required=True, metadata={
         "description": "Hearings: whether the observer link works (it is never shown again)."})
+    reminders = fields.Boolean(required=True, metadata={
+        "description": "Whether the guests get e-mail reminders before the start."})
     created_at = fields.AwareDateTime(required=True, format="iso")
     updated_at = fields.AwareDateTime(required=True, format="iso")
 
@@ -247,6 +257,8 @@ class ParticipantSchema(Schema):
     interprets_for = fields.Integer(required=True, allow_none=True, metadata={
         "description": "interpreter: the id of the participant they interpret for."})
     language = fields.String(required=True, allow_none=True)
+    message_language = fields.String(required=True, allow_none=True)
+    timezone = fields.String(required=True, allow_none=True)
     screened_from = fields.List(fields.Integer(), required=True, metadata={
         "description": "The ids of the participants who never receive this one's video."})
 
@@ -256,7 +268,7 @@ class ParticipantSchema(Schema):
         person: Participant = extra.pop("participant", given)
         shown = {name: getattr(person, name) for name in (
             "id", "display_name", "role", "email", "lobby_state", "invite_issued_at",
-            "invite_revoked_at", "language")}
+            "invite_revoked_at", "language", "message_language", "timezone")}
         return {**shown, "staff": person.user_id is not None,
                 "represents": [p.id for p in person.represents],
                 "interprets_for": person.interprets_for_id,
@@ -285,3 +297,28 @@ class ObserverLinkSchema(Schema):
     observer_url = fields.Url(required=True, metadata={
         "description": "The hearing's observer link, shown in this answer only. Turning it on "
                        "again makes a new one; the old one stops working."})
+
+
+class MessageSchema(Schema):
+    """One e-mail to a guest and how it went (addresses and links are not shown here)."""
+
+    id = fields.Integer(required=True)
+    participant_id = fields.Integer(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ("invitation", "update", "reminder", "cancellation")))
+    status = fields.String(required=True, validate=validate.OneOf(
+        ("queued", "sending", "sent", "failed", "skipped")), metadata={
+        "description": "failed: `error` says why; tried again at `next_try_at` (null: given "
+                       "up, resend it). skipped: no longer true when its turn came."})
+    sequence = fields.Integer(required=True, metadata={
+        "description": "The calendar entry's SEQUENCE in this message."})
+    attempts = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True, attribute="last_error")
+    next_try_at = fields.AwareDateTime(required=True, format="iso", allow_none=True)
+    created_at = fields.AwareDateTime(required=True, format="iso")
+    sent_at = fields.AwareDateTime(required=True, format="iso", allow_none=True)
+
+
+class ReminderSettingSchema(Schema):
+    on = fields.Boolean(required=True, metadata={
+        "description": "Whether this appointment's guests get reminders before the start."})

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from webargs.flaskparser import abort
 from werkzeug.exceptions import HTTPException
 
+from portal import outbox
 from portal.api import auth, errors
 from portal.api.schemas import (
     AppointmentCreateSchema,
@@ -20,17 +21,19 @@ from portal.api.schemas import (
     AppointmentUpdateSchema,
     BookedAppointmentSchema,
     InvitedParticipantSchema,
+    MessageSchema,
     ObserverLinkSchema,
     ParticipantCreateSchema,
     ParticipantSchema,
+    ReminderSettingSchema,
     ScreeningSchema,
 )
 from portal.appointments import hearing, services
 from portal.appointments.hearing import Seat
-from portal.errors import DomainError, NotFound
+from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db, limiter
 from portal.links import invite_url, observer_url
-from portal.models import Appointment, Participant
+from portal.models import Appointment, OutboxMessage, Participant
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1",
                description="Appointments and invitations, acting as the token's owner.")
@@ -261,3 +264,51 @@ def reissue(appointment_id: int, participant_id: int) -> dict[str, Any]:
     guest = _guest(appointment_id, participant_id)
     token = services.reissue_invite(guest)
     return _invited(guest, token)
+
+
+@bp.route("/appointments/<id:appointment_id>/messages", endpoint="messages")
+@bp.response(200, MessageSchema(many=True))
+@bp.alt_response(401, response="UNAUTHORIZED")
+@bp.alt_response(404, response="NOT_FOUND")
+def messages(appointment_id: int) -> list[OutboxMessage]:
+    """List the e-mail sent to the guests
+
+    Newest first, each with its status: queued, sending, sent, failed (with the reason and
+    the next try) or skipped.
+    """
+    return outbox.messages_of(_appointment(appointment_id))
+
+
+@bp.route("/appointments/<id:appointment_id>/messages/<id:message_id>/resend",
+          endpoint="resend", methods=["POST"])
+@bp.response(202, MessageSchema)
+@bp.alt_response(401, response="UNAUTHORIZED")
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def resend(appointment_id: int, message_id: int) -> OutboxMessage:
+    """Send a message again
+
+    A failed message is tried at once; any other is queued anew, written as things are then.
+    """
+    message = outbox.get_message(_to_change(appointment_id), message_id)
+    if message is None:
+        raise NotFound(_("No such message."))
+    if not outbox.sending():
+        raise Conflict(_("This portal sends no e-mail."))
+    again = outbox.resend(message)
+    db.session.flush()
+    return again
+
+
+@bp.route("/appointments/<id:appointment_id>/reminders", endpoint="reminders",
+          methods=["PUT"])
+@bp.arguments(ReminderSettingSchema)
+@bp.response(200, AppointmentSchema)
+@bp.alt_response(401, response="UNAUTHORIZED")
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def reminders(data: dict[str, Any], appointment_id: int) -> Appointment:
+    """Turn reminders on or off for one appointment"""
+    appointment = _to_change(appointment_id)
+    outbox.set_reminders(appointment, data["on"])
+    return appointment

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -113,6 +114,11 @@ class ParticipantForm(FlaskForm):
                            validators=[Optional(), Length(max=MAX_LANGUAGE)])
     screened_from = SelectMultipleField(_l("Screened from: they never see this person"),
                                         choices=[])
+    # The e-mail the guest gets (when the portal sends e-mail): its language and time zone.
+    # Checked by the domain (message_settings); left out, the default applies.
+    message_language = SelectField(_l("Language of the e-mail"), choices=[], validate_choice=False)
+    timezone = StringField(_l("Guest's time zone, e.g. Europe/Oslo (blank: yours)"),
+                           validators=[Optional(), Length(max=64)])
 
     def __init__(self, appointment: Appointment, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -125,6 +131,11 @@ class ParticipantForm(FlaskForm):
         self.interprets_for.choices = [("", "—"), *_people(
             [p for p in people if p.role not in NOT_INTERPRETED])]
         self.screened_from.choices = _people([p for p in people if p.role not in STAFF_ROLES])
+        self.message_language.choices = [("en", "English"), ("nb", "Norsk bokmål")]
+        if not self.is_submitted():  # the host's language is the guest's, unless chosen
+            locale = get_locale()
+            self.message_language.data = str(locale) if locale and str(locale) in (
+                "en", "nb") else "en"
 
     def validate_display_name(self, field: Field) -> None:
         """Staff seats may leave it empty (the account's name is used); guests may not."""
@@ -139,7 +150,9 @@ class ParticipantForm(FlaskForm):
                     interprets_for=int(self.interprets_for.data) if self.interprets_for.data
                     else None,
                     language=self.language.data or None,
-                    screened_from=[int(v) for v in self.screened_from.data or ()])
+                    screened_from=[int(v) for v in self.screened_from.data or ()],
+                    message_language=self.message_language.data or None,
+                    timezone=(self.timezone.data or "").strip() or None)
 
 
 class ScreeningForm(FlaskForm):

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
+from portal import outbox
 from portal.appointments import services
 from portal.appointments.services import InviteState
 from portal.audit import services as audit
@@ -79,6 +80,9 @@ class Seat:
     interprets_for: int | str | None = None
     language: str | None = None
     screened_from: Sequence[int | str] = ()
+    #: A guest's e-mail: its language ("en", "nb") and the time zone it states.
+    message_language: str | None = None
+    timezone: str | None = None
     #: This seat's name for references inside one request.
     ref: str | None = None
 
@@ -119,6 +123,8 @@ def add_participant(appointment: Appointment, seat: Seat) -> Added:
     _relate(appointment, added.participant, seat, {}, where="")
     _relate_screening(appointment, added.participant, seat, {}, where="")
     _audit_added(appointment, added.participant)
+    if added.token is not None:
+        outbox.invited(added.participant, added.token)
     return added
 
 
@@ -148,6 +154,8 @@ def book_hearing(host: User, seats: Sequence[Seat], *, observer_link: bool = Fal
         _relate_screening(appointment, one.participant, seat, refs, where=f"participants.{n}.")
     for one in added:
         _audit_added(appointment, one.participant)
+        if one.token is not None:
+            outbox.invited(one.participant, one.token)
     token = enable_observer_link(appointment) if observer_link else None
     return Booked(appointment, added, token)
 
@@ -163,8 +171,11 @@ def _add(appointment: Appointment, seat: Seat, *, where: str) -> Added:
         raise DomainError(_("Only a judge, a clerk or a panel member names a staff account."),
                           field=where + "staff_email")
     services.check_room(appointment, seat.role)
+    language, zone = services.message_settings(appointment, seat.message_language,
+                                               seat.timezone, where=where)
     guest = Participant(display_name=_name(seat.display_name, where), role=seat.role,
-                        email=seat.email or None, invite_issued_at=utcnow())
+                        email=seat.email or None, invite_issued_at=utcnow(),
+                        message_language=language, timezone=zone)
     token, guest.invite_token_hash = new_token()
     appointment.participants.append(guest)
     return Added(guest, token)

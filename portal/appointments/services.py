@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from portal import presence, signals
+from portal import outbox, presence, signals
 from portal.audit import services as audit
 from portal.audit.services import Actor
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
+from portal.i18n import valid_zone
 from portal.models import (
     GUEST_ROLES,
     STAFF_ROLES,
@@ -119,6 +121,7 @@ def update(appointment: Appointment, *, kind: Kind | None = None, title: str | N
         action = "appointment.rescheduled" if moved else "appointment.updated"
         if moved:  # links now open and close at other times: the sockets are checked again
             announce(signals.appointment_rescheduled, appointment_id=appointment.id)
+            outbox.rescheduled(appointment)
         audit.record(action, object_type="appointment", object_id=appointment.id,
                      details={"changed": sorted(changed), **{
                          k: v for k, v in changed.items() if k != "title"}})
@@ -134,6 +137,7 @@ def cancel(appointment: Appointment) -> None:
     """Cancel a scheduled appointment; every invite link then answers 410."""
     _require_status(appointment, Status.SCHEDULED)
     appointment.status = Status.CANCELLED
+    outbox.cancelled(appointment)
     announce(signals.appointment_closed, appointment_id=appointment.id)
     audit.record("appointment.cancelled", object_type="appointment", object_id=appointment.id)
 
@@ -152,6 +156,7 @@ def end(appointment: Appointment, actor: Actor) -> None:
     appointment.status = Status.ENDED
     for p in appointment.participants:
         presence.leave(p)
+    outbox.ended(appointment)
     announce(signals.appointment_closed, appointment_id=appointment.id)
     audit.record("appointment.ended", object_type="appointment", object_id=appointment.id,
                  actor=actor)
@@ -250,8 +255,10 @@ def get_guest(appointment: Appointment, participant_id: int) -> Participant:
 
 
 def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantRole,
-              email: str | None = None) -> tuple[Participant, str]:
-    """Invite a guest. Returns the participant and the invite token, shown once."""
+              email: str | None = None, message_language: str | None = None,
+              timezone: str | None = None) -> tuple[Participant, str]:
+    """Invite a guest. Returns the participant and the invite token, shown once; a guest with
+    an e-mail address is sent an invitation (portal.outbox)."""
     if appointment.status not in (Status.SCHEDULED, Status.LIVE):
         raise Conflict(_("Guests can only be added to a scheduled appointment."))
     display_name = display_name.strip()
@@ -264,13 +271,38 @@ def add_guest(appointment: Appointment, *, display_name: str, role: ParticipantR
         raise DomainError(_("That role is not one a guest can have."), field="role")
     check_room(appointment, role)
     token, digest = new_token()
+    language, zone = message_settings(appointment, message_language, timezone)
     guest = Participant(display_name=display_name, role=role, email=(email or None),
-                        invite_token_hash=digest, invite_issued_at=utcnow())
+                        invite_token_hash=digest, invite_issued_at=utcnow(),
+                        message_language=language, timezone=zone)
     appointment.participants.append(guest)
     db.session.flush()
     audit.record("invite.created", object_type="participant", object_id=guest.id,
                  details={"appointment_id": appointment.id, "role": role.value})
+    outbox.invited(guest, token)
     return guest, token
+
+
+def message_settings(appointment: Appointment, language: str | None, zone: str | None,
+                     *, where: str = "") -> tuple[str, str]:
+    """The language and time zone of a guest's e-mail: as given, else the language the host
+    works in now and the host's zone."""
+    config = current_app.config
+    if language:
+        if language not in config["LANGUAGES"]:
+            raise DomainError(_("The message language must be one of: %(l)s.",
+                                l=", ".join(config["LANGUAGES"])),
+                              field=where + "message_language")
+    else:
+        locale = get_locale()
+        language = str(locale) if locale and str(locale) in config["LANGUAGES"] \
+            else str(config["BABEL_DEFAULT_LOCALE"])
+    if zone:
+        if valid_zone(zone) is None:
+            raise DomainError(_("Unknown time zone."), field=where + "timezone")
+    else:
+        zone = appointment.host.timezone or str(config["BABEL_DEFAULT_TIMEZONE"])
+    return language, zone
 
 
 def check_room(appointment: Appointment, role: ParticipantRole) -> None:
@@ -297,6 +329,7 @@ def revoke_invite(guest: Participant) -> None:
         return
     guest.invite_revoked_at = utcnow()
     _stop_link(guest)
+    outbox.link_stopped(guest)
     audit.record("invite.revoked", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
 
@@ -313,6 +346,7 @@ def reissue_invite(guest: Participant) -> str:
     guest.invite_revoked_at = None
     _stop_link(guest)
     guest.lobby_state = LobbyState.INVITED  # a new link is a new chance, even after a denial
+    outbox.reissued(guest, token)
     audit.record("invite.reissued", object_type="participant", object_id=guest.id,
                  details={"appointment_id": guest.appointment_id})
     return token

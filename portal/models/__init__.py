@@ -19,6 +19,7 @@ from portal.models.appointment import (
 from portal.models.audit import AuditEvent, AuditHead
 from portal.models.base import Base, utcnow
 from portal.models.court import ConsultationRoom, Representation, RoomKind, Screening
+from portal.models.outbox import LinkSecret, MessageKind, MessageStatus, OutboxMessage
 from portal.models.recording import (
     AppendOnlyError,
     Consent,
@@ -51,7 +52,11 @@ __all__ = [
     "Decision",
     "Base",
     "Kind",
+    "LinkSecret",
     "LobbyState",
+    "MessageKind",
+    "MessageStatus",
+    "OutboxMessage",
     "LoginThrottle",
     "Participant",
     "ParticipantRole",

@@ -109,6 +109,8 @@ class Appointment(Base):
     observer_link_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     #: SHA-256 of the observer link's token, hex (the token is shown once, as invites are).
     observer_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Reminders by e-mail before the start (PORTAL_REMINDER_MINUTES); off per appointment.
+    reminders: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     host: Mapped[User] = relationship()
     participants: Mapped[list[Participant]] = relationship(
@@ -135,6 +137,11 @@ class Participant(Base):
     role: Mapped[ParticipantRole] = mapped_column(_enum(ParticipantRole))
     #: Guest's e-mail address for the invitation; optional.
     email: Mapped[str | None] = mapped_column(String(254))
+    #: The language of the e-mail the guest gets ("en", "nb"), and the time zone it states.
+    message_language: Mapped[str | None] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    #: The guest's calendar entry's SEQUENCE: raised on every change sent to them.
+    ics_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
     #: For the host's own row: the staff account.
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     #: SHA-256 of the invite token, hex; the token is shown once and never stored.

@@ -1,0 +1,1 @@
+"""Guests' e-mail: writing each queued message (portal.outbox) and sending it over SMTP."""
