@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +63,9 @@ class EngineSettings:
 def worker_main(conn: Connection) -> None:
     """A worker: its own engine and disk threads, driven over `conn` until "shutdown".
     The first message is (settings, index)."""
+    # Ctrl+C reaches the whole process group: the web process stops this worker in order
+    # (sealing what it records); dying on the signal would fail its publications instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings, index = conn.recv()
     logging.basicConfig(level=logging.WARNING,
                         format=f"%(levelname)s [recorder worker {index}] %(name)s: %(message)s")
