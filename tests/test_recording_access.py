@@ -436,3 +436,26 @@ def test_a_manifest_from_before_loss_accounting_still_verifies(
     browser.login(people.host_a)
     page = browser.get(f"/appointments/{stored.appointment_id}/recordings").text
     assert 'data-loss="unknown"' in page and "not checked for missing media" in page
+
+
+def test_a_track_that_got_no_media_is_said_and_not_offered(app: Flask, people: People,
+                                                           browser: Browser,
+                                                           stored: Stored) -> None:
+    """Stopped before the guest's media reached the recorder: their track has no file. The page
+    says so, offers no player for it, and the recording does not pass for complete."""
+    _with_loss(app, stored, lost=0)
+    with app.app_context():
+        recording = db.session.get(Recording, stored.recording_id)
+        assert recording is not None
+        empty = recording.tracks[1]
+        details = json.loads(empty.details)
+        del details["file"]
+        empty.details = json.dumps(details)
+        archive.track_path(empty).unlink()
+        db.session.commit()
+    browser.login(people.host_a)
+    page = browser.get(f"/appointments/{stored.appointment_id}/recordings").text
+    assert 'data-loss="lost"' in page and "media missing" in page
+    assert "Pat: nothing was received" in page
+    assert "No media from this person was stored." in page
+    assert _url(stored, 0) in page and _url(stored, 1) not in page

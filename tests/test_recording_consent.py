@@ -26,8 +26,10 @@ from portal.models import (
     RecordingPolicy,
     RecordingStatus,
     RecordingTrack,
+    utcnow,
 )
 from portal.recording import archive
+from portal.recording.manager import RecordingManager
 
 
 def version(sock: SocketClient) -> str:
@@ -397,3 +399,41 @@ def test_a_recording_losing_media_tells_the_hosts_only(app: Flask, host_socket: 
     assert guest.take("record:loss") == []
     [event] = audit_events(app, "recording.loss")
     assert event.object_id == rid
+
+
+def _age(app: Flask, recording_id: str) -> None:
+    """As if the heartbeat's limit passed since anyone stamped the recording."""
+    with app.app_context():
+        row = db.session.get(Recording, recording_id)
+        assert row is not None
+        row.alive_at = utcnow() - timedelta(hours=1)
+        db.session.commit()
+
+
+def test_a_request_waits_for_a_guest_who_reads_slowly(app: Flask, host_socket: Any,
+                                                      consult: Consult) -> None:
+    """The process that asked keeps its request alive: the heartbeat must not take a guest
+    still reading the prompt for a crashed recorder (it once cancelled after 3 beats)."""
+    host, (guest,) = in_call(app, host_socket, consult)
+    rid = ask(host)["id"]
+    _age(app, rid)
+    with app.app_context():
+        app.extensions["recording"].beat()
+    assert recording(app, rid).status is RecordingStatus.REQUESTED
+    assert recording(app, rid).alive_at > utcnow() - timedelta(minutes=1)
+    answer(guest, rid, "granted")
+    guest.no_errors()
+    assert state(host)["status"] == "recording"
+
+
+def test_a_request_whose_process_died_is_cancelled(app: Flask, host_socket: Any,
+                                                   consult: Consult) -> None:
+    """A request nobody stamps any more (its web process died) does not block the next one:
+    another process's heartbeat cancels it."""
+    host, _ = in_call(app, host_socket, consult)
+    rid = ask(host)["id"]
+    _age(app, rid)
+    with app.app_context():
+        RecordingManager(app).beat()  # a process that never knew the request
+    row = recording(app, rid)
+    assert (row.status, row.stop_reason) == (RecordingStatus.CANCELLED, "recorder_stopped")

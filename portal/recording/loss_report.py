@@ -14,6 +14,7 @@ from flask_babel import format_datetime, format_time, ngettext
 from flask_babel import gettext as _
 
 from portal.models import Recording, RecordingStatus
+from portal.models.recording import STORED
 from portal.recording import archive
 from portal.recording.loss import LOSSES, lossless
 
@@ -30,8 +31,9 @@ class TrackLoss:
 @dataclass
 class LossReport:
     accounted: bool  # every track with media counted its loss
-    complete: bool  # ... and none lost anything
+    complete: bool  # ... and none lost anything, and every track has media
     tracks: list[TrackLoss] = field(default_factory=list)
+    empty: set[int] = field(default_factory=set)  # ids of stopped tracks with no media stored
 
     def label(self, recording: Recording) -> str | None:
         """The status to show instead of "complete", or None to keep the usual one."""
@@ -44,10 +46,19 @@ class LossReport:
 
 def report(recording: Recording) -> LossReport:
     tracks = [t for t in recording.tracks if t.mode != "failed"]
-    counted = [(t, archive.track_details(t).get("loss")) for t in tracks]
+    # Stopped before anyone's media reached the recorder (it stopped at once, or the link never
+    # came up): nothing to play, and the recording must not pass for complete.
+    empty = {t.id for t in tracks if recording.status in STORED
+             and "file" not in archive.track_details(t)}
+    counted = [(t, archive.track_details(t).get("loss")) for t in tracks if t.id not in empty]
     accounted = all(loss is not None and loss.get("accounted", True) for _t, loss in counted)
-    result = LossReport(accounted, accounted and all(loss and loss.get("complete")
-                                                     for _t, loss in counted))
+    result = LossReport(accounted, accounted and not empty and all(
+        loss and loss.get("complete") for _t, loss in counted), empty=empty)
+    for track in tracks:
+        if track.id in empty:
+            result.tracks.append(TrackLoss(track.participant.display_name, _(
+                "nothing was received: the recording stopped before this person's media "
+                "reached the recorder"), []))
     for track, loss in counted:
         if loss and not loss.get("complete") and loss.get("accounted", True):
             result.tracks.append(TrackLoss(track.participant.display_name,

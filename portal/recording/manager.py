@@ -67,6 +67,9 @@ class RecordingManager:
         self._publications: dict[str, dict[int, str]] = {}  # recording -> participant -> key
         self._retiring: dict[str, dict[str, Future[PublicationResult | None]]] = {}
         self._data_keys: dict[str, bytes] = {}  # in memory only, while a recording runs
+        # Requests made here, still waiting for consent: stamped alive like running ones, or
+        # the heartbeat would cancel a request whose guest takes a while to read the prompt.
+        self._asking: set[str] = set()
         self._forwarded: set[str] = set()  # Janus calls' recordings whose end is awaited
         self._heartbeat_started = False
         self._closed = threading.Event()
@@ -160,24 +163,39 @@ class RecordingManager:
         interval = float(self.app.config["RECORDING_HEARTBEAT_SECONDS"])
         while not self._closed.is_set():
             with self.app.app_context():
-                try:
-                    self.recover_stale()
-                    self._stamp()
-                except Exception:  # a background thread: log, keep beating
-                    db.session.rollback()
-                    log.exception("recording heartbeat failed")
+                self.beat()
             self._closed.wait(interval)
+
+    def beat(self) -> None:
+        """One heartbeat (in an app context): recover what crashed, stamp what is ours."""
+        try:
+            self.recover_stale()
+            self._stamp()
+        except Exception:  # a background thread: log, keep beating
+            db.session.rollback()
+            log.exception("recording heartbeat failed")
 
     def _mine(self) -> set[str]:
         with self._lock:
-            return set(self._publications) | set(self._data_keys)
+            return set(self._publications) | set(self._data_keys) | self._asking
 
     def _stamp(self) -> None:
-        mine = self._mine()
-        if mine:
-            for recording in db.session.scalars(select(Recording).where(Recording.id.in_(mine))):
+        with self._lock:
+            running = set(self._publications) | set(self._data_keys)
+            asking = set(self._asking)
+        if not running | asking:
+            return
+        answered = set(asking)  # until found still waiting: answered elsewhere, or rolled back
+        for recording in db.session.scalars(
+                select(Recording).where(Recording.id.in_(running | asking))):
+            if recording.id in running:
                 recording.alive_at = utcnow()
-            db.session.commit()
+            elif recording.status is RecordingStatus.REQUESTED:
+                recording.alive_at = utcnow()
+                answered.discard(recording.id)
+        db.session.commit()
+        with self._lock:
+            self._asking -= answered
 
     def recover_stale(self) -> list[str]:
         """Recordings whose recorder stopped stamping them: incomplete, readable, sealed."""
@@ -221,7 +239,12 @@ class RecordingManager:
                    if p.id in change.publish and p.presence_sid
                    and p.id not in self._publications.get(recording_id, {})]
 
+        asking = recording.status is RecordingStatus.REQUESTED
+
         def act() -> None:
+            if asking:
+                with self._lock:
+                    self._asking.add(recording_id)
             if change.pause or change.resume:
                 for key in self._keys_of(recording_id):
                     (self.engine.pause if change.pause else self.engine.resume)(key)

@@ -79,6 +79,9 @@ DIAGNOSE_JS = """async () => {
     time: v.currentTime, tracks: v.srcObject ? v.srcObject.getTracks().map((t) => t.kind) : null}));
   return {stage: document.body.dataset.stage, peers, videos,
           alert: (document.getElementById("call-alert") || {}).textContent,
+          recording: (document.getElementById("rec-status") || {}).textContent,
+          dialogs: [...document.querySelectorAll("dialog[open]")].map((d) => d.id),
+          focus: document.activeElement ? document.activeElement.outerHTML.slice(0, 120) : null,
           timeline: (window.__pcLog || []).slice(-60)};
 }"""
 
@@ -175,7 +178,7 @@ class Side:
 
     def wait(self, js: str, arg: Any = None, timeout: float = STEP_MS) -> Any:
         try:
-            return self.page.wait_for_function(js, arg=arg, timeout=timeout)
+            return wait_until(self.page, js, arg=arg, timeout=timeout)
         except PlaywrightTimeoutError:
             raise AssertionError(f"{self.name}: still not true after {timeout / 1000} s: {js}"
                                  f"\n{self.diagnose()}") from None
@@ -190,6 +193,24 @@ class Side:
 
     def self_id(self) -> int:
         return int(self.page.evaluate("() => window.samtale.self.id"))
+
+
+def wait_until(page: Page, js: str, arg: Any = None, timeout: float = STEP_MS,
+               polling: float | str = "raf") -> Any:
+    """page.wait_for_function, also for an async predicate: Playwright takes the promise an
+    async function returns for a truthy answer and returns at once, so those are polled here
+    with evaluate (which awaits). Raises PlaywrightTimeoutError as wait_for_function does."""
+    if not js.lstrip().startswith("async"):
+        return page.wait_for_function(js, arg=arg, timeout=timeout, polling=polling)
+    interval = polling if isinstance(polling, int | float) else 100
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        found = page.evaluate(js, arg)
+        if found:
+            return found
+        if time.monotonic() >= deadline:
+            raise PlaywrightTimeoutError(f"Timeout {timeout} ms exceeded.")
+        page.wait_for_timeout(interval)
 
 
 @dataclass

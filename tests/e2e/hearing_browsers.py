@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from browser_call import PHONE, Side, Sides, device_check_passes
+from browser_call import PHONE, Side, Sides, device_check_passes, wait_until
 from live import Consult, GuestInvite, LivePortal
 from playwright.sync_api import Browser, BrowserContext, Playwright
 
@@ -136,7 +136,7 @@ class Party:
 
     def wait(self, js: str, arg: Any = None, timeout: float = 20_000) -> Any:
         try:
-            return self.side.page.wait_for_function(js, arg=arg, timeout=timeout, polling=250)
+            return wait_until(self.side.page, js, arg=arg, timeout=timeout, polling=250)
         except Exception as exc:  # noqa: BLE001 - say what the page looked like
             raise AssertionError(f"{self.name}: still not true after {timeout / 1000} s: {js}\n"
                                  f"{exc}\n{self.report()}") from None

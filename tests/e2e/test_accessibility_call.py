@@ -9,6 +9,8 @@ Real media between the two Chromium tabs: in the run's network namespace. Chromi
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from axe import AXE, below_the_fold, context_options, violations
 from browser_call import Side, Sides
@@ -28,14 +30,14 @@ def focused(page: Page, selector: str) -> bool:
         "(s) => !!document.activeElement && document.activeElement.matches(s)", selector))
 
 
-def tab_to(page: Page, selector: str, limit: int = 60) -> None:
+def tab_to(side: Side, selector: str, limit: int = 60) -> None:
     """Press Tab until the element has focus, as someone without a mouse does."""
     for _ in range(limit):
-        if focused(page, selector):
+        if focused(side.page, selector):
             return
-        page.keyboard.press("Tab")
-    raise AssertionError(f"{selector} never got focus in {limit} presses of Tab; focus is on "
-                         + page.evaluate("() => document.activeElement.outerHTML.slice(0, 200)"))
+        side.page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got focus in {limit} presses of Tab\n"
+                         f"{side.diagnose()}")
 
 
 def said(side: Side, region: str, key: str) -> None:
@@ -71,6 +73,38 @@ OVERLAP_JS = """() => {
   }
   return {shown: boxes.map(([id]) => id), out};
 }"""
+
+
+# What this page has sent the recorder: video frames and keyframes (null: no link yet). The
+# link may come up while consent is asked, before the recording starts: count from the start.
+RECORDER_SENT_JS = """async () => {
+  const r = window.samtale.recorder;
+  if (!r || r.pc.connectionState !== "connected") { return null; }
+  const sent = {frames: 0, keyframes: 0};
+  (await r.pc.getStats()).forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      sent.frames += s.framesSent || 0;
+      sent.keyframes += s.keyFramesEncoded || 0;
+    }
+  });
+  return sent;
+}"""
+
+
+def sent_to_recorder(side: Side, timeout: float = 30.0) -> None:
+    """Wait until a keyframe and a second of video went to the recorder since the recording
+    started, so that it holds something to play. (Polled here: wait_for_function does not
+    await a promise.)"""
+    before, deadline = None, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = side.page.evaluate(RECORDER_SENT_JS)
+        before = before or now
+        if now and now["keyframes"] > before["keyframes"] \
+                and now["frames"] >= before["frames"] + 30:
+            return
+        side.page.wait_for_timeout(100)
+    raise AssertionError(f"{side.name}: the recorder got no keyframe and second of video since "
+                         f"{before}\n{side.diagnose()}")
 
 
 def lines_apart(side: Side, widths: tuple[int, ...] = (320, 360, 412, 430)) -> None:
@@ -121,13 +155,13 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
         check(host, "device check")
         if host_on == "desktop":  # 1280×800: Start call and the waiting room without scrolling
             assert below_the_fold(host.page, "#join", "#lobby-panel h2") == []
-        tab_to(host.page, "#join")
+        tab_to(host, "#join")
         host.page.keyboard.press("Enter")
         host.stage("call")
 
         guest.page.goto(consult.guest.url)
         guest.wait("() => !document.getElementById('join').disabled")
-        tab_to(guest.page, "#speaker-test")
+        tab_to(guest, "#speaker-test")
         guest.page.keyboard.press("Enter")
         guest.wait("() => document.getElementById('check-speaker').dataset.state === 'ok'")
         check(guest, "landing and device check")
@@ -136,7 +170,7 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
           const about = document.getElementById("what-to-expect").getBoundingClientRect();
           return about.bottom <= document.getElementById("join").getBoundingClientRect().top;
         }""")
-        tab_to(guest.page, "#join")
+        tab_to(guest, "#join")
         guest.page.keyboard.press("Enter")
         guest.stage("lobby")
         check(guest, "waiting room")
@@ -155,14 +189,14 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
 
         # Chat, and the microphone's state said aloud.
         if guest.page.evaluate("() => document.getElementById('room').dataset.chat") != "open":
-            tab_to(guest.page, "#chat-toggle")
+            tab_to(guest, "#chat-toggle")
             guest.page.keyboard.press("Enter")
-        tab_to(guest.page, "#chat-input")
+        tab_to(guest, "#chat-input")
         guest.page.keyboard.type("Hello by keyboard")
         guest.page.keyboard.press("Enter")
         host.wait("() => [...document.querySelectorAll('#chat-log .text')]"
                   ".some((p) => p.textContent === 'Hello by keyboard')")
-        tab_to(guest.page, "#mute")
+        tab_to(guest, "#mute")
         guest.page.keyboard.press("Space")
         guest.wait("() => document.getElementById('mute').dataset.on === 'false'")
         said(guest, "call-live", "live_mic_off")
@@ -170,10 +204,10 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
         guest.wait("() => document.getElementById('mute').dataset.on === 'true'")
 
         # The host asks to record: confirmed in a dialog; the guest's focus goes to the prompt.
-        tab_to(host.page, "#record")
+        tab_to(host, "#record")
         host.page.keyboard.press("Enter")
         assert focused(host.page, "#record-confirm-no")
-        tab_to(host.page, "#record-confirm-yes")
+        tab_to(host, "#record-confirm-yes")
         host.page.keyboard.press("Enter")
         guest.wait("() => document.getElementById('consent-dialog').open && "
                    "document.getElementById('consent-dialog').contains(document.activeElement)")
@@ -181,12 +215,14 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
         lines_apart(phone)
         check(host, "asking for consent")
         if lang == "en":
-            tab_to(guest.page, "#consent-yes")
+            tab_to(guest, "#consent-yes")
             guest.page.keyboard.press("Enter")
             for side in (host, guest):
                 said(side, "rec-live", "rec_started")
+            for side in (host, guest):
+                sent_to_recorder(side)
             check(guest, "recorded")
-            tab_to(host.page, "#record")  # now Stop recording
+            tab_to(host, "#record")  # now Stop recording
             host.page.keyboard.press("Enter")
             for side in (host, guest):
                 said(side, "rec-live", "rec_stopped")
@@ -197,20 +233,20 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
             for side in (host, guest):
                 said(side, "rec-live", "rec_not_recorded")
             # The guest leaves: asked first, with focus on staying.
-            tab_to(guest.page, "#leave")
+            tab_to(guest, "#leave")
             guest.page.keyboard.press("Enter")
             assert focused(guest.page, "#leave-confirm-no")
-            tab_to(guest.page, "#leave-confirm-yes")
+            tab_to(guest, "#leave-confirm-yes")
             guest.page.keyboard.press("Enter")
             guest.stage("left")
             check(guest, "left")
 
         # The host ends it for everyone: asked first, focus on Cancel.
-        tab_to(host.page, "#end-call")
+        tab_to(host, "#end-call")
         host.page.keyboard.press("Enter")
         assert focused(host.page, "#end-confirm-no")
         check(host, "ending")
-        tab_to(host.page, "#end-confirm-yes")
+        tab_to(host, "#end-confirm-yes")
         host.page.keyboard.press("Enter")
         host.stage("ended")
         check(host, "ended")
@@ -219,20 +255,30 @@ def test_a_whole_consult_with_the_keyboard_alone(host_account: Host, chromium: B
             check(guest, "ended")
             # The recording: its tracks side by side, by name, played together from the keyboard.
             recordings = f"{live.base_url}/appointments/{consult.appointment_id}/recordings"
-            for _ in range(20):
+            for _ in range(60):  # the recorder seals the files after the call ends
                 host.page.goto(recordings)
                 if host.page.locator("li.recording[data-status=complete]").count():
                     break
-                host.page.wait_for_timeout(250)
+                host.page.wait_for_timeout(500)
             names = host.page.eval_on_selector_all(
                 "li.recording .track figcaption", "els => els.map((e) => e.textContent.trim())")
             assert [n.split(" · ")[0] for n in names] == ["Dr. Ada Host", "Pat Keys"], names
             check(host, "a recording")
-            tab_to(host.page, "button[data-play-together]")
+            assert host.page.is_visible("button[data-play-together]"), \
+                host.page.inner_text("li.recording")
+            tab_to(host, "button[data-play-together]")
             host.page.keyboard.press("Enter")
+            # Each video has played (a few seconds long, one may already have ended).
             host.wait("() => [...document.querySelectorAll('li.recording video')]"
-                      ".every((v) => !v.paused)")
-            assert host.page.get_attribute("button[data-play-together]", "aria-pressed") == "true"
+                      ".every((v) => v.played.length > 0 && v.played.end(0) > 0)")
+            # The button says whether they play: pressed while any does, not after they end.
+            host.wait("""() => {
+              const playing = [...document.querySelectorAll("li.recording video")]
+                .some((v) => !v.paused);
+              return document.querySelector("button[data-play-together]")
+                .getAttribute("aria-pressed") === String(playing);
+            }""")
+            assert "<script" not in host.page.title()
         assert live.get_appointment(consult.appointment_id).status.value == "ended"
         assert not [e for side in sides.sides for e in side.errors], \
             [e for side in sides.sides for e in side.errors]

@@ -1,12 +1,19 @@
 // A recording's tracks (one video per person) play side by side; "Play together" starts and
-// pauses them as one, from the same moment.
+// pauses them as one, from the same moment. Its pressed state follows the players (a track
+// that ends, or is paused from its own controls, counts).
 
 for (const button of document.querySelectorAll("button[data-play-together]")) {
   const videos = [...document.querySelectorAll(`#${button.dataset.playTogether} video`)];
   button.hidden = videos.length < 2;
+  if (button.hidden) { continue; }
+  const show = () => {
+    button.setAttribute("aria-pressed", videos.some((v) => !v.paused) ? "true" : "false");
+  };
+  for (const v of videos) {
+    for (const type of ["play", "pause", "ended"]) { v.addEventListener(type, show); }
+  }
   button.addEventListener("click", () => {
-    const playing = videos.some((v) => !v.paused);
-    if (playing) {
+    if (videos.some((v) => !v.paused)) {
       for (const v of videos) { v.pause(); }
     } else {
       const at = videos[0].currentTime;
@@ -15,6 +22,6 @@ for (const button of document.querySelectorAll("button[data-play-together]")) {
         v.play().catch(() => {});
       }
     }
-    button.setAttribute("aria-pressed", playing ? "false" : "true");
+    show();
   });
 }
