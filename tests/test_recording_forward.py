@@ -254,14 +254,19 @@ class FakeJanus:
                     count += 1
 
     def run(self, seconds: float, *, lose: int | None = None, swap: int | None = None,
-            duplicate: int | None = None, junk: int = 0) -> Sent:
+            duplicate: int | None = None, junk: int = 0, unread: int = 0,
+            stall: Callable[[], None] | None = None) -> Sent:
         """`lose`: drop the second packet of that picture; `swap`: send that picture's
-        last packet before the one before it; `duplicate`: send its first packet twice."""
+        last packet before the one before it; `duplicate`: send its first packet twice;
+        `unread`: call `stall` before the last pictures and send them without waiting for
+        the receiver to read them (they are in its sockets when this returns)."""
         wanted = False
         pictures = int(seconds * FPS)
         audio_per_picture = round(1 / FPS / AUDIO_PACKET * 1000) / 1000
         audio_sent = 0.0
         for n in range(pictures):
+            if unread and n == pictures - unread and stall is not None:
+                stall()
             plis = self._plis()
             self.sent.plis += plis
             wanted = wanted or plis > 0
@@ -290,8 +295,10 @@ class FakeJanus:
                 self.sent.audio += 1
             for _ in range(junk):
                 self.video.send(os.urandom(200))
-            self.drain(ahead=32)
-        self.drain(ahead=0)
+            if n < pictures - unread:
+                self.drain(ahead=32)
+        if not unread:
+            self.drain(ahead=0)
         self.clock[0] = seconds + 1  # whatever waited behind a gap is due
         return self.sent
 
@@ -407,6 +414,21 @@ def test_reordered_duplicated_and_forged_packets(receiver: ForwardReceiver,
     assert result.loss["total"]["video"] == {"late": 1}  # the swapped pair: nothing lost
     # The duplicate fails SRTP's replay check; junk fails authentication.
     assert result.rejected == 1 + sent.video
+    assert stored.frames() == {"video": ("vp8", sent.video), "audio": ("opus", sent.audio)}
+
+
+def test_a_stop_first_reads_what_janus_sent_before_it(receiver: ForwardReceiver,
+                                                     clock: list[float],
+                                                     tmp_path: Path) -> None:
+    """The receiver's loop is held up while the last pictures arrive, and the stop is queued
+    behind it: the stop reads what waits in the sockets before closing them."""
+    stored = Stored(tmp_path / "p1-1.smr")
+    loop = receiver._loop
+    assert loop is not None
+    sent, result = record(receiver, clock, stored, unread=10,
+                          stall=lambda: loop.call_soon_threadsafe(time.sleep, 0.5))
+    assert result.loss is not None and result.loss["complete"] is True, result.loss
+    assert result.frames == {"video": sent.video, "audio": sent.audio}
     assert stored.frames() == {"video": ("vp8", sent.video), "audio": ("opus", sent.audio)}
 
 

@@ -567,9 +567,7 @@ class RecordingEngine:
 
     async def _catch_up(self, pub: _Publication) -> None:
         """Read what was sent before the stop; count what is still unread at the timeout."""
-        deadline = time.monotonic() + CATCH_UP_TIMEOUT
-        while (left := udp.unread(pub.inodes)) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        left = await udp.catch_up(pub.inodes, CATCH_UP_TIMEOUT)
         if left and pub.connected and pub.error is None:
             pub.ledger.add("socket", "unread_at_stop", left)
 

@@ -34,6 +34,7 @@ from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
 from portal.recording import disk, udp
 from portal.recording.endpoint import (
+    CATCH_UP_TIMEOUT,
     LOSS_NOTICE_INTERVAL,
     EngineStoppedError,
     OnLoss,
@@ -116,6 +117,7 @@ class _Forward:
     paused: bool = False
     error: str | None = None
     stopping: asyncio.Future[ForwardResult] | None = None
+    closed: bool = False  # its sockets are closing: what comes now is not the recording's
     last_pli: float = float("-inf")
     plis: int = 0
     rejected: int = 0
@@ -328,7 +330,7 @@ class ForwardReceiver:
 
     def _on_rtp(self, forward: _Forward, stream: _Stream, data: bytes, _addr: Any) -> None:
         stream.datagrams += 1
-        if forward.stopping is not None or forward.error is not None:
+        if forward.closed or forward.error is not None:
             return
         try:
             packet = RtpPacket.parse(stream.srtp.unprotect(data))
@@ -463,7 +465,12 @@ class ForwardReceiver:
     async def _finish(self, forward: _Forward) -> ForwardResult:
         try:
             if forward.inodes:  # before the sockets close and leave /proc/net/udp
+                # What Janus sent before the stop belongs to the recording: read it first.
+                left = await udp.catch_up(forward.inodes, CATCH_UP_TIMEOUT)
+                if left and forward.error is None:
+                    forward.ledger.add("socket", "unread_at_stop", left)
                 self._count_drops(forward, udp.drops_by_inode())
+            forward.closed = True
             _close_sockets(forward)
             for stream in forward.streams.values():  # what waited behind a gap, then the rest
                 for item in stream.reorder.flush():

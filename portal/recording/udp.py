@@ -8,9 +8,11 @@ drops are media the recording never saw, so loss.py counts them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,16 @@ def unread(inodes: Iterable[int]) -> int:
     wanted = set(inodes)
     return sum(int(fields[4].split(":")[1], 16) for fields in _table()
                if int(fields[9]) in wanted)
+
+
+async def catch_up(inodes: Iterable[int], timeout: float) -> int:
+    """Let the loop read what waits in these sockets (sent before a stop, by a sender the
+    recorder runs behind); the bytes still unread after `timeout`."""
+    wanted = list(inodes)
+    deadline = time.monotonic() + timeout
+    while (left := unread(wanted)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return left
 
 
 def drops(inodes: Iterable[int]) -> int:
