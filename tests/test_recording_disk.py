@@ -70,6 +70,27 @@ def test_many_sinks_on_few_threads_keep_each_file_in_order(disk: Disk, tmp_path:
     assert any(name.startswith("recording-disk") for name in threads)
 
 
+def test_writes_close_together_reach_the_disk_thread_as_one_job(disk: Disk,
+                                                                 tmp_path: Path) -> None:
+    # One job (a disk thread woken) per muxer write cost the media loop (disk.COALESCE).
+    calls: list[int] = []
+
+    class Counting(ChunkWriter):
+        def write(self, data: bytes) -> int:
+            calls.append(len(data))
+            return super().write(data)
+
+    path = tmp_path / "b.smr"
+    sink = disk.sink(lambda: Counting(path, recording_id=RECORDING, track="b", data_key=KEY))
+    parts = [os.urandom(300) for _ in range(50)]
+    for part in parts:
+        sink.write(part)
+    sink.tick()
+    assert sink.finish(10).complete
+    assert plaintext(path) == b"".join(parts)
+    assert sum(calls) == 15_000 and len(calls) <= 2, calls
+
+
 def test_a_disk_failure_reaches_the_next_write(disk: Disk, tmp_path: Path) -> None:
     (tmp_path / "taken.smr").write_bytes(b"someone else's")  # never overwritten
     gate = threading.Event()

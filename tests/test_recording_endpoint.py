@@ -383,6 +383,25 @@ def test_other_aiortc_peers_in_the_process_still_decode(engine: RecordingEngine)
     assert isinstance(asyncio.run(run()), av.VideoFrame)
 
 
+def test_a_recorded_receiver_hands_frames_on_without_a_decoder_thread(
+        engine: RecordingEngine) -> None:
+    # A frame's trip to a decoder thread and back cost a third of a worker's loop (receiving.py).
+    sink = MemorySink()
+
+    async def run() -> tuple[list[str], PublicationResult]:
+        client = await publish(engine, "rec-1/p1", lambda: sink)
+        await asyncio.sleep(1.5)
+        decoders = [t.name for t in threading.enumerate() if t.name.endswith("-decoder")]
+        result = await stop(engine, "rec-1/p1")
+        await client.pc.close()
+        return decoders, result
+
+    decoders, result = asyncio.run(run())
+    assert decoders == []
+    assert result.frames["video"] > 0 and result.frames["audio"] > 0, result
+    assert result.error is None and sink.closed
+
+
 def test_stopping_an_unknown_publication_is_an_error(engine: RecordingEngine) -> None:
     with pytest.raises(UnknownPublicationError, match="nope"):
         engine.stop("nope").result(5)

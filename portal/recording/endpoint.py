@@ -3,7 +3,8 @@
 Every aiortc object lives on that loop. The public methods of RecordingEngine are thread-safe
 and return `concurrent.futures.Future`s at once (they only schedule work on the loop), so Flask
 and Socket.IO handlers never wait on aiortc. Media is stored as received (pass-through, see
-passthrough.py) through one TrackMuxer per publication into a sink the caller opens on demand.
+passthrough.py), handed from each receiver to the muxer on the loop (receiving.py), through one
+TrackMuxer per publication into a sink the caller opens on demand.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 
-from portal.recording import addresses, disk, passthrough, udp
+from portal.recording import addresses, disk, receiving, udp
 from portal.recording.loss import LossLedger
 from portal.recording.passthrough import TrackMuxer
 
@@ -243,11 +244,11 @@ class RecordingEngine:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the loop thread (and patch aiortc/aioice, see passthrough.install)."""
+        """Start the loop thread (and patch aiortc/aioice, see receiving.install)."""
         with self._lock:
             if self._thread is not None or self._stopped:
                 raise RuntimeError("the recording engine can be started once")
-            passthrough.install()
+            receiving.install()
             install_loopback_fallback()
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -408,13 +409,15 @@ class RecordingEngine:
             raise NegotiationError(f"cannot answer the offer: {exc!r}") from exc
 
     def _on_track(self, pub: _Publication, track: MediaStreamTrack) -> None:
-        # aiortc emits "track" inside setRemoteDescription, before it starts the receiver's
-        # decoder thread: the mark is in place when the thread picks its decoder.
-        passthrough.mark_track(track)
+        # aiortc emits "track" inside setRemoteDescription, before it starts the receiver:
+        # attached now, it hands each frame to _on_media on the loop (receiving.py).
+        kind = track.kind
         for transceiver in pub.pc.getTransceivers():
             if transceiver.receiver.track is track:
-                pub.receivers[track.kind] = transceiver.receiver
-                self._count_rtp(pub, track.kind, transceiver.receiver)
+                pub.receivers[kind] = transceiver.receiver
+                self._count_rtp(pub, kind, transceiver.receiver)
+                receiving.attach(transceiver.receiver,
+                                 lambda item: self._on_media(pub, kind, item))
         pub.pumps.append(asyncio.ensure_future(self._pump(pub, track)))
 
     def _watch_sockets(self, pub: _Publication) -> None:
@@ -452,6 +455,7 @@ class RecordingEngine:
             self._fail(pub, state)
 
     async def _pump(self, pub: _Publication, track: MediaStreamTrack) -> None:
+        # An attached receiver's frames bypass the track (receiving.py): this sees its end.
         while True:
             try:
                 item = await track.recv()

@@ -1,12 +1,9 @@
 """Store media as received: aiortc hands us encoded frames and PyAV muxes them by codec copy.
 
-aiortc (1.16.0) decodes every received frame in one thread per receiver, `decoder_worker`,
-which asks the module-level `aiortc.rtcrtpreceiver.get_decoder` for a decoder. `install()`
-patches both names: the worker remembers, in a thread-local, whether its track's queue carries
-our mark (`mark_track`, set by the recording endpoint in its "track" handler, which aiortc runs
-before it starts the receiver), and `get_decoder` hands marked threads a `PassthroughDecoder`
-whose "frames" are the depayloaded encoded frames as `av.Packet`s. Every other receiver in the
-process (a test client, aiortc's MediaRecorder in the benchmark) keeps the real decoder.
+A recorded track's receiver decodes on the loop (receiving.py) with `decoder_for(codec)`: a
+`PassthroughDecoder`, whose "frames" are the depayloaded encoded frames as `av.Packet`s, for the
+codecs that can be stored as received. Every other receiver in the process (a test client,
+aiortc's MediaRecorder in the benchmark) keeps aiortc's real decoder.
 
 `TrackMuxer` writes one publication (audio and/or video) into a WebM (VP8/Opus) or Matroska
 (H.264) container on a non-seekable sink. A codec that cannot be stored as received (G.711,
@@ -16,28 +13,22 @@ G.722) arrives decoded and is re-encoded to Opus (VP8 for video): mode "transcod
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, BinaryIO
 
-import aiortc
-import aiortc.rtcrtpreceiver as rtcrtpreceiver
 import av
+from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 log = logging.getLogger(__name__)
 
-AIORTC_VERSION = "1.16.0"  # the version whose receiver internals install() relies on
 PASSTHROUGH_CODECS = frozenset({"vp8", "h264", "opus"})  # aiortc codec name, lower case
 MS = Fraction(1, 1000)
-
-_MARK = "_samtale_passthrough"
-_thread = threading.local()  # .passthrough: this decoder thread serves a marked track
 
 
 # --- the decoder ------------------------------------------------------------------------------
@@ -45,7 +36,7 @@ _thread = threading.local()  # .passthrough: this decoder thread serves a marked
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """One item of a marked track: what the patched decoders hand to the track's queue.
+    """One item of a recorded track: what its decoder (`decoder_for`) hands on.
 
     `item` is the encoded frame as an `av.Packet` (pass-through: pts is the RTP timestamp,
     which aiortc maps to start at 0 and unwraps; time_base is 1/clock rate, 90 kHz video,
@@ -77,7 +68,7 @@ class PassthroughDecoder(Decoder):
 
 
 class _LabellingDecoder(Decoder):
-    """aiortc's real decoder for a marked track whose codec cannot pass through: labels the
+    """aiortc's real decoder for a recorded track whose codec cannot pass through: labels the
     frames with the codec so that the muxer can say why it transcodes."""
 
     def __init__(self, inner: Decoder, codec: RTCRtpCodecParameters) -> None:
@@ -131,54 +122,15 @@ def h264_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-# --- the patch --------------------------------------------------------------------------------
-
-_original_get_decoder = rtcrtpreceiver.get_decoder
-_original_decoder_worker = rtcrtpreceiver.decoder_worker
+# --- which decoder -----------------------------------------------------------------------------
 
 
-def _get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
-    decoder = _original_get_decoder(codec)
-    if not getattr(_thread, "passthrough", False):
-        return decoder
+def decoder_for(codec: RTCRtpCodecParameters) -> Decoder:
+    """The decoder of a recorded track: pass-through when the codec can be stored as received,
+    else aiortc's own decoder with its frames labelled (the muxer transcodes them)."""
     if codec.name.lower() in PASSTHROUGH_CODECS:
         return PassthroughDecoder(codec)
-    return _LabellingDecoder(decoder, codec)
-
-
-def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
-    # One thread per receiver, and output_q is that receiver's track queue (rtcrtpreceiver.py,
-    # RTCRtpReceiver.receive): a thread-local tells _get_decoder whose thread this is.
-    _thread.passthrough = bool(getattr(output_q, _MARK, False))
-    _original_decoder_worker(loop, input_q, output_q, decode_error)
-
-
-def install() -> None:
-    """Patch aiortc's receiver so that marked tracks get pass-through decoders. Idempotent.
-
-    Raises RuntimeError if aiortc's receiver no longer has the internals this relies on.
-    """
-    if rtcrtpreceiver.get_decoder is _get_decoder:
-        return
-    if aiortc.__version__ != AIORTC_VERSION:
-        log.warning("aiortc %s, pass-through recording was written for %s",
-                    aiortc.__version__, AIORTC_VERSION)
-    receiver = rtcrtpreceiver.RTCRtpReceiver
-    if not (hasattr(receiver, "_send_rtcp_pli") and callable(_original_decoder_worker)):
-        raise RuntimeError(f"aiortc {aiortc.__version__}: unsupported receiver internals")
-    rtcrtpreceiver.get_decoder = _get_decoder
-    rtcrtpreceiver.decoder_worker = _decoder_worker
-
-
-def installed() -> bool:
-    """True once install() patched aiortc."""
-    return rtcrtpreceiver.get_decoder is _get_decoder
-
-
-def mark_track(track: Any) -> None:
-    """Give this received track pass-through decoding. Call it in the peer connection's
-    "track" handler, i.e. before aiortc starts the receiver's decoder thread."""
-    setattr(track._queue, _MARK, True)
+    return _LabellingDecoder(get_decoder(codec), codec)
 
 
 # --- the muxer --------------------------------------------------------------------------------
@@ -250,7 +202,7 @@ class _Pending:
 class TrackMuxer:
     """Muxes one publication's tracks into a WebM/Matroska container on `sink`.
 
-    Feed it with `push(kind, received)` (what a marked track's recv() returns), call `tick()`
+    Feed it with `push(kind, received)` (what a recorded track's decoder hands on), call `tick()`
     now and then and `close()` at the end (which also closes the sink). Not thread-safe: use
     it from one thread (the engine's loop). Bad media never raises: such packets are dropped
     and counted; the sink's own errors (disk full) do propagate.
