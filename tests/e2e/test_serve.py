@@ -32,8 +32,9 @@ def test_a_clean_stop_seals_the_recording_as_complete(
     else:  # an operator's or a service manager's stop reaches the master
         live.process.send_signal(stop_signal)
     assert live.process.wait(20) == 0, live.stderr()[-3000:]
-    # The connections were closed by the server, not left to time out.
-    assert time.monotonic() - stopped_at < 10, live.stderr()[-3000:]
+    # The connections were closed by the server, not left to time out (the ping timeout is
+    # 20 s; sealing on a busy machine takes seconds).
+    assert time.monotonic() - stopped_at < 15, live.stderr()[-3000:]
     for client in clients:
         assert client.disconnected.wait(5), f"{client.label} was not disconnected"
         client.close()
