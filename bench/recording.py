@@ -32,6 +32,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,6 +148,15 @@ class Replay(MediaStreamTrack):
 # --- sender processes -------------------------------------------------------------------------
 
 
+def as_browsers_take(answer: str) -> str:
+    """The recorder's answer as the portal's page takes it (record-rate.js): without the
+    recorder's bandwidth estimate (goog-remb) and abs-send-time, so that the recorder runs no
+    estimator for this sender, as for a browser."""
+    return "\r\n".join(line for line in answer.split("\r\n")
+                       if not re.match(r"a=rtcp-fb:\S+ goog-remb\b", line)
+                       and "abs-send-time" not in line)
+
+
 async def _send(conn: Connection, count: int, pictures: list[bytes],
                 opus: list[bytes]) -> None:
     pcs, tracks = [], []
@@ -162,7 +172,7 @@ async def _send(conn: Connection, count: int, pictures: list[bytes],
     conn.send([pc.localDescription.sdp for pc in pcs])
     answers = await asyncio.to_thread(conn.recv)
     for pc, answer in zip(pcs, answers, strict=True):
-        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await pc.setRemoteDescription(RTCSessionDescription(as_browsers_take(answer), "answer"))
     deadline = time.monotonic() + 60
     while any(pc.connectionState != "connected" for pc in pcs) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

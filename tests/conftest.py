@@ -254,16 +254,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.live)
-        # scripts/test runs xdist workers with --dist loadgroup. Media (WebRTC, timing-bound) runs
-        # one test at a time in each of two groups: Chromium's calls, and aiortc's peers (the
-        # recorder, Janus driven by the portal). What starts servers without media is a third
-        # group; the rest spreads over the workers. xdist 3.8 names the group by setting
-        # `_nodeid`, which pytest 9 no longer reads: do it here.
+        # scripts/test runs two xdist workers (--dist loadgroup): media (WebRTC, timing-bound) runs
+        # one test at a time, and so does what starts servers without media, in a group of its
+        # own that may run beside it; the rest spreads over both. (Media in two groups side by
+        # side, or a third worker, overloads two cores: measured slower, and flaky.) xdist 3.8
+        # names the group by setting `_nodeid`, which pytest 9 no longer reads: do it here.
         if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
             if (any(item.get_closest_marker(m) for m in MEDIA_MARKS)
                     and item.path.name not in NO_MEDIA):
-                group = "media" if item.get_closest_marker("browser") else "peers"
-                item._id = coerce_node_id(f"{item.nodeid}@{group}")
+                item._id = coerce_node_id(f"{item.nodeid}@media")
             elif (any(item.get_closest_marker(m) for m in SERVER_MARKS)
                     or item.path.name in NO_MEDIA):
                 item._id = coerce_node_id(f"{item.nodeid}@servers")
