@@ -48,9 +48,9 @@ def report(recording: Recording) -> LossReport:
     tracks = [t for t in recording.tracks if t.mode != "failed"]
     # Stopped before anyone's media reached the recorder (it stopped at once, or the link never
     # came up): nothing to play, and the recording must not pass for complete.
-    empty = {t.id for t in tracks if recording.status in STORED
-             and "file" not in archive.track_details(t)}
-    counted = [(t, archive.track_details(t).get("loss")) for t in tracks if t.id not in empty]
+    details = {t.id: archive.track_details(t) for t in tracks}
+    empty = {t.id for t in tracks if recording.status in STORED and "file" not in details[t.id]}
+    counted = [(t, details[t.id].get("loss")) for t in tracks if t.id not in empty]
     accounted = all(loss is not None and loss.get("accounted", True) for _t, loss in counted)
     result = LossReport(accounted, accounted and not empty and all(
         loss and loss.get("complete") for _t, loss in counted), empty=empty)
