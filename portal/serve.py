@@ -12,6 +12,7 @@ the Socket.IO connections so that browsers reconnect to the next server at once.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
 import signal
@@ -29,6 +30,8 @@ from portal import logs
 from portal.notifications import background as notifications
 
 log = logging.getLogger(__name__)
+
+EXIT_WATCH = 10  # s: a worker still alive this long after its loop ended prints its threads
 
 
 def portal_of(wsgi: Any) -> Flask | None:
@@ -149,6 +152,9 @@ class Worker(ThreadWorker):
             if not self._stopping:
                 self._stopping = True
                 self._stop()
+            # Python now waits for every thread that is not a daemon; one that hangs keeps the
+            # worker up until the master kills it. Say which, in the error log.
+            faulthandler.dump_traceback_later(EXIT_WATCH, exit=False)
 
 
 class Server(BaseApplication):
