@@ -12,12 +12,16 @@ the Socket.IO connections so that browsers reconnect to the next server at once.
 
 from __future__ import annotations
 
-import faulthandler
+import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
+import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from flask import Flask
@@ -31,7 +35,13 @@ from portal.notifications import background as notifications
 
 log = logging.getLogger(__name__)
 
-EXIT_WATCH = 10  # s: a worker still alive this long after its loop ended prints its threads
+#: s: how long the WebSockets have to answer the close before the stop cuts them
+CLOSE_WAIT = 2
+#: s: how long a stopped worker waits for its connection threads before it goes without them
+EXIT_WAIT = 3
+#: s: sealing runs before the loop ends; closing the sockets after it (engine.io's disconnect
+#: handlers) may take this long more
+STOP_WAIT = 10
 
 
 def portal_of(wsgi: Any) -> Flask | None:
@@ -102,6 +112,9 @@ class Worker(ThreadWorker):
         super().__init__(*args, **kwargs)
         redact_access_log(self.log)
         self._stopping = False  # only ever set on the main thread (signal handlers, run())
+        self._stopper: threading.Thread | None = None
+        self._websockets: set[Any] = set()  # gunicorn's TConn of each WebSocket being served
+        self._websockets_lock = threading.Lock()
 
     def init_process(self) -> None:
         # In the worker process only: gunicorn builds each response by this module name.
@@ -133,11 +146,41 @@ class Worker(ThreadWorker):
         while self._accepting and time.monotonic() < deadline:
             time.sleep(0.02)
         close_sockets()
+        self._cut_websockets()
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        """gunicorn's, keeping note of the WebSocket connections being served."""
+        if not any(name == "UPGRADE" and value.lower() == "websocket"
+                   for name, value in req.headers):
+            return super().handle_request(req, conn)
+        with self._websockets_lock:
+            self._websockets.add(conn)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            with self._websockets_lock:
+                self._websockets.discard(conn)
+
+    def _cut_websockets(self) -> None:
+        """After close_sockets: a WebSocket's thread waits for the other end's reply to the
+        close, which a phone gone off the network never sends. gunicorn's drain waits for that
+        thread up to its graceful timeout. Give the replies CLOSE_WAIT s, then cut the rest."""
+        deadline = time.monotonic() + CLOSE_WAIT
+        while self._websockets and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with self._websockets_lock:
+            left = list(self._websockets)
+        for conn in left:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)  # its reader sees the end and returns
+        if left:
+            log.info("stop: cut %d WebSocket connections that did not answer the close", len(left))
 
     def _begin_stop(self) -> None:
         if not self._stopping:
             self._stopping = True
-            threading.Thread(target=self._stop, name="portal-stop", daemon=True).start()
+            self._stopper = threading.Thread(target=self._stop, name="portal-stop", daemon=True)
+            self._stopper.start()
 
     def handle_exit(self, sig: int, frame: Any) -> None:  # SIGTERM
         self._begin_stop()
@@ -152,9 +195,36 @@ class Worker(ThreadWorker):
             if not self._stopping:
                 self._stopping = True
                 self._stop()
-            # Python now waits for every thread that is not a daemon; one that hangs keeps the
-            # worker up until the master kills it. Say which, in the error log.
-            faulthandler.dump_traceback_later(EXIT_WATCH, exit=False)
+            self._leave()
+
+    def _leave(self) -> None:
+        """Once the loop has ended: let the stop finish, then give the threads that are not
+        daemons (gunicorn's connection handlers) EXIT_WAIT s. Python would wait for them
+        without end, and the master kill the worker after its graceful timeout; one still
+        running is named in the log with its stack, and the worker goes without it (the
+        recordings are sealed and the sockets closed by then)."""
+        deadline = time.monotonic() + EXIT_WAIT
+        if self._stopper is not None:
+            self._stopper.join(max(0.0, deadline - time.monotonic() + STOP_WAIT))
+        me = threading.current_thread()
+        for thread in threading.enumerate():
+            if thread is not me and not thread.daemon:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in threading.enumerate()
+                 if t is not me and t.is_alive() and (not t.daemon or t is self._stopper)]
+        if not stuck:
+            return
+        frames = sys._current_frames()
+        for thread in stuck:
+            stack = "".join(traceback.format_stack(frames[thread.ident])) \
+                if thread.ident in frames else "(no stack)\n"
+            log.warning("worker exit: thread %r still running after %g s:\n%s",
+                        thread.name, EXIT_WAIT, stack)
+        for handler in logging.getLogger().handlers + self.log.error_log.handlers:
+            handler.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class Server(BaseApplication):
