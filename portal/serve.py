@@ -61,11 +61,15 @@ def close_sockets() -> None:
     server = getattr(socketio, "server", None)
     if server is None:
         return
-    for sid in list(server.eio.sockets):
+    eio = server.eio
+    for sid, socket_ in list(eio.sockets.items()):
         try:
-            server.eio.disconnect(sid)
+            # Not engine.io's disconnect(), which waits until the close is sent: a polling
+            # connection with no request open never takes it, and the wait has no end.
+            socket_.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
         except Exception:  # one broken socket must not keep the others open
             log.exception("closing socket %s failed", sid)
+        eio.sockets.pop(sid, None)
 
 
 class QuietResponse(gunicorn_wsgi.Response):
