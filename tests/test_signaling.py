@@ -1082,18 +1082,26 @@ def test_a_relayed_signal_leaves_no_garbage_cycles(app: Flask, consult: Consult,
     host, (pat,) = in_call(app, host_socket, consult)
     host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})  # the roster is read once
     pat.take("signal")
-    gc.collect()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        for _ in range(50):
-            host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+    # The collector sees the whole process: threads that earlier tests left in this worker
+    # may drop garbage of their own meanwhile. A cycle per message shows in every window;
+    # theirs comes and goes, so the cleanest of three windows is this relay's.
+    windows = []
+    for _ in range(3):
         gc.collect()
-        exceptions = [type(o).__name__ for o in gc.garbage if isinstance(o, BaseException)]
-        per_message = len(gc.garbage) / 50
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    assert len(pat.take("signal")) == 50
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            for _ in range(50):
+                host.emit("signal", {"to": pat.id, "candidate": CANDIDATE})
+            gc.collect()
+            exceptions = [type(o).__name__ for o in gc.garbage if isinstance(o, BaseException)]
+            windows.append((len(exceptions), len(gc.garbage) / 50, exceptions))
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert len(pat.take("signal")) == 50
+        if windows[-1][1] < 20 and not exceptions:
+            break
+    _count, per_message, exceptions = min(windows)
     assert exceptions == []
     assert per_message < 20, per_message  # (werkzeug's matcher leaves a closure cycle: 8)
     # The WebSocket upgrade matches too (a plain rule would raise WebsocketMismatch).
