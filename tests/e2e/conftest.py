@@ -4,7 +4,9 @@ Playwright (browser_call.py)."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,23 @@ from janus import JanusProcess
 from live import LivePortal, running
 from netns import outside_loopback
 from playwright.sync_api import Browser, Playwright, sync_playwright
+
+# --- a new user's clone ------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def fresh_clone() -> Iterator[Path]:
+    """A clone of this repository's HEAD into an empty folder, as a new user makes it. The
+    first-try test runs scripts/start in it, and the wheel test then reuses the .venv that
+    made (one install of the runtime lock, not two)."""
+    root = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse",
+                           "--show-toplevel"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="samtale-clone-", ignore_cleanup_errors=True) as tmp:
+        clone = Path(tmp) / "samtale"
+        subprocess.run(["git", "clone", "--quiet", root, str(clone)], check=True, timeout=120)
+        assert not (clone / ".venv").exists() and not (clone / "instance").exists()
+        yield clone
+
 
 # --- live portals (a real server in a subprocess) --------------------------------------------
 

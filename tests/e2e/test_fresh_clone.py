@@ -8,12 +8,10 @@ import os
 import re
 import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,6 @@ from live import CSRF_RE, free_port
 
 pytestmark = [pytest.mark.slow]
 
-HERE = Path(__file__).resolve().parent
 #: A fresh install downloads every locked package (pip's cache helps on a second run).
 INSTALL_TIMEOUT = 900.0
 DEMO_HOST = re.compile(r"^demo host: (\S+@\S+)\s+password: (\S+)\s+\(shown once\)$", re.M)
@@ -56,17 +53,6 @@ class Client:
             name, _, value = cookie.split(";", 1)[0].partition("=")
             self.cookies[name.strip()] = value
         return status, headers.get("Location", ""), text.decode()
-
-
-@pytest.fixture
-def fresh_clone() -> Iterator[Path]:
-    root = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--show-toplevel"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="samtale-clone-", ignore_cleanup_errors=True) as tmp:
-        clone = Path(tmp) / "samtale"
-        subprocess.run(["git", "clone", "--quiet", root, str(clone)], check=True, timeout=120)
-        assert not (clone / ".venv").exists() and not (clone / "instance").exists()
-        yield clone
 
 
 def new_user_env(port: int) -> dict[str, str]:
@@ -126,6 +112,8 @@ def sign_in(url: str, email: str, password: str) -> None:
 
 def test_scripts_start_serves_a_fresh_clone_and_the_demo_host_signs_in(
         fresh_clone: Path) -> None:
+    # Before anything else ran in it (the wheel test reuses what this makes).
+    assert not (fresh_clone / ".venv").exists() and not (fresh_clone / "instance").exists()
     port = free_port()
     running: list[subprocess.Popen[bytes]] = []
     try:

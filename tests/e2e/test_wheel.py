@@ -1,6 +1,7 @@
-"""A wheel works without the checkout: built from this working tree, installed into a fresh venv
-with the runtime lock, it migrates a database and serves the sign-in page from a folder outside
-the repository. Templates, migrations, static files and translations ship inside `portal`."""
+"""A wheel works without the checkout: built from this working tree, installed into a venv that
+holds the runtime lock and nothing else (the new user's, from test_fresh_clone.py), it migrates
+a database and serves the sign-in page from a folder outside the repository. Templates,
+migrations, static files and translations ship inside `portal`."""
 
 from __future__ import annotations
 
@@ -43,17 +44,32 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_the_wheel_migrates_and_serves_outside_the_checkout(tmp_path: Path) -> None:
-    env_dir, wheels, elsewhere = tmp_path / "venv", tmp_path / "wheels", tmp_path / "elsewhere"
+def runtime_venv(fresh_clone: Path, tmp_path: Path) -> Path:
+    """A venv holding the runtime lock and nothing else: the one scripts/start made in the new
+    user's clone (tests/e2e/test_fresh_clone.py, run before this one), or a new one."""
+    made = fresh_clone / ".venv"
+    stamp = made / ".installed"
+    if stamp.exists() and stamp.read_text().startswith("runtime ") and (
+            fresh_clone / "requirements" / "runtime.txt").read_bytes() == (
+            ROOT / "requirements" / "runtime.txt").read_bytes():
+        return made
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    run(env_dir / "bin" / "python", "-m", "pip", "install", "--quiet", "--require-hashes",
+        "--no-deps", "-r", ROOT / "requirements" / "runtime.txt", timeout=INSTALL_TIMEOUT)
+    return env_dir
+
+
+def test_the_wheel_migrates_and_serves_outside_the_checkout(fresh_clone: Path,
+                                                            tmp_path: Path) -> None:
+    wheels, elsewhere = tmp_path / "wheels", tmp_path / "elsewhere"
     elsewhere.mkdir()
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_SOURCE)
 
-    # A fresh venv with the locked dependencies; the wheel is built with its locked setuptools.
-    venv.create(env_dir, with_pip=True)
+    # A venv with the locked dependencies; the wheel is built with its locked setuptools.
+    env_dir = runtime_venv(fresh_clone, tmp_path)
     python = env_dir / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", "--require-hashes", "--no-deps",
-        "-r", ROOT / "requirements" / "runtime.txt", timeout=INSTALL_TIMEOUT)
     run(python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
         "-w", wheels, source, timeout=300)
     (wheel,) = wheels.glob("samtale-*.whl")
@@ -85,7 +101,7 @@ def test_the_wheel_migrates_and_serves_outside_the_checkout(tmp_path: Path) -> N
     (tmp_path / "instance" / "keys").mkdir(parents=True)
     # The package comes from the venv, not from the checkout.
     where = run(python, "-c", "import portal; print(portal.__file__)", cwd=elsewhere, env=env)
-    assert Path(where.stdout.strip()).is_relative_to(env_dir), where.stdout
+    assert Path(where.stdout.strip()).is_relative_to(env_dir / "lib"), where.stdout
     assert not Path(where.stdout.strip()).is_relative_to(ROOT)
 
     migrated = run(env_dir / "bin" / "flask", "--app", "portal", "db", "upgrade",
