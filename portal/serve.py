@@ -39,8 +39,8 @@ log = logging.getLogger(__name__)
 CLOSE_WAIT = 2
 #: s: how long a stopped worker waits for its connection threads before it goes without them
 EXIT_WAIT = 3
-#: s: sealing runs before the loop ends; closing the sockets after it (engine.io's disconnect
-#: handlers) may take this long more
+#: s: how long the stop may still run once the loop has ended (sealing comes before; closing
+#: the sockets and cutting those that do not answer come after)
 STOP_WAIT = 10
 
 
@@ -202,14 +202,14 @@ class Worker(ThreadWorker):
             self._leave()
 
     def _leave(self) -> None:
-        """Once the loop has ended: let the stop finish, then give the threads that are not
-        daemons (gunicorn's connection handlers) EXIT_WAIT s. Python would wait for them
-        without end, and the master kill the worker after its graceful timeout; one still
-        running is named in the log with its stack, and the worker goes without it (the
-        recordings are sealed and the sockets closed by then)."""
-        deadline = time.monotonic() + EXIT_WAIT
+        """Once the loop has ended: let the stop finish (STOP_WAIT s at most), then give the
+        threads that are not daemons (gunicorn's connection handlers) EXIT_WAIT s. Python
+        would wait for them without end, and the master kill the worker after its graceful
+        timeout; one still running is named in the log with its stack, and the worker goes
+        without it (the recordings are sealed and the sockets closed by then)."""
         if self._stopper is not None:
-            self._stopper.join(max(0.0, deadline - time.monotonic() + STOP_WAIT))
+            self._stopper.join(STOP_WAIT)
+        deadline = time.monotonic() + EXIT_WAIT
         me = threading.current_thread()
         for thread in threading.enumerate():
             if thread is not me and not thread.daemon:
